@@ -1,0 +1,61 @@
+# Two commands: `make dev` runs the system locally, `make test` runs the whole suite.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= us-east-1
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+LAMBDAS := webhook inbound directory staff-api
+
+.PHONY: dev test venv lint unit-and-integration package bench send token crm-event clean
+
+## make dev: moto + every function wired as in template.yaml; webhook on http://127.0.0.1:3000
+dev: $(STAMP)
+	cargo build -p local-runner
+	MOTO_PORT=$${MOTO_PORT:-5005} infra/with-moto.sh cargo run -q -p local-runner -- up --addr 127.0.0.1:$${PORT:-3000}
+
+## make test: lint + template checks + unit and integration tests (moto) + Lambda packaging
+test: $(STAMP) lint unit-and-integration package
+
+$(STAMP): infra/requirements.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r infra/requirements.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	$(PY) infra/derive_resources.py --check
+	sam validate --lint
+	cfn-lint template.yaml
+
+unit-and-integration: $(STAMP)
+	infra/with-moto.sh cargo test --workspace
+
+## Proves every function still builds for Lambda (arm64, provided.al2023), as `sam build` would.
+package: $(STAMP)
+	rustup target list --installed | grep -q aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+	cargo lambda build --release --arm64 $(addprefix -p ,$(LAMBDAS))
+	@for f in $(LAMBDAS); do ls -l target/lambda/$$f/bootstrap | awk -v f=$$f '{printf "bootstrap %-10s %6.1f MB\n", f, $$5/1048576}'; done
+
+bench:
+	cargo bench -p shared
+
+## make send EVENT=events/webhook-text.json  (signs with the dev app secret and posts to the local webhook)
+send:
+	cargo run -q -p local-runner -- send $(EVENT)
+
+## make token PERMS="whatsapp_chat:view" [ADMIN=1]
+token:
+	cargo run -q -p local-runner -- mint-token $(if $(ADMIN),--admin) $(foreach p,$(PERMS),--perm $(p))
+
+## make crm-event TYPE=contact_created DETAIL=events/crm-contact-created-detail.json
+crm-event:
+	cargo run -q -p local-runner -- crm-event $(TYPE) $(DETAIL)
+
+clean:
+	cargo clean
+	rm -rf .local .aws-sam

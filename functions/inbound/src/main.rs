@@ -1,0 +1,39 @@
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use inbound::{InboundProcessor, handle_batch, system_now_ms};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use shared::archive::S3Archive;
+use shared::config::Config;
+use shared::crm_events::EventBridgeBus;
+use shared::phone::PhoneNormalizer;
+use shared::store::Store;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let cfg = Config::from_env()?;
+    let aws = aws_config::load_from_env().await;
+    let processor = InboundProcessor {
+        store: Store::new(
+            aws_sdk_dynamodb::Client::new(&aws),
+            &cfg.table_name,
+            cfg.inbox_shards,
+        ),
+        bus: Arc::new(EventBridgeBus::new(
+            aws_sdk_eventbridge::Client::new(&aws),
+            Config::require(&cfg.crm_bus_name, "CRM_BUS_NAME")?,
+        )),
+        phones: PhoneNormalizer::new(&cfg.default_country)?,
+        now_ms: system_now_ms,
+    };
+    let archive = S3Archive::new(
+        aws_sdk_s3::Client::new(&aws),
+        Config::require(&cfg.media_bucket, "MEDIA_BUCKET")?,
+    );
+    let (processor, archive) = (&processor, &archive);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<SqsBatchResponse, Error>(handle_batch(processor, archive, event.payload).await)
+    }))
+    .await
+}

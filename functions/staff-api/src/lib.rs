@@ -1,0 +1,539 @@
+//! Staff API (`/api/v1/…`, JWT): inbox, history, auto-lead settings, directory bulk import.
+//!
+//! Every route authenticates the bearer token (asymmetric, pinned algorithm, `kid` rotation)
+//! and checks one permission; errors are `{"error":{"code","message"}}`; page cursors are
+//! opaque and signed.
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use shared::auth::{Action, AuthError, JwtVerifier, Permission, Principal, Resource};
+use shared::crm_events::{
+    CrmRecord, DirectoryChange, DirectoryKind, DirectoryOp, parse_timestamp_ms,
+};
+use shared::cursor::CursorSigner;
+use shared::phone::PhoneNormalizer;
+use shared::secrets::{ApiSecrets, CachedSecret};
+use shared::store::dynamo::{DirectoryOutcome, WINDOW_MS};
+use shared::store::model::{AutoLeadSettings, Conversation, Delivery, MessageItem, RelType};
+use shared::store::{Store, StoreError, keys};
+use tokio::sync::RwLock;
+
+pub const API_PREFIX: &str = "/api/v1";
+const MAX_IMPORT: usize = 1000;
+
+pub struct StaffApp {
+    pub store: Store,
+    pub phones: PhoneNormalizer,
+    pub secrets: Arc<CachedSecret<ApiSecrets>>,
+    pub issuer: String,
+    pub audience: String,
+    pub now_ms: fn() -> i64,
+    keys: RwLock<Option<(Arc<ApiSecrets>, Arc<Keys>)>>,
+}
+
+struct Keys {
+    verifier: JwtVerifier,
+    cursors: CursorSigner,
+}
+
+impl StaffApp {
+    pub fn new(
+        store: Store,
+        phones: PhoneNormalizer,
+        secrets: Arc<CachedSecret<ApiSecrets>>,
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+        now_ms: fn() -> i64,
+    ) -> Self {
+        Self {
+            store,
+            phones,
+            secrets,
+            issuer: issuer.into(),
+            audience: audience.into(),
+            now_ms,
+            keys: RwLock::new(None),
+        }
+    }
+
+    /// Verifier and cursor signer, rebuilt only when the secret changes (rotation).
+    async fn keys(&self) -> Result<Arc<Keys>, ApiError> {
+        let secrets = self.secrets.get().await.map_err(|e| {
+            tracing::error!(error = %e, "API secret unavailable");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "secrets_unavailable",
+                "authentication keys are unavailable",
+            )
+        })?;
+        if let Some((s, k)) = self.keys.read().await.as_ref()
+            && Arc::ptr_eq(s, &secrets)
+        {
+            return Ok(k.clone());
+        }
+        let verifier =
+            JwtVerifier::new(&secrets.jwt_keys, &self.issuer, &self.audience).map_err(|e| {
+                tracing::error!(error = %e, "JWT keys misconfigured");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "auth_misconfigured",
+                    "authentication is not configured",
+                )
+            })?;
+        let k = Arc::new(Keys {
+            verifier,
+            cursors: CursorSigner::new(secrets.cursor_key.expose().as_bytes()),
+        });
+        *self.keys.write().await = Some((secrets, k.clone()));
+        Ok(k)
+    }
+}
+
+// ---------- errors ----------
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+    fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response()
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+        let message = match &e {
+            AuthError::Forbidden(what) => format!("permission {what} is required"),
+            other => other.to_string(),
+        };
+        Self::new(status, e.code(), message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "storage error");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            "storage is unavailable, retry later",
+        )
+    }
+}
+
+// ---------- auth extractor ----------
+
+/// The authenticated caller (401 before the handler runs when the token is missing or bad).
+pub struct Authed(pub Principal, Arc<Keys>);
+
+impl FromRequestParts<Arc<StaffApp>> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<StaffApp>,
+    ) -> Result<Self, Self::Rejection> {
+        let keys = app.keys().await?;
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let principal = keys.verifier.verify_header(header)?;
+        Ok(Authed(principal, keys))
+    }
+}
+
+const CHAT_VIEW: Permission = Permission {
+    resource: Resource::WhatsappChat,
+    action: Action::View,
+};
+
+// ---------- routes ----------
+
+pub fn router(app: Arc<StaffApp>) -> Router {
+    Router::new()
+        .route("/api/v1/conversations", get(list_conversations))
+        .route("/api/v1/conversations/{id}", get(get_conversation))
+        .route("/api/v1/conversations/{id}/messages", get(list_messages))
+        .route(
+            "/api/v1/settings/auto-lead",
+            get(get_auto_lead).put(put_auto_lead),
+        )
+        .route("/api/v1/directory/import", post(import_directory))
+        .fallback(|| async { ApiError::not_found("route") })
+        .with_state(app)
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    rel_type: Option<String>,
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+fn parse_limit(v: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
+    match v {
+        None => Ok(default),
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("limit must be a number from 1 to {max}"))
+            }),
+    }
+}
+
+#[derive(Serialize)]
+struct Page<T> {
+    data: Vec<T>,
+    next_cursor: Option<String>,
+}
+
+fn conversation_json(c: &Conversation, now_ms: i64) -> Value {
+    json!({
+        "id": c.conversation_id,
+        "phone_number_id": c.phone_number_id,
+        "customer": {
+            "id": c.customer_id,
+            "name": c.customer_name,
+            "phone": c.customer_phone,
+            "wa_id": c.wa_id,
+            "bsuid": c.bsuid,
+        },
+        "rel_type": c.rel_type,
+        "rel_id": c.rel_id,
+        "unread": c.unread,
+        "message_count": c.message_count,
+        "last_message_at": c.last_message_at,
+        "last_message_preview": c.last_message_preview,
+        "last_inbound_at": c.last_inbound_at,
+        "window_expires_at": c.window_expires_at,
+        "window_open": c.window_expires_at.is_some_and(|e| e > now_ms),
+        "session_started_at": c.session_started_at,
+        "assignee": c.assignee,
+        "created_at": c.created_at,
+    })
+}
+
+fn message_json(m: &MessageItem, d: Option<&Delivery>) -> Value {
+    let raw: Value = serde_json::from_str(&m.raw).unwrap_or(Value::Null);
+    let delivery = d.map(|d| {
+        json!({
+            "status": d.status,
+            "sent_at": d.sent_at,
+            "delivered_at": d.delivered_at,
+            "read_at": d.read_at,
+            "failed_at": d.failed_at,
+            "errors": d.errors.as_deref().and_then(|e| serde_json::from_str::<Value>(e).ok()),
+            "pricing": d.pricing.as_deref().and_then(|e| serde_json::from_str::<Value>(e).ok()),
+        })
+    });
+    json!({
+        "id": m.wamid,
+        "conversation_id": m.conversation_id,
+        "direction": m.direction,
+        "type": m.kind,
+        "timestamp": m.timestamp,
+        "summary": m.summary,
+        "source": m.source,
+        "context_id": m.context_wamid,
+        "staff_id": m.staff_id,
+        "delivery": delivery,
+        "message": raw,
+    })
+}
+
+async fn list_conversations(
+    State(app): State<Arc<StaffApp>>,
+    Authed(who, keys): Authed,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, ApiError> {
+    who.require(CHAT_VIEW)?;
+    let rel_types: Vec<RelType> = match q.rel_type.as_deref() {
+        None | Some("") | Some("all") => RelType::ALL.to_vec(),
+        Some(r) => vec![RelType::parse(r).ok_or_else(|| {
+            ApiError::bad_request("rel_type must be one of leads, contacts, staff, general")
+        })?],
+    };
+    let scope = format!("conversations:{}", q.rel_type.as_deref().unwrap_or("all"));
+    let before: Option<String> = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(keys.cursors.decode(&scope, c).map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_cursor",
+                "cursor is invalid for this list",
+            )
+        })?),
+    };
+    let limit = parse_limit(q.limit.as_deref(), 25, 100)?;
+    let (rows, next) = app
+        .store
+        .inbox(&rel_types, before.as_deref(), limit)
+        .await?;
+    let now = (app.now_ms)();
+    let page = Page {
+        data: rows.iter().map(|c| conversation_json(c, now)).collect(),
+        next_cursor: next.map(|n| keys.cursors.encode(&scope, &n)),
+    };
+    Ok(axum::Json(page).into_response())
+}
+
+fn parse_conv_id(id: &str) -> Result<(&str, &str), ApiError> {
+    keys::parse_conversation_id(id).ok_or_else(|| ApiError::not_found("conversation"))
+}
+
+async fn get_conversation(
+    State(app): State<Arc<StaffApp>>,
+    Authed(who, _): Authed,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    who.require(CHAT_VIEW)?;
+    let (pnid, cid) = parse_conv_id(&id)?;
+    let conv = app
+        .store
+        .conversation(pnid, cid)
+        .await?
+        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    Ok(axum::Json(conversation_json(&conv, (app.now_ms)())).into_response())
+}
+
+async fn list_messages(
+    State(app): State<Arc<StaffApp>>,
+    Authed(who, keys): Authed,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, ApiError> {
+    who.require(CHAT_VIEW)?;
+    let (pnid, cid) = parse_conv_id(&id)?;
+    if app.store.conversation(pnid, cid).await?.is_none() {
+        return Err(ApiError::not_found("conversation"));
+    }
+    let scope = format!("messages:{id}");
+    let after: Option<String> = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(keys.cursors.decode(&scope, c).map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_cursor",
+                "cursor is invalid for this list",
+            )
+        })?),
+    };
+    let limit = parse_limit(q.limit.as_deref(), 50, 200)?;
+    let (rows, next) = app
+        .store
+        .messages(pnid, cid, after.as_deref(), limit)
+        .await?;
+    let page = Page {
+        data: rows
+            .iter()
+            .map(|(m, d)| message_json(m, d.as_ref()))
+            .collect(),
+        next_cursor: next.map(|n| keys.cursors.encode(&scope, &n)),
+    };
+    Ok(axum::Json(page).into_response())
+}
+
+async fn get_auto_lead(
+    State(app): State<Arc<StaffApp>>,
+    Authed(who, _): Authed,
+) -> Result<Response, ApiError> {
+    who.require_admin()?;
+    Ok(axum::Json(app.store.auto_lead_settings().await?).into_response())
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AutoLeadBody {
+    enabled: bool,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    assignee: Option<String>,
+}
+
+async fn put_auto_lead(
+    State(app): State<Arc<StaffApp>>,
+    Authed(who, _): Authed,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    who.require_admin()?;
+    let b: AutoLeadBody = parse_json(&body)?;
+    let clean = |v: Option<String>, field: &str| -> Result<Option<String>, ApiError> {
+        match v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) {
+            Some(s) if s.chars().count() > 100 => Err(ApiError::bad_request(format!(
+                "{field} is longer than 100 characters"
+            ))),
+            other => Ok(other),
+        }
+    };
+    let settings = AutoLeadSettings {
+        enabled: b.enabled,
+        status: clean(b.status, "status")?,
+        source: clean(b.source, "source")?,
+        assignee: clean(b.assignee, "assignee")?,
+    };
+    app.store
+        .put_auto_lead_settings(&settings, (app.now_ms)())
+        .await?;
+    tracing::info!(staff_id = %who.staff_id, enabled = settings.enabled, "auto-lead settings changed");
+    Ok(axum::Json(settings).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportBody {
+    records: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+struct ImportRecord {
+    kind: String,
+    updated_at: Value,
+    #[serde(default)]
+    converted: bool,
+    #[serde(default)]
+    deleted: bool,
+    #[serde(flatten)]
+    record: CrmRecord,
+}
+
+/// `POST /api/v1/directory/import` (admin): initial load of leads / contacts / staff.
+async fn import_directory(
+    State(app): State<Arc<StaffApp>>,
+    Authed(who, _): Authed,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    who.require_admin()?;
+    let b: ImportBody = parse_json(&body)?;
+    if b.records.len() > MAX_IMPORT {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_records",
+            format!("at most {MAX_IMPORT} records per request"),
+        ));
+    }
+    let mut counts: HashMap<&str, usize> =
+        HashMap::from([("applied", 0), ("stale", 0), ("duplicate", 0)]);
+    let mut errors = Vec::new();
+    let now = (app.now_ms)();
+    for (index, raw) in b.records.into_iter().enumerate() {
+        let r: ImportRecord = match serde_json::from_value(raw) {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(json!({"index": index, "message": e.to_string()}));
+                continue;
+            }
+        };
+        let kind = match r.kind.as_str() {
+            "lead" => DirectoryKind::Lead,
+            "contact" => DirectoryKind::Contact,
+            "staff" => DirectoryKind::Staff,
+            other => {
+                errors.push(json!({"index": index, "message": format!("kind {other:?} must be lead, contact or staff")}));
+                continue;
+            }
+        };
+        let updated_at_ms = match parse_timestamp_ms(&r.updated_at) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(json!({"index": index, "message": e.to_string()}));
+                continue;
+            }
+        };
+        let op = if r.deleted {
+            DirectoryOp::Delete
+        } else if r.converted {
+            DirectoryOp::Convert
+        } else {
+            DirectoryOp::Upsert
+        };
+        let event_id = format!(
+            "import:{}",
+            shared::envelope::sha256_hex(&[
+                kind.as_str(),
+                &r.record.id,
+                &updated_at_ms.to_string()
+            ])
+        );
+        let change = DirectoryChange {
+            event_id,
+            kind,
+            op,
+            updated_at_ms,
+            record: r.record,
+        };
+        let outcome = shared::directory::apply(&app.store, &app.phones, &change, now).await?;
+        let k = match outcome {
+            DirectoryOutcome::Applied => "applied",
+            DirectoryOutcome::Stale => "stale",
+            DirectoryOutcome::Duplicate => "duplicate",
+        };
+        *counts.entry(k).or_default() += 1;
+    }
+    tracing::info!(staff_id = %who.staff_id, applied = counts["applied"], errors = errors.len(), "directory import");
+    Ok(axum::Json(json!({
+        "applied": counts["applied"],
+        "stale": counts["stale"],
+        "duplicate": counts["duplicate"],
+        "errors": errors,
+    }))
+    .into_response())
+}
+
+/// Secrets are re-read at most this often (rotation of JWT keys takes effect within it).
+pub const SECRET_TTL: Duration = Duration::from_secs(300);
+
+pub fn window_ms() -> i64 {
+    WINDOW_MS
+}

@@ -1,0 +1,286 @@
+//! Webhook function: Meta's verification GET and signed POSTs.
+//!
+//! A POST is answered 200 only after every message, status and change in it is durably queued
+//! (or archived raw when it cannot be understood); any failure to do so answers 5xx so that
+//! Meta retries. Nothing is queued for a request whose signature does not verify.
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use shared::archive::RawArchive;
+use shared::envelope;
+use shared::meta::signature::{self, SIGNATURE_HEADER};
+use shared::meta::webhook::{WebhookError, parse_notification};
+use shared::queue::EnvelopeSink;
+use shared::secrets::{CachedSecret, MetaSecrets};
+use subtle::ConstantTimeEq;
+
+pub const WEBHOOK_PATH: &str = "/whatsapp/webhook/getdata";
+/// Meta sends at most 3 MB; anything over 4 MB is refused with 413.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+pub struct WebhookApp {
+    pub secrets: Arc<CachedSecret<MetaSecrets>>,
+    pub sink: Arc<dyn EnvelopeSink>,
+    pub archive: Arc<dyn RawArchive>,
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({"error": {"code": code, "message": message}});
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// The routes, for Lambda (`lambda_http::run`) and for the local runner alike.
+pub fn router(app: Arc<WebhookApp>) -> Router {
+    Router::new()
+        .route(WEBHOOK_PATH, get(verify).post(receive))
+        .with_state(app)
+        // We enforce our own limit (413) below; axum's default 2 MB must not pre-empt it.
+        .layer(axum::extract::DefaultBodyLimit::disable())
+}
+
+/// `GET ?hub.mode=subscribe&hub.verify_token=T&hub.challenge=C` → `C` when `T` matches.
+async fn verify(
+    State(app): State<Arc<WebhookApp>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let secrets = match app.secrets.get().await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "verify token unavailable");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "secrets_unavailable",
+                "verify token is unavailable",
+            );
+        }
+    };
+    let decision = verification(
+        q.get("hub.mode").map(String::as_str),
+        q.get("hub.verify_token").map(String::as_str),
+        q.get("hub.challenge").map(String::as_str),
+        secrets.verify_token.expose(),
+    );
+    match decision {
+        Ok(challenge) => {
+            tracing::info!("webhook verification accepted");
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/plain")],
+                challenge.to_string(),
+            )
+                .into_response()
+        }
+        Err(reason) => {
+            tracing::warn!(reason, "webhook verification refused");
+            error(StatusCode::FORBIDDEN, "verification_failed", reason)
+        }
+    }
+}
+
+/// Pure decision of the verification GET.
+pub fn verification<'a>(
+    mode: Option<&str>,
+    token: Option<&str>,
+    challenge: Option<&'a str>,
+    expected: &str,
+) -> Result<&'a str, &'static str> {
+    if mode != Some("subscribe") {
+        return Err("hub.mode must be subscribe");
+    }
+    let token = token.ok_or("hub.verify_token is missing")?;
+    if expected.is_empty() || !bool::from(token.as_bytes().ct_eq(expected.as_bytes())) {
+        return Err("hub.verify_token does not match");
+    }
+    challenge
+        .filter(|c| !c.is_empty())
+        .ok_or("hub.challenge is missing")
+}
+
+async fn receive(State(app): State<Arc<WebhookApp>>, headers: HeaderMap, body: Body) -> Response {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "body is over 4 MB",
+        );
+    }
+    let bytes: Bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "body is over 4 MB",
+            );
+        }
+    };
+    let sig = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    let (status, code, message) = app
+        .handle_post(&bytes, sig, chrono::Utc::now().timestamp_millis())
+        .await;
+    if status == StatusCode::OK {
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain")],
+            "EVENT_RECEIVED",
+        )
+            .into_response()
+    } else {
+        error(status, code, &message)
+    }
+}
+
+impl WebhookApp {
+    /// The whole POST decision, independent of HTTP framing: (status, error code, message).
+    pub async fn handle_post(
+        &self,
+        body: &[u8],
+        signature_header: Option<&str>,
+        now_ms: i64,
+    ) -> (StatusCode, &'static str, String) {
+        if body.len() > MAX_BODY_BYTES {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                "body is over 4 MB".into(),
+            );
+        }
+        let secrets = match self.secrets.get().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "app secret unavailable");
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "secrets_unavailable",
+                    "app secret is unavailable".into(),
+                );
+            }
+        };
+        if let Err(e) = signature::verify(
+            secrets.app_secret.expose().as_bytes(),
+            body,
+            signature_header,
+        ) {
+            // The secret may have been rotated since it was cached: re-read once before refusing.
+            let retried = match e {
+                signature::SignatureError::Mismatch => {
+                    self.secrets.invalidate().await;
+                    match self.secrets.get().await {
+                        Ok(fresh) => signature::verify(
+                            fresh.app_secret.expose().as_bytes(),
+                            body,
+                            signature_header,
+                        )
+                        .is_ok(),
+                        Err(_) => false,
+                    }
+                }
+                _ => false,
+            };
+            if !retried {
+                tracing::warn!(reason = %e, bytes = body.len(), "webhook signature rejected");
+                return (StatusCode::UNAUTHORIZED, "bad_signature", e.to_string());
+            }
+        }
+        let text = match std::str::from_utf8(body) {
+            Ok(t) => t,
+            Err(_) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    "not_json",
+                    "body is not UTF-8 JSON".into(),
+                );
+            }
+        };
+        let split = match parse_notification(body) {
+            Ok(n) => envelope::split(&n, text, now_ms),
+            Err(WebhookError::NotJson(m)) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    "not_json",
+                    format!("body is not JSON: {m}"),
+                );
+            }
+            // Valid JSON of a shape we do not know: keep it, acknowledge it.
+            Err(e) => envelope::Split {
+                queued: vec![],
+                unparsed: vec![envelope::Unparsed {
+                    reason: e.to_string(),
+                    raw: text.to_string(),
+                }],
+            },
+        };
+        let archive = async {
+            for u in &split.unparsed {
+                let key = self
+                    .archive
+                    .archive("raw", &u.reason, u.raw.as_bytes())
+                    .await?;
+                tracing::warn!(reason = %u.reason, key = %key, "archived a webhook item that could not be understood");
+            }
+            Ok::<_, shared::archive::ArchiveError>(())
+        };
+        let queue = self.sink.send_all(&split.queued);
+        let (archived, queued) = futures::join!(archive, queue);
+        if let Err(e) = queued {
+            tracing::error!(error = %e, envelopes = split.queued.len(), "queuing failed; Meta will retry");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "queue_unavailable",
+                "could not queue the notification".into(),
+            );
+        }
+        if let Err(e) = archived {
+            tracing::error!(error = %e, "archiving failed; Meta will retry");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "archive_unavailable",
+                "could not archive the notification".into(),
+            );
+        }
+        for q in &split.queued {
+            tracing::debug!(item = %q.label, "queued");
+        }
+        tracing::info!(
+            queued = split.queued.len(),
+            archived = split.unparsed.len(),
+            "webhook accepted"
+        );
+        (StatusCode::OK, "", String::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verification_decisions() {
+        assert_eq!(
+            verification(Some("subscribe"), Some("t"), Some("42"), "t"),
+            Ok("42")
+        );
+        assert!(verification(Some("subscribe"), Some("x"), Some("42"), "t").is_err());
+        assert!(verification(Some("unsubscribe"), Some("t"), Some("42"), "t").is_err());
+        assert!(verification(None, Some("t"), Some("42"), "t").is_err());
+        assert!(verification(Some("subscribe"), None, Some("42"), "t").is_err());
+        assert!(verification(Some("subscribe"), Some("t"), None, "t").is_err());
+        // An unset verify token never verifies anything.
+        assert!(verification(Some("subscribe"), Some(""), Some("42"), "").is_err());
+    }
+}

@@ -1,0 +1,319 @@
+//! Local runner: the whole system on one machine, wired as in `template.yaml`.
+//!
+//! - provisions in moto server exactly the resources of `template.yaml` (through the derived
+//!   spec `infra/local-resources.json`), each name prefixed so several stacks can coexist;
+//! - seeds development secrets and a development signing key for staff tokens;
+//! - serves the HTTP API routes (webhook + staff API) on 127.0.0.1 with the same handler code;
+//! - drives each SQS event source into its handler as Lambda would.
+//!
+//! The integration tests start one [`Stack`] each.
+pub mod driver;
+pub mod provision;
+pub mod spec;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use inbound::{InboundProcessor, Processor, handle_batch};
+use serde::{Deserialize, Serialize};
+use shared::archive::S3Archive;
+use shared::auth::{DevKeyPair, StaffClaims};
+use shared::config::Config;
+use shared::crm_events::EventBridgeBus;
+use shared::phone::PhoneNormalizer;
+use shared::queue::SqsSink;
+use shared::secrets::{CachedSecret, SecretSource};
+use shared::store::Store;
+
+use crate::driver::SqsDriver;
+use crate::provision::Resolved;
+use crate::spec::Spec;
+
+pub const DEV_APP_SECRET: &str = "dev-app-secret";
+pub const DEV_VERIFY_TOKEN: &str = "dev-verify-token";
+pub const DEV_ACCESS_TOKEN: &str = "dev-access-token-not-a-real-meta-token";
+pub const DEV_KID: &str = "dev-key-1";
+
+/// Wraps the inbound processor (tests use it to inject faults).
+pub type ProcessorWrapper = Arc<dyn Fn(Arc<dyn Processor>) -> Arc<dyn Processor> + Send + Sync>;
+
+#[derive(Clone)]
+pub struct StackOptions {
+    /// Resource name prefix (`dev` for `make dev`; unique per test).
+    pub prefix: String,
+    pub http_addr: SocketAddr,
+    /// How soon a failed queue record comes back (Lambda: the visibility timeout).
+    pub retry_after: Duration,
+    /// Secrets are re-read this often (short locally, so rotations show at once).
+    pub secret_ttl: Duration,
+    pub inbound_wrapper: Option<ProcessorWrapper>,
+    /// Overrides of function environment values (e.g. `DEFAULT_COUNTRY`).
+    pub env_overrides: HashMap<String, String>,
+}
+
+impl StackOptions {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+            http_addr: "127.0.0.1:0".parse().expect("addr"),
+            retry_after: Duration::from_secs(1),
+            secret_ttl: Duration::from_secs(2),
+            inbound_wrapper: None,
+            env_overrides: HashMap::new(),
+        }
+    }
+}
+
+/// Everything a developer (or a test) needs to talk to the running stack.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StackInfo {
+    pub http_base: String,
+    pub webhook_url: String,
+    pub api_base: String,
+    pub aws_endpoint: String,
+    pub resources: HashMap<String, Resolved>,
+    pub app_secret: String,
+    pub verify_token: String,
+    pub jwt_kid: String,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub jwt_private_pem: String,
+}
+
+impl StackInfo {
+    pub fn resource(&self, logical_id: &str) -> &Resolved {
+        self.resources
+            .get(logical_id)
+            .unwrap_or_else(|| panic!("{logical_id} is not a resource of template.yaml"))
+    }
+
+    /// A staff token signed with the development key.
+    pub fn mint_token(&self, sub: &str, admin: bool, perms: &[&str]) -> String {
+        let claims = StaffClaims::new(
+            sub,
+            admin,
+            perms,
+            &self.jwt_issuer,
+            &self.jwt_audience,
+            3600,
+        );
+        shared::auth::sign_ed25519(&self.jwt_kid, &self.jwt_private_pem, &claims)
+            .expect("dev token signs")
+    }
+}
+
+pub struct Stack {
+    pub info: StackInfo,
+    pub aws: SdkConfig,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error("AWS_ENDPOINT_URL is not set: start moto server first (make dev / make test do)")]
+    NoEndpoint,
+    #[error(transparent)]
+    Provision(#[from] provision::ProvisionError),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("http server: {0}")]
+    Http(String),
+}
+
+pub async fn aws_config() -> Result<(SdkConfig, String), StackError> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").map_err(|_| StackError::NoEndpoint)?;
+    let aws = aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new(provision::REGION))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "local-runner",
+        ))
+        .load()
+        .await;
+    Ok((aws, endpoint))
+}
+
+fn cfg_err(e: impl std::fmt::Display) -> StackError {
+    StackError::Config(e.to_string())
+}
+
+impl Stack {
+    pub async fn start(opts: StackOptions) -> Result<Self, StackError> {
+        let (aws, endpoint) = aws_config().await?;
+        let spec = Spec::load();
+        let key: DevKeyPair = shared::auth::generate_ed25519(DEV_KID).map_err(cfg_err)?;
+        let cursor_key = hex::encode(rand::random::<[u8; 32]>());
+        let secrets = HashMap::from([
+            (
+                "MetaSecret".to_string(),
+                serde_json::json!({
+                    "access_token": DEV_ACCESS_TOKEN,
+                    "app_secret": DEV_APP_SECRET,
+                    "verify_token": DEV_VERIFY_TOKEN,
+                    "waba_id": "102290129340398",
+                    "app_id": "dev-app",
+                    "business_id": "dev-business",
+                }),
+            ),
+            (
+                "ApiSecret".to_string(),
+                serde_json::json!({"cursor_key": cursor_key, "jwt_keys": [key.public_config()]}),
+            ),
+        ]);
+        let resources = provision::provision(&aws, &spec, &opts.prefix, &secrets).await?;
+        let env_of = |binary: &str| -> Result<HashMap<String, String>, StackError> {
+            let mut env = provision::function_env(&spec, binary, &resources)?;
+            env.extend(opts.env_overrides.clone());
+            Ok(env)
+        };
+        let now: fn() -> i64 = || chrono::Utc::now().timestamp_millis();
+        let sm: Arc<dyn SecretSource> = Arc::new(aws_sdk_secretsmanager::Client::new(&aws));
+        let sqs = aws_sdk_sqs::Client::new(&aws);
+        let s3 = aws_sdk_s3::Client::new(&aws);
+        let ddb = aws_sdk_dynamodb::Client::new(&aws);
+        let mut tasks = Vec::new();
+
+        // --- webhook (HTTP) ---
+        let wcfg = Config::from_map(&env_of("webhook")?).map_err(cfg_err)?;
+        let webhook_app = webhook::WebhookApp {
+            secrets: Arc::new(CachedSecret::new(
+                sm.clone(),
+                Config::require(&wcfg.meta_secret_arn, "META_SECRET_ARN").map_err(cfg_err)?,
+                opts.secret_ttl,
+            )),
+            sink: Arc::new(SqsSink::new(
+                sqs.clone(),
+                Config::require(&wcfg.inbound_queue_url, "INBOUND_QUEUE_URL").map_err(cfg_err)?,
+            )),
+            archive: Arc::new(S3Archive::new(
+                s3.clone(),
+                Config::require(&wcfg.media_bucket, "MEDIA_BUCKET").map_err(cfg_err)?,
+            )),
+        };
+
+        // --- staff API (HTTP) ---
+        let scfg = Config::from_map(&env_of("staff-api")?).map_err(cfg_err)?;
+        let staff_app = staff_api::StaffApp::new(
+            Store::new(ddb.clone(), &scfg.table_name, scfg.inbox_shards),
+            PhoneNormalizer::new(&scfg.default_country).map_err(cfg_err)?,
+            Arc::new(CachedSecret::new(
+                sm.clone(),
+                Config::require(&scfg.api_secret_arn, "API_SECRET_ARN").map_err(cfg_err)?,
+                opts.secret_ttl,
+            )),
+            scfg.jwt_issuer.clone(),
+            scfg.jwt_audience.clone(),
+            now,
+        );
+        let router =
+            webhook::router(Arc::new(webhook_app)).merge(staff_api::router(Arc::new(staff_app)));
+        let listener = tokio::net::TcpListener::bind(opts.http_addr)
+            .await
+            .map_err(|e| StackError::Http(e.to_string()))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StackError::Http(e.to_string()))?;
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "local HTTP server stopped");
+            }
+        }));
+
+        // --- inbound (SQS FIFO) ---
+        let icfg = Config::from_map(&env_of("inbound")?).map_err(cfg_err)?;
+        let mut processor: Arc<dyn Processor> = Arc::new(InboundProcessor {
+            store: Store::new(ddb.clone(), &icfg.table_name, icfg.inbox_shards),
+            bus: Arc::new(EventBridgeBus::new(
+                aws_sdk_eventbridge::Client::new(&aws),
+                Config::require(&icfg.crm_bus_name, "CRM_BUS_NAME").map_err(cfg_err)?,
+            )),
+            phones: PhoneNormalizer::new(&icfg.default_country).map_err(cfg_err)?,
+            now_ms: now,
+        });
+        if let Some(w) = &opts.inbound_wrapper {
+            processor = w(processor);
+        }
+        let inbound_archive = Arc::new(S3Archive::new(
+            s3.clone(),
+            Config::require(&icfg.media_bucket, "MEDIA_BUCKET").map_err(cfg_err)?,
+        ));
+        let inbound_handler: driver::BatchHandler = Arc::new(move |event| {
+            let (p, a) = (processor.clone(), inbound_archive.clone());
+            Box::pin(async move { handle_batch(p.as_ref(), a.as_ref(), event).await })
+        });
+
+        // --- directory (EventBridge rule → SQS) ---
+        let dcfg = Config::from_map(&env_of("directory")?).map_err(cfg_err)?;
+        let directory_app = Arc::new(directory::DirectoryApp {
+            store: Store::new(ddb.clone(), &dcfg.table_name, dcfg.inbox_shards),
+            phones: PhoneNormalizer::new(&dcfg.default_country).map_err(cfg_err)?,
+            now_ms: now,
+        });
+        let directory_archive = Arc::new(S3Archive::new(
+            s3.clone(),
+            Config::require(&dcfg.media_bucket, "MEDIA_BUCKET").map_err(cfg_err)?,
+        ));
+        let directory_handler: driver::BatchHandler = Arc::new(move |event| {
+            let (d, a) = (directory_app.clone(), directory_archive.clone());
+            Box::pin(async move { d.handle_batch(a.as_ref(), event).await })
+        });
+
+        // Every SQS event source of template.yaml gets a driver.
+        for f in &spec.functions {
+            for src in &f.sqs_sources {
+                let handler = match f.binary.as_str() {
+                    "inbound" => inbound_handler.clone(),
+                    "directory" => directory_handler.clone(),
+                    other => {
+                        return Err(StackError::Config(format!(
+                            "no local handler for SQS function {other}"
+                        )));
+                    }
+                };
+                let q = resources
+                    .get(&src.queue)
+                    .ok_or_else(|| cfg_err(format!("queue {} unknown", src.queue)))?;
+                let d = SqsDriver {
+                    client: sqs.clone(),
+                    queue_url: q.url.clone().unwrap_or_default(),
+                    queue_arn: q.arn.clone(),
+                    batch_size: src.batch_size,
+                    report_batch_item_failures: src.report_batch_item_failures,
+                    retry_after: opts.retry_after,
+                    handler,
+                };
+                tasks.push(d.spawn());
+            }
+        }
+
+        let http_base = format!("http://{addr}");
+        let info = StackInfo {
+            webhook_url: format!("{http_base}{}", webhook::WEBHOOK_PATH),
+            api_base: format!("{http_base}{}", staff_api::API_PREFIX),
+            http_base,
+            aws_endpoint: endpoint,
+            resources,
+            app_secret: DEV_APP_SECRET.into(),
+            verify_token: DEV_VERIFY_TOKEN.into(),
+            jwt_kid: key.kid.clone(),
+            jwt_issuer: scfg.jwt_issuer.clone(),
+            jwt_audience: scfg.jwt_audience.clone(),
+            jwt_private_pem: key.private_pem.clone(),
+        };
+        Ok(Stack { info, aws, tasks })
+    }
+}

@@ -1,0 +1,126 @@
+#![recursion_limit = "256"]
+//! `local-runner up` (what `make dev` runs), plus helpers: `mint-token`, `send`, `crm-event`.
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use local_runner::{Stack, StackInfo, StackOptions};
+
+#[derive(Parser)]
+#[command(about = "Runs the WhatsApp ↔ CRM system locally against moto server")]
+struct Cli {
+    /// Where `up` writes the stack info that the other commands read.
+    #[arg(long, default_value = ".local/dev.json", global = true)]
+    info: PathBuf,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Provision the resources of template.yaml in moto and serve every function.
+    Up {
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        addr: String,
+        #[arg(long, default_value = "dev")]
+        prefix: String,
+    },
+    /// Print a staff JWT signed with the development key.
+    MintToken {
+        #[arg(long, default_value = "1")]
+        sub: String,
+        #[arg(long)]
+        admin: bool,
+        /// A permission such as whatsapp_chat:view (repeatable).
+        #[arg(long = "perm")]
+        perms: Vec<String>,
+    },
+    /// POST a webhook payload file to the local webhook, signed with the dev app secret.
+    Send { file: PathBuf },
+    /// Put a CRM event on the local CRM bus (`source = crm`).
+    CrmEvent {
+        /// detail-type, e.g. contact_created
+        detail_type: String,
+        /// JSON file with the event's detail
+        file: PathBuf,
+    },
+}
+
+fn read_info(path: &PathBuf) -> Result<StackInfo, Box<dyn std::error::Error>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: {e} (is `make dev` running?)", path.display()))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    shared::telemetry::init();
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Up { addr, prefix } => {
+            let mut opts = StackOptions::new(prefix);
+            opts.http_addr = addr.parse()?;
+            let stack = Stack::start(opts).await?;
+            if let Some(dir) = cli.info.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&cli.info, serde_json::to_string_pretty(&stack.info)?)?;
+            let i = &stack.info;
+            println!("\nWhatsApp ↔ CRM running locally");
+            println!("  webhook        {}", i.webhook_url);
+            println!("  staff API      {}", i.api_base);
+            println!("  AWS endpoint   {}", i.aws_endpoint);
+            println!("  verify token   {}", i.verify_token);
+            println!("  app secret     {}   (dev only)", i.app_secret);
+            println!("  resources:");
+            let mut names: Vec<_> = i.resources.iter().collect();
+            names.sort_by_key(|(k, _)| k.as_str());
+            for (logical, r) in names {
+                println!("    {logical:<20} {}", r.url.as_deref().unwrap_or(&r.name));
+            }
+            println!("  stack info     {}", cli.info.display());
+            println!(
+                "\nTry: make send EVENT=events/webhook-text.json   |   make token PERMS=whatsapp_chat:view\n"
+            );
+            tokio::signal::ctrl_c().await?;
+            println!("stopping");
+        }
+        Cmd::MintToken { sub, admin, perms } => {
+            let info = read_info(&cli.info)?;
+            let perms: Vec<&str> = perms.iter().map(String::as_str).collect();
+            println!("{}", info.mint_token(&sub, admin, &perms));
+        }
+        Cmd::Send { file } => {
+            let info = read_info(&cli.info)?;
+            let body = std::fs::read(&file)?;
+            let sig = shared::meta::signature::sign(info.app_secret.as_bytes(), &body);
+            let resp = reqwest::Client::new()
+                .post(&info.webhook_url)
+                .header("content-type", "application/json")
+                .header("x-hub-signature-256", sig)
+                .body(body)
+                .send()
+                .await?;
+            println!("{} {}", resp.status(), resp.text().await?);
+        }
+        Cmd::CrmEvent { detail_type, file } => {
+            let info = read_info(&cli.info)?;
+            let detail = std::fs::read_to_string(&file)?;
+            serde_json::from_str::<serde_json::Value>(&detail)?;
+            let (aws, _) = local_runner::aws_config().await?;
+            let out = aws_sdk_eventbridge::Client::new(&aws)
+                .put_events()
+                .entries(
+                    aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                        .event_bus_name(&info.resource("CrmBus").name)
+                        .source("crm")
+                        .detail_type(detail_type)
+                        .detail(detail)
+                        .build(),
+                )
+                .send()
+                .await?;
+            println!("failed entries: {}", out.failed_entry_count());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! Configuration from the environment: resource names come from `template.yaml`
+//! (or the local runner, which derives the same variables from it).
+use std::collections::HashMap;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Every setting a function may need. Only what a function uses is required by it:
+/// use [`Config::require`] helpers at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub table_name: String,
+    pub inbound_queue_url: Option<String>,
+    pub crm_bus_name: Option<String>,
+    pub media_bucket: Option<String>,
+    pub meta_secret_arn: Option<String>,
+    pub api_secret_arn: Option<String>,
+    pub default_country: String,
+    pub graph_api_base_url: String,
+    pub graph_api_version: String,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub inbox_shards: u8,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_map(map: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| map.get(k).cloned())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let inbox_shards = match get("INBOX_SHARDS") {
+            None => 4,
+            Some(v) => v
+                .parse::<u8>()
+                .ok()
+                .filter(|n| (1..=64).contains(n))
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "INBOX_SHARDS",
+                    reason: format!("{v:?} is not a number from 1 to 64"),
+                })?,
+        };
+        Ok(Self {
+            table_name: get("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?,
+            inbound_queue_url: get("INBOUND_QUEUE_URL"),
+            crm_bus_name: get("CRM_BUS_NAME"),
+            media_bucket: get("MEDIA_BUCKET"),
+            meta_secret_arn: get("META_SECRET_ARN"),
+            api_secret_arn: get("API_SECRET_ARN"),
+            default_country: get("DEFAULT_COUNTRY").unwrap_or_else(|| "US".into()),
+            graph_api_base_url: get("GRAPH_API_BASE_URL")
+                .unwrap_or_else(|| "https://graph.facebook.com".into()),
+            graph_api_version: get("GRAPH_API_VERSION").unwrap_or_else(|| "v25.0".into()),
+            jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "crm".into()),
+            jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "whatsapp-api".into()),
+            inbox_shards,
+        })
+    }
+
+    pub fn require<'a>(
+        value: &'a Option<String>,
+        name: &'static str,
+    ) -> Result<&'a str, ConfigError> {
+        value.as_deref().ok_or(ConfigError::Missing(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_name_is_required_and_defaults_apply() {
+        let mut m = HashMap::new();
+        assert_eq!(
+            Config::from_map(&m),
+            Err(ConfigError::Missing("TABLE_NAME"))
+        );
+        m.insert("TABLE_NAME".into(), "t".into());
+        let c = Config::from_map(&m).unwrap();
+        assert_eq!(c.inbox_shards, 4);
+        assert_eq!(c.graph_api_version, "v25.0");
+        assert_eq!(c.inbound_queue_url, None);
+        assert_eq!(
+            Config::require(&c.inbound_queue_url, "INBOUND_QUEUE_URL"),
+            Err(ConfigError::Missing("INBOUND_QUEUE_URL"))
+        );
+    }
+
+    #[test]
+    fn bad_shard_count_is_rejected() {
+        let m: HashMap<String, String> = [("TABLE_NAME", "t"), ("INBOX_SHARDS", "0")]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert!(matches!(
+            Config::from_map(&m),
+            Err(ConfigError::Invalid {
+                name: "INBOX_SHARDS",
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,28 @@
+//! Library shared by every Lambda of the WhatsApp ↔ CRM integration.
+//!
+//! Organised by capability, not by technical layer:
+//! - [`meta`]: Meta's wire types and webhook signature;
+//! - [`envelope`]: the versioned queue envelope and the split of a webhook batch into it;
+//! - [`phone`]: phone-number normalisation and matching keys;
+//! - [`store`]: DynamoDB key design and the repository;
+//! - [`identify`]: sender identification (leads → contacts → staff → auto-lead / general);
+//! - [`directory`]: the CRM directory kept from CRM events and the bulk import;
+//! - [`auth`]: staff JWT verification and permissions; [`cursor`]: signed page cursors;
+//! - [`crm_events`]: events exchanged with the CRM over EventBridge;
+//! - [`queue`], [`archive`], [`secrets`], [`config`], [`telemetry`]: AWS adapters and plumbing.
+//!
+//! The library knows nothing of the Lambda binaries or of the local runner.
+pub mod archive;
+pub mod auth;
+pub mod config;
+pub mod crm_events;
+pub mod cursor;
+pub mod directory;
+pub mod envelope;
+pub mod identify;
+pub mod meta;
+pub mod phone;
+pub mod queue;
+pub mod secrets;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,3 @@
+//! Meta WhatsApp Cloud API: webhook wire types and signature.
+pub mod signature;
+pub mod webhook;

@@ -1,0 +1,1195 @@
+//! The DynamoDB repository: every query and conditional write of the system.
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::keys::{self, AliasKind};
+use super::model::*;
+
+type Item = HashMap<String, AttributeValue>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("DynamoDB call failed: {0}")]
+    Dynamo(String),
+    #[error("stored item is not readable: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    fn sdk<E: std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> Self {
+        StoreError::Dynamo(DisplayErrorContext(&e).to_string())
+    }
+}
+
+impl From<serde_dynamo::Error> for StoreError {
+    fn from(e: serde_dynamo::Error) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+    HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
+}
+fn to_item<T: Serialize>(v: &T) -> Result<Item, StoreError> {
+    Ok(serde_dynamo::to_item(v)?)
+}
+fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    Ok(serde_dynamo::from_item(item)?)
+}
+
+/// Outcome of storing a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOutcome {
+    Stored,
+    /// The wamid was stored before: a redelivery.
+    Duplicate,
+}
+
+/// Everything the inbound function writes for one message.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub message: MessageItem,
+    pub conversation: ConversationFacts,
+    /// Counts toward unread (an inbound customer message).
+    pub unread: bool,
+}
+
+/// Conversation attributes written with a message.
+#[derive(Debug, Clone)]
+pub struct ConversationFacts {
+    pub phone_number_id: String,
+    pub customer: Customer,
+    pub rel_type: RelType,
+    pub rel_id: Option<String>,
+    pub shard: u8,
+    pub now_ms: i64,
+}
+
+/// Outcome of a status upsert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusOutcome {
+    /// The status was a step forward (the stored status changed).
+    pub advanced: bool,
+    /// The status the item had before (None: first status, or a placeholder was created).
+    pub previous: Option<String>,
+}
+
+pub struct StatusUpdate<'a> {
+    pub wamid: &'a str,
+    pub status: &'a str,
+    pub rank: u8,
+    pub timestamp_ms: i64,
+    pub recipient: Option<&'a str>,
+    pub errors_json: Option<String>,
+    pub pricing_json: Option<String>,
+    pub biz_opaque_callback_data: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectoryOutcome {
+    Applied,
+    /// An event with a newer `updated_at` was applied before.
+    Stale,
+    /// This `event_id` was applied before.
+    Duplicate,
+}
+
+/// A message's effect on its conversation's activity (see [`Store::touch_conversation`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Activity<'a> {
+    pub phone_number_id: &'a str,
+    pub customer_id: &'a str,
+    /// Meta's timestamp of the message (ms).
+    pub at_ms: i64,
+    pub preview: &'a str,
+    /// A customer message (moves the 24-hour window) rather than one of ours.
+    pub inbound: bool,
+    pub shard: u8,
+    pub rel_type: RelType,
+}
+
+pub const WINDOW_MS: i64 = 24 * 3600 * 1000;
+
+#[derive(Clone)]
+pub struct Store {
+    client: Client,
+    table: String,
+    shards: u8,
+}
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<String>, shards: u8) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            shards: shards.max(1),
+        }
+    }
+
+    pub fn shards(&self) -> u8 {
+        self.shards
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn get<T: DeserializeOwned>(
+        &self,
+        pk: String,
+        sk: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::sdk)?;
+        out.item.map(from_item).transpose()
+    }
+
+    /// Put that succeeds only if the item does not exist; `Ok(false)` when it did.
+    async fn put_new<T: Serialize>(&self, item: &T) -> Result<bool, StoreError> {
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(item)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure_put(&e) => Ok(false),
+            Err(e) => Err(StoreError::sdk(e)),
+        }
+    }
+
+    // ---------- settings ----------
+
+    pub async fn auto_lead_settings(&self) -> Result<AutoLeadSettings, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct Row {
+            value: String,
+        }
+        match self
+            .get::<Row>(keys::SETTINGS_PK.into(), "auto_lead")
+            .await?
+        {
+            None => Ok(AutoLeadSettings::default()),
+            Some(r) => {
+                serde_json::from_str(&r.value).map_err(|e| StoreError::Corrupt(e.to_string()))
+            }
+        }
+    }
+
+    pub async fn put_auto_lead_settings(
+        &self,
+        v: &AutoLeadSettings,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut item = key(keys::SETTINGS_PK, "auto_lead");
+        item.insert(
+            "value".into(),
+            s(serde_json::to_string(v).expect("settings serialise")),
+        );
+        item.insert("updated_at".into(), n(now_ms));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(StoreError::sdk)?;
+        Ok(())
+    }
+
+    // ---------- customers ----------
+
+    async fn alias(&self, kind: AliasKind, value: &str) -> Result<Option<Alias>, StoreError> {
+        self.get(keys::alias_pk(kind, value), keys::ALIAS_SK).await
+    }
+
+    pub async fn customer(&self, customer_id: &str) -> Result<Option<Customer>, StoreError> {
+        self.get(keys::customer_pk(customer_id), keys::PROFILE_SK)
+            .await
+    }
+
+    pub async fn customer_by_alias(
+        &self,
+        kind: AliasKind,
+        value: &str,
+    ) -> Result<Option<Customer>, StoreError> {
+        match self.alias(kind, value).await? {
+            Some(a) => self.customer(&a.customer_id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Finds the customer behind a wa_id and/or BSUID, creating it (with its aliases) on first
+    /// contact. The id is derived from the first identifier, so retries and races converge.
+    pub async fn resolve_customer(
+        &self,
+        wa_id: Option<&str>,
+        bsuid: Option<&str>,
+        e164: Option<&str>,
+        name: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Customer, StoreError> {
+        let mut found = None;
+        if let Some(w) = wa_id {
+            found = self.alias(AliasKind::WaId, w).await?;
+        }
+        if found.is_none()
+            && let Some(b) = bsuid
+        {
+            found = self.alias(AliasKind::Bsuid, b).await?;
+        }
+        let customer_id = match &found {
+            Some(a) => a.customer_id.clone(),
+            None => {
+                let first = match (wa_id, bsuid) {
+                    (Some(w), _) => format!("wa:{w}"),
+                    (None, Some(b)) => format!("bsuid:{b}"),
+                    (None, None) => {
+                        return Err(StoreError::Corrupt(
+                            "sender has neither wa_id nor BSUID".into(),
+                        ));
+                    }
+                };
+                keys::customer_id_for(&first)
+            }
+        };
+        let existing = self.customer(&customer_id).await?;
+        let mut customer = existing.clone().unwrap_or_else(|| Customer {
+            pk: keys::customer_pk(&customer_id),
+            sk: keys::PROFILE_SK.into(),
+            customer_id: customer_id.clone(),
+            wa_id: None,
+            bsuid: None,
+            e164: None,
+            name: None,
+            marketing_opt_out: false,
+            marketing_pref_at: None,
+            created_at: now_ms,
+        });
+        let mut changed = existing.is_none();
+        for (slot, v) in [
+            (&mut customer.wa_id, wa_id),
+            (&mut customer.bsuid, bsuid),
+            (&mut customer.e164, e164),
+        ] {
+            if let Some(v) = v
+                && slot.as_deref() != Some(v)
+            {
+                *slot = Some(v.to_string());
+                changed = true;
+            }
+        }
+        if let Some(nm) = name.filter(|n| !n.trim().is_empty())
+            && customer.name.as_deref() != Some(nm)
+        {
+            customer.name = Some(nm.to_string());
+            changed = true;
+        }
+        if changed {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(to_item(&customer)?))
+                .send()
+                .await
+                .map_err(StoreError::sdk)?;
+        }
+        // Aliases: idempotent, written after the profile so an alias never points at nothing.
+        for (kind, v) in [
+            (AliasKind::WaId, wa_id),
+            (AliasKind::Bsuid, bsuid),
+            (AliasKind::E164, e164),
+        ] {
+            if let Some(v) = v {
+                self.put_alias(kind, v, &customer_id).await?;
+            }
+        }
+        Ok(customer)
+    }
+
+    async fn put_alias(
+        &self,
+        kind: AliasKind,
+        value: &str,
+        customer_id: &str,
+    ) -> Result<(), StoreError> {
+        let alias = Alias {
+            pk: keys::alias_pk(kind, value),
+            sk: keys::ALIAS_SK.into(),
+            customer_id: customer_id.into(),
+        };
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&alias)?))
+            .send()
+            .await
+            .map_err(StoreError::sdk)?;
+        Ok(())
+    }
+
+    /// A `system` number change: the customer keeps its id; aliases move to the new number.
+    pub async fn move_number(
+        &self,
+        customer_id: &str,
+        old_wa_id: Option<&str>,
+        new_wa_id: &str,
+        new_e164: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.put_alias(AliasKind::WaId, new_wa_id, customer_id)
+            .await?;
+        if let Some(e) = new_e164 {
+            self.put_alias(AliasKind::E164, e, customer_id).await?;
+        }
+        let mut upd = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::customer_pk(customer_id), keys::PROFILE_SK)))
+            .update_expression("SET wa_id = :w, previous_wa_ids = list_append(if_not_exists(previous_wa_ids, :empty), :old)")
+            .expression_attribute_values(":w", s(new_wa_id))
+            .expression_attribute_values(":empty", AttributeValue::L(vec![]))
+            .expression_attribute_values(":old", AttributeValue::L(old_wa_id.map(s).into_iter().collect()));
+        if let Some(e) = new_e164 {
+            upd = upd
+                .update_expression(
+                    "SET wa_id = :w, e164 = :e, previous_wa_ids = list_append(if_not_exists(previous_wa_ids, :empty), :old)",
+                )
+                .expression_attribute_values(":e", s(e));
+        }
+        upd.send().await.map_err(StoreError::sdk)?;
+        // The old number may be given to someone else: release its aliases if still ours.
+        if let Some(old) = old_wa_id.filter(|o| *o != new_wa_id) {
+            let r = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key(
+                    keys::alias_pk(AliasKind::WaId, old),
+                    keys::ALIAS_SK,
+                )))
+                .condition_expression("customer_id = :c")
+                .expression_attribute_values(":c", s(customer_id))
+                .send()
+                .await;
+            if let Err(e) = r
+                && !matches!(&e, SdkError::ServiceError(se) if se.err().is_conditional_check_failed_exception())
+            {
+                return Err(StoreError::sdk(e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Marketing opt-out / resume from `user_preferences`, newest timestamp wins.
+    pub async fn set_marketing_preference(
+        &self,
+        customer_id: &str,
+        opt_out: bool,
+        at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::customer_pk(customer_id), keys::PROFILE_SK)))
+            .update_expression("SET marketing_opt_out = :o, marketing_pref_at = :t")
+            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(marketing_pref_at) OR marketing_pref_at <= :t)")
+            .expression_attribute_values(":o", AttributeValue::Bool(opt_out))
+            .expression_attribute_values(":t", n(at_ms))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure_update(&e) => Ok(false),
+            Err(e) => Err(StoreError::sdk(e)),
+        }
+    }
+
+    // ---------- directory ----------
+
+    pub async fn directory_by_phone(
+        &self,
+        canonical_e164: &str,
+    ) -> Result<Vec<PhoneIndex>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :p")
+            .expression_attribute_values(":p", s(keys::phone_pk(canonical_e164)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::sdk)?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect()
+    }
+
+    pub async fn directory_record(
+        &self,
+        kind: &str,
+        id: &str,
+    ) -> Result<Option<DirectoryRecord>, StoreError> {
+        self.get(keys::directory_pk(kind, id), keys::RECORD_SK)
+            .await
+    }
+
+    /// Applies one directory change: last-writer-wins on `updated_at`, once per `event_id`.
+    /// Record, phone index and dedupe marker change in one transaction.
+    pub async fn apply_directory(
+        &self,
+        record: &DirectoryRecord,
+        event_id: &str,
+        now_ms: i64,
+    ) -> Result<DirectoryOutcome, StoreError> {
+        for _ in 0..5 {
+            match self.try_apply_directory(record, event_id, now_ms).await? {
+                Some(outcome) => return Ok(outcome),
+                // Someone wrote the record between our read and our write: re-evaluate.
+                None => continue,
+            }
+        }
+        Err(StoreError::Dynamo(
+            "directory record kept changing under concurrent writes".into(),
+        ))
+    }
+
+    async fn try_apply_directory(
+        &self,
+        record: &DirectoryRecord,
+        event_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<DirectoryOutcome>, StoreError> {
+        let previous = self.directory_record(&record.kind, &record.id).await?;
+        if let Some(p) = &previous
+            && p.updated_at > record.updated_at
+        {
+            return Ok(Some(DirectoryOutcome::Stale));
+        }
+        // Conversion is one-way: a later update of a converted lead keeps it converted.
+        let merged;
+        let record = if previous.as_ref().is_some_and(|p| p.converted) && !record.converted {
+            merged = DirectoryRecord {
+                converted: true,
+                ..record.clone()
+            };
+            &merged
+        } else {
+            record
+        };
+        let mut items = Vec::new();
+        // The record itself, guarded by the updated_at we read (optimistic concurrency).
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(record)?));
+        put = match &previous {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(p) => put
+                .condition_expression("updated_at = :prev")
+                .expression_attribute_values(":prev", n(p.updated_at)),
+        };
+        items.push(
+            TransactWriteItem::builder()
+                .put(put.build().expect("put"))
+                .build(),
+        );
+        // Dedupe marker, kept past Meta/EventBridge retry horizons.
+        let mut marker = key(keys::event_pk(event_id), keys::EVENT_SK);
+        marker.insert("ttl".into(), n(now_ms / 1000 + keys::MARKER_TTL_SECS));
+        items.push(
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(marker))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build()
+                        .expect("put"),
+                )
+                .build(),
+        );
+        let index_sk = format!("{}#{}", record.kind, record.id);
+        let old_key = previous.as_ref().and_then(|p| p.phone_key.clone());
+        let new_key = if record.deleted {
+            None
+        } else {
+            record.phone_key.clone()
+        };
+        if let Some(old) = &old_key
+            && Some(old) != new_key.as_ref()
+        {
+            items.push(
+                TransactWriteItem::builder()
+                    .delete(
+                        aws_sdk_dynamodb::types::Delete::builder()
+                            .table_name(&self.table)
+                            .set_key(Some(key(keys::phone_pk(old), index_sk.clone())))
+                            .build()
+                            .expect("delete"),
+                    )
+                    .build(),
+            );
+        }
+        if let Some(k) = &new_key {
+            let idx = PhoneIndex {
+                pk: keys::phone_pk(k),
+                sk: index_sk.clone(),
+                kind: record.kind.clone(),
+                id: record.id.clone(),
+                name: record.name.clone(),
+                converted: record.converted,
+            };
+            items.push(
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&self.table)
+                            .set_item(Some(to_item(&idx)?))
+                            .build()
+                            .expect("put"),
+                    )
+                    .build(),
+            );
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Some(DirectoryOutcome::Applied)),
+            Err(e) => match cancellation_codes(&e) {
+                Some(codes) if codes.get(1).is_some_and(|c| c == "ConditionalCheckFailed") => {
+                    Ok(Some(DirectoryOutcome::Duplicate))
+                }
+                Some(codes) if codes.first().is_some_and(|c| c == "ConditionalCheckFailed") => {
+                    Ok(None)
+                }
+                _ => Err(StoreError::sdk(e)),
+            },
+        }
+    }
+
+    // ---------- auto-lead ----------
+
+    /// Claims `identity` (canonical phone or BSUID) for an auto-created lead. Returns the claim,
+    /// existing or new: only one claim per identity can ever exist.
+    pub async fn claim_lead(
+        &self,
+        identity: &str,
+        customer_id: &str,
+        now_ms: i64,
+    ) -> Result<LeadClaim, StoreError> {
+        let claim = LeadClaim {
+            pk: keys::lead_claim_pk(identity),
+            sk: keys::CLAIM_SK.into(),
+            correlation_id: keys::lead_correlation_id(identity),
+            customer_id: customer_id.into(),
+            emitted: false,
+            lead_id: None,
+            claimed_at: now_ms,
+        };
+        if self.put_new(&claim).await? {
+            return Ok(claim);
+        }
+        self.lead_claim(identity)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("lead claim vanished".into()))
+    }
+
+    pub async fn lead_claim(&self, identity: &str) -> Result<Option<LeadClaim>, StoreError> {
+        self.get(keys::lead_claim_pk(identity), keys::CLAIM_SK)
+            .await
+    }
+
+    pub async fn mark_claim_emitted(&self, identity: &str) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::lead_claim_pk(identity), keys::CLAIM_SK)))
+            .update_expression("SET emitted = :t")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map_err(StoreError::sdk)?;
+        Ok(())
+    }
+
+    // ---------- messages & conversations ----------
+
+    /// Stores a message, its wamid record and the conversation counters in ONE transaction:
+    /// a redelivery finds the wamid taken and changes nothing.
+    pub async fn store_message(&self, m: &NewMessage) -> Result<StoreOutcome, StoreError> {
+        let f = &m.conversation;
+        let msg = &m.message;
+        let conv_pk = msg.pk.clone();
+        let conv_id = keys::conversation_id(&f.phone_number_id, &f.customer.customer_id);
+        let put_msg = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(msg)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .expect("put");
+        let upd_wamid = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::wamid_pk(&msg.wamid), keys::WAMID_SK)))
+            .update_expression("SET msg_pk = :p, msg_sk = :s, conversation_id = :c, direction = :d")
+            .condition_expression("attribute_not_exists(msg_pk)")
+            .expression_attribute_values(":p", s(&conv_pk))
+            .expression_attribute_values(":s", s(&msg.sk))
+            .expression_attribute_values(":c", s(&conv_id))
+            .expression_attribute_values(":d", s(direction_str(msg.direction)))
+            .build()
+            .expect("update");
+        let mut names = vec![
+            "customer_id",
+            "phone_number_id",
+            "conversation_id",
+            "rel_type",
+            "gsi1pk",
+        ];
+        let mut set = vec![
+            "customer_id = :cid".to_string(),
+            "phone_number_id = :pnid".into(),
+            "conversation_id = :conv".into(),
+            "rel_type = :rt".into(),
+            "gsi1pk = :g1".into(),
+            "created_at = if_not_exists(created_at, :now)".into(),
+        ];
+        let mut conv = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(&conv_pk, keys::CONV_SK)))
+            .expression_attribute_values(":cid", s(&f.customer.customer_id))
+            .expression_attribute_values(":pnid", s(&f.phone_number_id))
+            .expression_attribute_values(":conv", s(&conv_id))
+            .expression_attribute_values(":rt", s(f.rel_type.as_str()))
+            .expression_attribute_values(":g1", s(keys::inbox_pk(f.rel_type.as_str(), f.shard)))
+            .expression_attribute_values(":now", n(f.now_ms))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":unread", n(if m.unread { 1 } else { 0 }));
+        let optional = [
+            ("rel_id", ":relid", f.rel_id.as_deref()),
+            ("wa_id", ":wa", f.customer.wa_id.as_deref()),
+            ("bsuid", ":bs", f.customer.bsuid.as_deref()),
+            ("customer_phone", ":ph", f.customer.e164.as_deref()),
+            ("customer_name", ":nm", f.customer.name.as_deref()),
+        ];
+        for (attr, placeholder, v) in optional {
+            if let Some(v) = v {
+                set.push(format!("{attr} = {placeholder}"));
+                names.push(attr);
+                conv = conv.expression_attribute_values(placeholder, s(v));
+            }
+        }
+        let expr = format!(
+            "SET {} ADD message_count :one, unread :unread",
+            set.join(", ")
+        );
+        let conv = conv.update_expression(expr).build().expect("update");
+        let r = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put_msg).build())
+            .transact_items(TransactWriteItem::builder().update(upd_wamid).build())
+            .transact_items(TransactWriteItem::builder().update(conv).build())
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(StoreOutcome::Stored),
+            Err(e) => match cancellation_codes(&e) {
+                Some(codes) if codes.iter().take(2).any(|c| c == "ConditionalCheckFailed") => {
+                    Ok(StoreOutcome::Duplicate)
+                }
+                _ => Err(StoreError::sdk(e)),
+            },
+        }
+    }
+
+    /// Moves the conversation's last activity (and, for inbound messages, the 24-hour window)
+    /// forward to Meta's timestamp `at_ms`. Idempotent and order-free: an older message never
+    /// moves it back.
+    pub async fn touch_conversation(&self, a: &Activity<'_>) -> Result<(), StoreError> {
+        let Activity {
+            phone_number_id,
+            customer_id,
+            at_ms,
+            preview,
+            inbound,
+            shard,
+            rel_type,
+        } = *a;
+        let conv_pk = keys::conversation_pk(phone_number_id, customer_id);
+        let conv_id = keys::conversation_id(phone_number_id, customer_id);
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&conv_pk, keys::CONV_SK)))
+            .update_expression("SET last_message_at = :t, last_message_preview = :p, gsi1pk = :g1, gsi1sk = :g1s")
+            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(last_message_at) OR last_message_at <= :t)")
+            .expression_attribute_values(":t", n(at_ms))
+            .expression_attribute_values(":p", s(truncate(preview, 200)))
+            .expression_attribute_values(":g1", s(keys::inbox_pk(rel_type.as_str(), shard)))
+            .expression_attribute_values(":g1s", s(keys::inbox_sk(at_ms, &conv_id)))
+            .send()
+            .await;
+        match r {
+            Ok(_) => {}
+            Err(e) if is_conditional_failure_update(&e) => {}
+            Err(e) => return Err(StoreError::sdk(e)),
+        }
+        if !inbound {
+            return Ok(());
+        }
+        // The customer-service window: opens (session start) when the previous one had expired.
+        let current: Option<Conversation> = self.get(conv_pk.clone(), keys::CONV_SK).await?;
+        let Some(current) = current else {
+            return Ok(());
+        };
+        if current.last_inbound_at.is_some_and(|t| t >= at_ms) {
+            return Ok(());
+        }
+        let new_session = current.window_expires_at.is_none_or(|exp| at_ms > exp);
+        let mut upd = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&conv_pk, keys::CONV_SK)))
+            .condition_expression("attribute_not_exists(last_inbound_at) OR last_inbound_at < :t")
+            .expression_attribute_values(":t", n(at_ms))
+            .expression_attribute_values(":exp", n(at_ms + WINDOW_MS));
+        upd = if new_session {
+            upd.update_expression(
+                "SET last_inbound_at = :t, window_expires_at = :exp, session_started_at = :t",
+            )
+        } else {
+            upd.update_expression("SET last_inbound_at = :t, window_expires_at = :exp")
+        };
+        match upd.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure_update(&e) => Ok(()),
+            Err(e) => Err(StoreError::sdk(e)),
+        }
+    }
+
+    pub async fn conversation(
+        &self,
+        phone_number_id: &str,
+        customer_id: &str,
+    ) -> Result<Option<Conversation>, StoreError> {
+        self.get(
+            keys::conversation_pk(phone_number_id, customer_id),
+            keys::CONV_SK,
+        )
+        .await
+    }
+
+    /// Inbox of some `rel_type`s, newest activity first, strictly older than `before` (a GSI1
+    /// sort key from the previous page). Queries every shard of each and merges: the sort key
+    /// `{activity}#{conversation id}` is globally ordered, so one key is a cursor for all shards.
+    pub async fn inbox(
+        &self,
+        rel_types: &[RelType],
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Conversation>, Option<String>), StoreError> {
+        let limit = limit.clamp(1, 100);
+        let parts: Vec<(RelType, u8)> = rel_types
+            .iter()
+            .flat_map(|r| (0..self.shards).map(move |s| (*r, s)))
+            .collect();
+        let queries = parts.into_iter().map(|(rel_type, shard)| {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("GSI1")
+                .scan_index_forward(false)
+                .limit(limit as i32 + 1)
+                .expression_attribute_values(":p", s(keys::inbox_pk(rel_type.as_str(), shard)));
+            q = match before {
+                Some(b) => q
+                    .key_condition_expression("gsi1pk = :p AND gsi1sk < :b")
+                    .expression_attribute_values(":b", s(b)),
+                None => q.key_condition_expression("gsi1pk = :p"),
+            };
+            q.send()
+        });
+        let mut all = Vec::new();
+        for r in futures::future::join_all(queries).await {
+            let out = r.map_err(StoreError::sdk)?;
+            for it in out.items.unwrap_or_default() {
+                all.push(from_item::<Conversation>(it)?);
+            }
+        }
+        all.sort_by(|a, b| b.gsi1sk.cmp(&a.gsi1sk));
+        let more = all.len() > limit;
+        all.truncate(limit);
+        let next = if more {
+            all.last().and_then(|c| c.gsi1sk.clone())
+        } else {
+            None
+        };
+        Ok((all, next))
+    }
+
+    /// History of a conversation in order, after sort key `after`; outbound messages come with
+    /// their delivery state.
+    pub async fn messages(
+        &self,
+        phone_number_id: &str,
+        customer_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<(MessageItem, Option<Delivery>)>, Option<String>), StoreError> {
+        let limit = limit.clamp(1, 200);
+        let pk = keys::conversation_pk(phone_number_id, customer_id);
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .limit(limit as i32 + 1)
+            .expression_attribute_values(":p", s(&pk));
+        q = match after {
+            Some(a) => q
+                .key_condition_expression("pk = :p AND sk BETWEEN :a AND :z")
+                .expression_attribute_values(":a", s(format!("{a}\u{0}")))
+                .expression_attribute_values(":z", s(format!("{}\u{10FFFF}", keys::MSG_PREFIX))),
+            None => q
+                .key_condition_expression("pk = :p AND begins_with(sk, :m)")
+                .expression_attribute_values(":m", s(keys::MSG_PREFIX)),
+        };
+        let out = q.send().await.map_err(StoreError::sdk)?;
+        let mut msgs: Vec<MessageItem> = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<_, _>>()?;
+        let more = msgs.len() > limit;
+        msgs.truncate(limit);
+        let next = if more {
+            msgs.last().map(|m| m.sk.clone())
+        } else {
+            None
+        };
+        let wanted: Vec<&str> = msgs
+            .iter()
+            .filter(|m| m.direction == Direction::Outbound)
+            .map(|m| m.wamid.as_str())
+            .collect();
+        let deliveries = self.deliveries(&wanted).await?;
+        let rows = msgs
+            .into_iter()
+            .map(|m| {
+                let d = deliveries.get(&m.wamid).cloned();
+                (m, d)
+            })
+            .collect();
+        Ok((rows, next))
+    }
+
+    pub async fn delivery(&self, wamid: &str) -> Result<Option<Delivery>, StoreError> {
+        self.get(keys::wamid_pk(wamid), keys::WAMID_SK).await
+    }
+
+    async fn deliveries(&self, wamids: &[&str]) -> Result<HashMap<String, Delivery>, StoreError> {
+        let mut found = HashMap::new();
+        for chunk in wamids.chunks(100) {
+            let mut pending: Vec<Item> = chunk
+                .iter()
+                .map(|w| key(keys::wamid_pk(w), keys::WAMID_SK))
+                .collect();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(
+                        &self.table,
+                        KeysAndAttributes::builder()
+                            .set_keys(Some(pending))
+                            .consistent_read(true)
+                            .build()
+                            .expect("keys"),
+                    )
+                    .send()
+                    .await
+                    .map_err(StoreError::sdk)?;
+                for it in out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    let d: Delivery = from_item(it)?;
+                    let w = d.pk.trim_start_matches("WAMID#").to_string();
+                    found.insert(w, d);
+                }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+                attempt += 1;
+                if attempt > 8 {
+                    return Err(StoreError::Dynamo(
+                        "BatchGetItem kept returning unprocessed keys".into(),
+                    ));
+                }
+                if !pending.is_empty() {
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Ranked status upsert: raises the status only forward (sent < delivered < read; failed
+    /// keeps its errors), sets each stage's time once, and creates a placeholder when the status
+    /// arrives before its message.
+    pub async fn apply_status(&self, u: &StatusUpdate<'_>) -> Result<StatusOutcome, StoreError> {
+        let stage = match u.status {
+            "sent" => Some("sent_at"),
+            "delivered" => Some("delivered_at"),
+            "read" => Some("read_at"),
+            "failed" => Some("failed_at"),
+            _ => None,
+        };
+        let k = key(keys::wamid_pk(u.wamid), keys::WAMID_SK);
+        let mut set = vec!["#st = :st".to_string(), "status_rank = :r".into()];
+        let mut b = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(k.clone()))
+            .condition_expression("attribute_not_exists(status_rank) OR status_rank < :r")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":st", s(u.status))
+            .expression_attribute_values(":r", n(u.rank as i64))
+            .return_values(ReturnValue::UpdatedOld);
+        if let Some(stage) = stage {
+            set.push(format!("{stage} = if_not_exists({stage}, :t)"));
+            b = b.expression_attribute_values(":t", n(u.timestamp_ms));
+        }
+        if let Some(e) = &u.errors_json {
+            set.push("errors = :e".into());
+            b = b.expression_attribute_values(":e", s(e));
+        }
+        if let Some(p) = &u.pricing_json {
+            set.push("pricing = :pr".into());
+            b = b.expression_attribute_values(":pr", s(p));
+        }
+        if let Some(r) = u.recipient {
+            set.push("recipient = if_not_exists(recipient, :rc)".into());
+            b = b.expression_attribute_values(":rc", s(r));
+        }
+        if let Some(c) = u.biz_opaque_callback_data {
+            set.push(
+                "biz_opaque_callback_data = if_not_exists(biz_opaque_callback_data, :bo)".into(),
+            );
+            b = b.expression_attribute_values(":bo", s(c));
+        }
+        match b
+            .update_expression(format!("SET {}", set.join(", ")))
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let previous = out.attributes.and_then(|mut a| match a.remove("status") {
+                    Some(AttributeValue::S(s)) => Some(s),
+                    _ => None,
+                });
+                Ok(StatusOutcome {
+                    advanced: true,
+                    previous,
+                })
+            }
+            Err(e) if is_conditional_failure_update(&e) => {
+                // A later status is already stored: only record this stage's time (once).
+                let mut set = Vec::new();
+                let mut b = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(k));
+                if let Some(stage) = stage {
+                    set.push(format!("{stage} = if_not_exists({stage}, :t)"));
+                    b = b.expression_attribute_values(":t", n(u.timestamp_ms));
+                }
+                if let Some(p) = &u.pricing_json {
+                    set.push("pricing = if_not_exists(pricing, :pr)".into());
+                    b = b.expression_attribute_values(":pr", s(p));
+                }
+                if !set.is_empty() {
+                    b.update_expression(format!("SET {}", set.join(", ")))
+                        .send()
+                        .await
+                        .map_err(StoreError::sdk)?;
+                }
+                Ok(StatusOutcome {
+                    advanced: false,
+                    previous: None,
+                })
+            }
+            Err(e) => Err(StoreError::sdk(e)),
+        }
+    }
+
+    // ---------- business-account events ----------
+
+    pub async fn record_template_status(
+        &self,
+        waba_id: &str,
+        name: &str,
+        language: &str,
+        event: &str,
+        raw: &str,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::template_pk(waba_id),
+                format!("{name}#{language}"),
+            )))
+            .update_expression("SET #n = :n, #l = :l, #st = :e, status_raw = :raw, status_at = :t")
+            .condition_expression("attribute_not_exists(status_at) OR status_at <= :t")
+            .expression_attribute_names("#n", "name")
+            .expression_attribute_names("#l", "language")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":n", s(name))
+            .expression_attribute_values(":l", s(language))
+            .expression_attribute_values(":e", s(event))
+            .expression_attribute_values(":raw", s(raw))
+            .expression_attribute_values(":t", n(at_ms))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure_update(&e) => Ok(()),
+            Err(e) => Err(StoreError::sdk(e)),
+        }
+    }
+
+    /// Business-level events (account updates, value-level errors) kept as a log.
+    pub async fn record_business_event(
+        &self,
+        pk: &str,
+        dedupe: &str,
+        kind: &str,
+        raw: &str,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut item = key(pk, format!("{at_ms:013}#{dedupe}"));
+        item.insert("kind".into(), s(kind));
+        item.insert("raw".into(), s(raw));
+        item.insert("at".into(), n(at_ms));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(StoreError::sdk)?;
+        Ok(())
+    }
+}
+
+fn direction_str(d: Direction) -> &'static str {
+    match d {
+        Direction::Inbound => "inbound",
+        Direction::Outbound => "outbound",
+    }
+}
+
+pub fn truncate(s: &str, max_chars: usize) -> String {
+    match s.char_indices().nth(max_chars) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+fn is_conditional_failure_put<R>(
+    e: &SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError, R>,
+) -> bool {
+    matches!(e, SdkError::ServiceError(se) if se.err().is_conditional_check_failed_exception())
+}
+
+fn is_conditional_failure_update<R>(e: &SdkError<UpdateItemError, R>) -> bool {
+    matches!(e, SdkError::ServiceError(se) if se.err().is_conditional_check_failed_exception())
+}
+
+fn cancellation_codes<R>(e: &SdkError<TransactWriteItemsError, R>) -> Option<Vec<String>> {
+    match e {
+        SdkError::ServiceError(se) => match se.err() {
+            TransactWriteItemsError::TransactionCanceledException(t) => Some(
+                t.cancellation_reasons()
+                    .iter()
+                    .map(|r| r.code().unwrap_or("None").to_string())
+                    .collect(),
+            ),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+impl Store {
+    /// Links an auto-lead claim to the CRM's lead id, when the CRM echoes our correlation id.
+    pub async fn link_lead_claim(
+        &self,
+        identity: &str,
+        correlation_id: &str,
+        lead_id: &str,
+    ) -> Result<bool, StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::lead_claim_pk(identity), keys::CLAIM_SK)))
+            .update_expression("SET lead_id = :l")
+            .condition_expression("correlation_id = :c")
+            .expression_attribute_values(":l", s(lead_id))
+            .expression_attribute_values(":c", s(correlation_id))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure_update(&e) => Ok(false),
+            Err(e) => Err(StoreError::sdk(e)),
+        }
+    }
+}

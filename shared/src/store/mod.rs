@@ -1,0 +1,25 @@
+//! Storage: one DynamoDB table (`MainTable`) designed from its access patterns.
+//!
+//! Keys are built only in [`keys`]; items are typed structs in [`model`] converted with
+//! `serde_dynamo`; [`dynamo::Store`] holds the queries and the conditional writes.
+//! The access-pattern table lives in `docs/dynamodb.md` (and is summarised here):
+//!
+//! | access pattern | key |
+//! |---|---|
+//! | conversation by (business number, customer) | `pk=CONV#{phone_number_id}#{customer_id}`, `sk=CONV` |
+//! | inbox per `rel_type`, newest activity first | GSI1 `gsi1pk=INBOX#{rel_type}#{shard}`, `gsi1sk={last_activity_ms:013}#{conversation_id}` |
+//! | message history in order | `pk=CONV#…`, `sk=MSG#{meta_ts_ms:013}#{wamid}` |
+//! | message / delivery state by wamid | `pk=WAMID#{wamid}`, `sk=WAMID` |
+//! | customer by internal id | `pk=CUST#{customer_id}`, `sk=PROFILE` |
+//! | customer by wa_id / BSUID / E.164 | `pk=ALIAS#{WA|BSUID|E164}#{value}`, `sk=ALIAS` |
+//! | directory entry by normalised phone | `pk=PHONE#{canonical E.164}`, `sk={kind}#{id}` |
+//! | directory record by id | `pk=DIR#{kind}#{id}`, `sk=RECORD` |
+//! | auto-lead claim of a phone | `pk=LEADCLAIM#{canonical E.164 or BSUID}`, `sk=CLAIM` |
+//! | processed CRM event (dedupe) | `pk=EVENT#{event_id}`, `sk=EVENT` (TTL) |
+//! | settings | `pk=SETTINGS`, `sk={name}` |
+//! | template status by name + language | `pk=TPL#{waba_id}`, `sk={name}#{language}` |
+pub mod dynamo;
+pub mod keys;
+pub mod model;
+
+pub use dynamo::{Store, StoreError};

@@ -1,0 +1,231 @@
+//! Items of the table, as typed structs (converted with `serde_dynamo`).
+use serde::{Deserialize, Serialize};
+
+/// `rel_type` of a conversation: which CRM record the customer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RelType {
+    Leads,
+    Contacts,
+    Staff,
+    General,
+}
+
+impl RelType {
+    pub const ALL: [RelType; 4] = [
+        RelType::Leads,
+        RelType::Contacts,
+        RelType::Staff,
+        RelType::General,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RelType::Leads => "leads",
+            RelType::Contacts => "contacts",
+            RelType::Staff => "staff",
+            RelType::General => "general",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Customer {
+    pub pk: String,
+    pub sk: String,
+    pub customer_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wa_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bsuid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e164: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub marketing_opt_out: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub marketing_pref_at: Option<i64>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alias {
+    pub pk: String,
+    pub sk: String,
+    pub customer_id: String,
+}
+
+/// A conversation between one business number and one customer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub pk: String,
+    pub sk: String,
+    pub conversation_id: String,
+    pub phone_number_id: String,
+    pub customer_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wa_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bsuid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_name: Option<String>,
+    pub rel_type: RelType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rel_id: Option<String>,
+    #[serde(default)]
+    pub unread: i64,
+    #[serde(default)]
+    pub message_count: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_message_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_message_preview: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_inbound_at: Option<i64>,
+    /// End of the 24-hour customer-service window (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_expires_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_started_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<String>,
+    pub created_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1sk: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+/// One message of a conversation's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageItem {
+    pub pk: String,
+    pub sk: String,
+    pub wamid: String,
+    pub conversation_id: String,
+    pub direction: Direction,
+    /// Meta's `type` (text, image, interactive, …; unknown types kept as sent).
+    pub kind: String,
+    /// Meta's timestamp (ms).
+    pub timestamp: i64,
+    /// Short text for previews and search.
+    pub summary: String,
+    /// The message exactly as Meta sent it.
+    pub raw: String,
+    /// `inbound` (customer), `smb_echo` (sent from the WhatsApp Business app), `api` (our sends).
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_wamid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staff_id: Option<String>,
+    pub stored_at: i64,
+}
+
+/// Delivery state of a message, by wamid. Also the idempotency record of a stored message
+/// (`msg_pk`/`msg_sk` set once), and the placeholder when a status arrives before its message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub pk: String,
+    pub sk: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg_pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg_sk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub status_rank: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_at: Option<i64>,
+    /// JSON of Meta's `errors[]` of a failed status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub biz_opaque_callback_data: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
+}
+
+/// A CRM record (lead, contact, staff) with its phone, kept by the directory function.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DirectoryRecord {
+    pub pk: String,
+    pub sk: String,
+    pub kind: String,
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_raw: Option<String>,
+    /// Canonical E.164 key the record is indexed under (`None` when its phone did not parse).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_key: Option<String>,
+    #[serde(default)]
+    pub converted: bool,
+    #[serde(default)]
+    pub deleted: bool,
+    /// Milliseconds: last-writer-wins on this.
+    pub updated_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+}
+
+/// Index item: phone → record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhoneIndex {
+    pub pk: String,
+    pub sk: String,
+    pub kind: String,
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub converted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeadClaim {
+    pub pk: String,
+    pub sk: String,
+    pub correlation_id: String,
+    pub customer_id: String,
+    #[serde(default)]
+    pub emitted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_id: Option<String>,
+    pub claimed_at: i64,
+}
+
+/// `auto_lead` settings (admin only): what a lead created for an unknown number gets.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutoLeadSettings {
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<String>,
+}
