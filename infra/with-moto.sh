@@ -5,12 +5,13 @@
 # dummy credentials so the real aws-sdk clients reach moto with no code change.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-moto="$here/.venv/bin/moto_server"
-[ -x "$moto" ] || { echo "moto_server not installed: run 'make venv'" >&2; exit 1; }
+moto="$here/.venv/bin/python"
+[ -x "$moto" ] || { echo "the project venv is missing: run make venv" >&2; exit 1; }
 port="${MOTO_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}"
 mkdir -p "$here/.local"
 log="$here/.local/moto-$port.log"
-"$moto" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+# infra/moto_server.py is moto_server with a fix to FIFO redelivery order (see the file).
+"$moto" "$here/infra/moto_server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
 moto_pid=$!
 trap 'kill $moto_pid 2>/dev/null || true; wait $moto_pid 2>/dev/null || true' EXIT INT TERM
 for _ in $(seq 1 100); do

@@ -135,11 +135,7 @@ struct DirectoryDetail {
 pub fn parse_timestamp_ms(v: &Value) -> Result<i64, CrmEventError> {
     let bad = || CrmEventError::Invalid(format!("updated_at {v} is not a timestamp"));
     match v {
-        Value::Number(n) => {
-            let x = n.as_i64().ok_or_else(bad)?;
-            // Seconds until the year 5138; larger values are milliseconds.
-            Ok(if x < 100_000_000_000 { x * 1000 } else { x })
-        }
+        Value::Number(n) => n.as_i64().and_then(seconds_or_ms).ok_or_else(bad),
         Value::String(s) => {
             if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
                 return Ok(t.timestamp_millis());
@@ -152,6 +148,15 @@ pub fn parse_timestamp_ms(v: &Value) -> Result<i64, CrmEventError> {
                 .map_err(|_| bad())
         }
         _ => Err(bad()),
+    }
+}
+
+/// Unix seconds (until the year 5138) or milliseconds; negative times are refused.
+fn seconds_or_ms(x: i64) -> Option<i64> {
+    match x {
+        ..0 => None,
+        0..100_000_000_000 => Some(x * 1000),
+        _ => Some(x),
     }
 }
 

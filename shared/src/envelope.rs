@@ -155,22 +155,43 @@ impl Ctx<'_> {
     }
 }
 
-fn find_contact<'c>(
+/// The `contacts[]` of one change, indexed by wa_id and BSUID (a batch can carry 1000 of each).
+struct ContactIndex<'c> {
     contacts: &'c [Contact],
-    wa_id: Option<&str>,
-    user_id: Option<&str>,
-) -> Option<&'c Contact> {
-    contacts
-        .iter()
-        .find(|c| {
-            (wa_id.is_some() && c.wa_id.as_deref() == wa_id)
-                || (user_id.is_some() && c.user_id.as_deref() == user_id)
-        })
-        .or(if contacts.len() == 1 {
-            contacts.first()
+    by_id: std::collections::HashMap<&'c str, &'c Contact>,
+}
+
+impl<'c> ContactIndex<'c> {
+    fn new(contacts: &'c [Contact]) -> Self {
+        let mut by_id = std::collections::HashMap::with_capacity(if contacts.len() > 1 {
+            contacts.len() * 2
         } else {
-            None
-        })
+            0
+        });
+        if contacts.len() > 1 {
+            for c in contacts {
+                // First one wins, as a scan in order would.
+                for id in [c.wa_id.as_deref(), c.user_id.as_deref()]
+                    .into_iter()
+                    .flatten()
+                {
+                    by_id.entry(id).or_insert(c);
+                }
+            }
+        }
+        Self { contacts, by_id }
+    }
+
+    /// The contact of a sender (by wa_id, else BSUID); a change with one contact has only that one.
+    fn find(&self, wa_id: Option<&str>, user_id: Option<&str>) -> Option<&'c Contact> {
+        if let [only] = self.contacts {
+            return Some(only);
+        }
+        wa_id
+            .and_then(|w| self.by_id.get(w))
+            .or_else(|| user_id.and_then(|u| self.by_id.get(u)))
+            .copied()
+    }
 }
 
 /// Splits a parsed notification into queue envelopes; anything not understood goes to `unparsed`.
@@ -214,6 +235,7 @@ pub fn split(n: &Notification, raw_body: &str, received_at_ms: i64) -> Split {
                     let pnid = v.metadata.phone_number_id.as_str();
                     ctx.phone_number_id = Some(pnid);
                     ctx.display_phone_number = v.metadata.display_phone_number.as_deref();
+                    let contacts = ContactIndex::new(&v.contacts);
                     for raw in &v.messages {
                         match raw.parse() {
                             Ok(m) => {
@@ -222,11 +244,8 @@ pub fn split(n: &Notification, raw_body: &str, received_at_ms: i64) -> Split {
                                     .as_deref()
                                     .or(m.from_user_id.as_deref())
                                     .unwrap_or("");
-                                let contact = find_contact(
-                                    &v.contacts,
-                                    m.from.as_deref(),
-                                    m.from_user_id.as_deref(),
-                                );
+                                let contact =
+                                    contacts.find(m.from.as_deref(), m.from_user_id.as_deref());
                                 ctx.push(
                                     &mut out,
                                     EnvelopeKind::Message,
@@ -324,11 +343,11 @@ pub fn split(n: &Notification, raw_body: &str, received_at_ms: i64) -> Split {
                     let pnid = v.metadata.phone_number_id.as_str();
                     ctx.phone_number_id = Some(pnid);
                     ctx.display_phone_number = v.metadata.display_phone_number.as_deref();
+                    let contacts = ContactIndex::new(&v.contacts);
                     for p in &v.user_preferences {
                         let raw =
                             serde_json::value::to_raw_value(p).expect("preference serialises");
-                        let contact =
-                            find_contact(&v.contacts, p.wa_id.as_deref(), p.user_id.as_deref());
+                        let contact = contacts.find(p.wa_id.as_deref(), p.user_id.as_deref());
                         let who = p.wa_id.as_deref().or(p.user_id.as_deref()).unwrap_or("");
                         ctx.push(
                             &mut out,
@@ -392,4 +411,100 @@ pub enum EnvelopeError {
     Invalid(String),
     #[error("envelope version {0} is not supported by this consumer")]
     Version(u32),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::webhook::parse_notification;
+
+    fn split_str(body: &str) -> Split {
+        split(&parse_notification(body.as_bytes()).unwrap(), body, 7)
+    }
+
+    const TWO: &str = r#"{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"messages","value":{
+        "messaging_product":"whatsapp","metadata":{"display_phone_number":"1555","phone_number_id":"P"},
+        "contacts":[{"profile":{"name":"A"},"wa_id":"111"},{"profile":{"name":"B"},"wa_id":"222"},{"profile":{"name":"U"},"user_id":"US.abc"}],
+        "messages":[
+          {"from":"222","id":"wamid.2","timestamp":"2","type":"text","text":{"body":"b"},"x_new_field":{"kept":true}},
+          {"from":"111","id":"wamid.1","timestamp":"1","type":"text","text":{"body":"a"}},
+          {"from_user_id":"US.abc","id":"wamid.3","timestamp":"3","type":"text","text":{"body":"u"}},
+          {"from":"333","timestamp":"4","type":"text","text":{"body":"no id"}}],
+        "statuses":[{"id":"wamid.9","status":"read","timestamp":"9","recipient_id":"111"}]}}]}]}"#;
+
+    #[test]
+    fn one_envelope_per_item_with_its_contact_and_raw_json() {
+        let s = split_str(TWO);
+        assert_eq!(s.queued.len(), 4, "{s:?}");
+        assert_eq!(s.unparsed.len(), 1, "the message without an id is archived");
+        let envs: Vec<Envelope> = s
+            .queued
+            .iter()
+            .map(|q| Envelope::from_body(&q.body).unwrap())
+            .collect();
+        let name = |e: &Envelope| {
+            e.contact
+                .as_ref()
+                .and_then(|c| c.profile.as_ref())
+                .and_then(|p| p.name.clone())
+        };
+        assert_eq!(name(&envs[0]).as_deref(), Some("B"));
+        assert_eq!(name(&envs[1]).as_deref(), Some("A"));
+        assert_eq!(
+            name(&envs[2]).as_deref(),
+            Some("U"),
+            "BSUID-only sender matched by user_id"
+        );
+        assert_eq!(envs[3].kind, EnvelopeKind::Status);
+        assert!(envs[3].contact.is_none());
+        // Unknown fields travel verbatim.
+        assert!(envs[0].item.get().contains("x_new_field"));
+        assert_eq!(envs[0].phone_number_id.as_deref(), Some("P"));
+        assert_eq!(envs[0].waba_id, "W");
+        assert_eq!(envs[0].received_at_ms, 7);
+    }
+
+    #[test]
+    fn groups_follow_the_conversation_and_ids_fit_sqs() {
+        let s = split_str(TWO);
+        for q in &s.queued {
+            for id in [&q.group_id, &q.dedupe_id] {
+                assert_eq!(id.len(), 64);
+                assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+            }
+        }
+        // The status to 111 shares the group of 111's conversation; 222 has its own.
+        assert_eq!(s.queued[1].group_id, s.queued[3].group_id);
+        assert_ne!(s.queued[0].group_id, s.queued[1].group_id);
+        assert_eq!(s.queued[1].dedupe_id, sha256_hex(&["msg", "wamid.1"]));
+        // The same payload splits to the same ids (redeliveries dedupe).
+        assert_eq!(split_str(TWO).queued, s.queued);
+    }
+
+    #[test]
+    fn unknown_objects_and_fields_are_unparsed_not_dropped() {
+        let s = split_str(r#"{"object":"page","entry":[]}"#);
+        assert!(s.queued.is_empty());
+        assert_eq!(s.unparsed[0].raw, r#"{"object":"page","entry":[]}"#);
+        let s = split_str(
+            r#"{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"calls","value":{"a":1}}]}]}"#,
+        );
+        assert!(s.queued.is_empty());
+        assert!(s.unparsed[0].raw.contains("\"calls\"") && s.unparsed[0].raw.contains("{\"a\":1}"));
+    }
+
+    #[test]
+    fn envelope_versions_are_checked() {
+        assert_eq!(
+            Envelope::from_body(
+                r#"{"v":2,"kind":"message","waba_id":"W","received_at_ms":1,"item":{}}"#
+            )
+            .unwrap_err(),
+            EnvelopeError::Version(2)
+        );
+        assert!(matches!(
+            Envelope::from_body("nope"),
+            Err(EnvelopeError::Invalid(_))
+        ));
+    }
 }

@@ -9,6 +9,7 @@
 //! - [`directory`]: the CRM directory kept from CRM events and the bulk import;
 //! - [`auth`]: staff JWT verification and permissions; [`cursor`]: signed page cursors;
 //! - [`crm_events`]: events exchanged with the CRM over EventBridge;
+//! - [`http_edge`]: API Gateway HTTP API adaptation of the routers;
 //! - [`queue`], [`archive`], [`secrets`], [`config`], [`telemetry`]: AWS adapters and plumbing.
 //!
 //! The library knows nothing of the Lambda binaries or of the local runner.
@@ -19,6 +20,7 @@ pub mod crm_events;
 pub mod cursor;
 pub mod directory;
 pub mod envelope;
+pub mod http_edge;
 pub mod identify;
 pub mod meta;
 pub mod phone;

@@ -28,6 +28,8 @@ use shared::store::model::{AutoLeadSettings, Conversation, Delivery, MessageItem
 use shared::store::{Store, StoreError, keys};
 use tokio::sync::RwLock;
 
+pub mod lambda;
+
 pub const API_PREFIX: &str = "/api/v1";
 const MAX_IMPORT: usize = 1000;
 
@@ -466,6 +468,7 @@ async fn import_directory(
     let mut counts: HashMap<&str, usize> =
         HashMap::from([("applied", 0), ("stale", 0), ("duplicate", 0)]);
     let mut errors = Vec::new();
+    let mut warnings: Vec<Value> = Vec::new();
     let now = (app.now_ms)();
     for (index, raw) in b.records.into_iter().enumerate() {
         let r: ImportRecord = match serde_json::from_value(raw) {
@@ -506,6 +509,14 @@ async fn import_directory(
                 &updated_at_ms.to_string()
             ])
         );
+        if let Some(p) = r.record.phone.as_deref().filter(|p| !p.trim().is_empty())
+            && let Err(e) = app.phones.to_e164(p)
+        {
+            warnings.push(json!({
+                "index": index,
+                "message": format!("phone does not parse ({e}); the record will not match senders"),
+            }));
+        }
         let change = DirectoryChange {
             event_id,
             kind,
@@ -527,6 +538,7 @@ async fn import_directory(
         "stale": counts["stale"],
         "duplicate": counts["duplicate"],
         "errors": errors,
+        "warnings": warnings,
     }))
     .into_response())
 }

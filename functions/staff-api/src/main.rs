@@ -5,7 +5,7 @@ use shared::config::Config;
 use shared::phone::PhoneNormalizer;
 use shared::secrets::CachedSecret;
 use shared::store::Store;
-use staff_api::{SECRET_TTL, StaffApp, router};
+use staff_api::{SECRET_TTL, StaffApp, lambda};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -28,5 +28,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         cfg.jwt_audience.clone(),
         || chrono::Utc::now().timestamp_millis(),
     );
-    lambda_http::run(router(Arc::new(app))).await
+    lambda_http::run(lambda::service(Arc::new(app))).await
 }

@@ -20,6 +20,8 @@ use shared::queue::EnvelopeSink;
 use shared::secrets::{CachedSecret, MetaSecrets};
 use subtle::ConstantTimeEq;
 
+pub mod lambda;
+
 pub const WEBHOOK_PATH: &str = "/whatsapp/webhook/getdata";
 /// Meta sends at most 3 MB; anything over 4 MB is refused with 413.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -108,26 +110,16 @@ pub fn verification<'a>(
 }
 
 async fn receive(State(app): State<Arc<WebhookApp>>, headers: HeaderMap, body: Body) -> Response {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            "body is over 4 MB",
-        );
-    }
-    let bytes: Bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+    let bytes = match read_limited(body).await {
         Ok(b) => b,
-        Err(_) => {
+        Err(StatusCode::PAYLOAD_TOO_LARGE) => {
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
                 "body is over 4 MB",
             );
         }
+        Err(status) => return error(status, "bad_body", "the request body could not be read"),
     };
     let sig = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     let (status, code, message) = app
@@ -142,6 +134,31 @@ async fn receive(State(app): State<Arc<WebhookApp>>, headers: HeaderMap, body: B
             .into_response()
     } else {
         error(status, code, &message)
+    }
+}
+
+/// Reads the body up to [`MAX_BODY_BYTES`]. An oversized body is still drained (up to a hard
+/// cap) so the client reads our 413 rather than a reset connection.
+async fn read_limited(body: Body) -> Result<Bytes, StatusCode> {
+    use futures::StreamExt;
+    const DRAIN_CAP: usize = 64 * 1024 * 1024;
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| StatusCode::BAD_REQUEST)?;
+        seen += chunk.len();
+        if seen > DRAIN_CAP {
+            break;
+        }
+        if seen <= MAX_BODY_BYTES {
+            buf.extend_from_slice(&chunk);
+        }
+    }
+    if seen > MAX_BODY_BYTES {
+        Err(StatusCode::PAYLOAD_TOO_LARGE)
+    } else {
+        Ok(Bytes::from(buf))
     }
 }
 

@@ -5,7 +5,7 @@ use shared::archive::S3Archive;
 use shared::config::Config;
 use shared::queue::SqsSink;
 use shared::secrets::CachedSecret;
-use webhook::{WebhookApp, router};
+use webhook::{WebhookApp, lambda};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -27,5 +27,5 @@ async fn main() -> Result<(), lambda_http::Error> {
             Config::require(&cfg.media_bucket, "MEDIA_BUCKET")?,
         )),
     };
-    lambda_http::run(router(Arc::new(app))).await
+    lambda_http::run(lambda::service(Arc::new(app))).await
 }
