@@ -253,7 +253,10 @@ def rule_spec(lid: str, props: dict[str, Any], r: Resolver) -> dict[str, Any] | 
     if r.literal(props.get("State", "ENABLED"), f"{lid}.State") == "DISABLED":
         return None
     if "ScheduleExpression" in props or "EventPattern" not in props:
-        raise SpecError(f"{lid}: scheduled rules are not in the spec format (the runner would have to tick them)")
+        raise SpecError(
+            f"{lid}: scheduled EventBridge rules are not in the spec format; use a ScheduleV2 event "
+            "(EventBridge Scheduler), which the runner ticks"
+        )
     if "EventBusName" not in props:
         raise SpecError(f"{lid}: rules on the default bus are not in the spec format")
     bus_id = r.resource_of(props["EventBusName"], "bus", f"{lid}.EventBusName")
@@ -268,6 +271,48 @@ def rule_spec(lid: str, props: dict[str, Any], r: Resolver) -> dict[str, Any] | 
             raise SpecError(f"{where}: {sorted(shaping)} are not in the spec format")
         targets.append({"queue": r.resource_of(target["Arn"], "queue", where, attr="Arn")})
     return {"logical_id": lid, "bus": bus_id, "pattern": pattern, "targets": targets}
+
+
+# Schedule expressions the local runner can tick (`at(...)` one-offs are not modelled).
+SCHEDULE_EXPRESSION = re.compile(r"^(rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$")
+# Target properties of non-Lambda targets (a DeadLetterConfig or RetryPolicy only matters on AWS).
+SCHEDULE_TARGET_UNSUPPORTED = {
+    "EcsParameters",
+    "EventBridgeParameters",
+    "KinesisParameters",
+    "SageMakerPipelineParameters",
+    "SqsParameters",
+}
+
+
+def schedule_spec(lid: str, props: dict[str, Any], r: Resolver, functions: set[str]) -> dict[str, Any] | None:
+    """An EventBridge Scheduler schedule that invokes a function of this template."""
+    if r.literal(props.get("State", "ENABLED"), f"{lid}.State") == "DISABLED":
+        return None
+    if "GroupName" in props:
+        raise SpecError(f"{lid}: schedule groups are not in the spec format")
+    target = props.get("Target") or {}
+    arn = target.get("Arn")
+    fn = None
+    if isinstance(arn, dict) and set(arn) == {"Fn::GetAtt"}:
+        name, attr = getatt_parts(arn["Fn::GetAtt"])
+        if attr == "Arn" and name in functions:
+            fn = name
+    if fn is None:
+        raise SpecError(f"{lid}: schedule target {json.dumps(arn)} is not a function of this template")
+    shaping = SCHEDULE_TARGET_UNSUPPORTED & set(target)
+    if shaping:
+        raise SpecError(f"{lid}: target {sorted(shaping)} are not in the spec format")
+    expression = r.literal(props["ScheduleExpression"], f"{lid}.ScheduleExpression")
+    if not SCHEDULE_EXPRESSION.match(expression):
+        raise SpecError(f"{lid}: schedule expression {expression!r} cannot be ticked locally (rate(...) or cron(...))")
+    payload = target.get("Input")
+    return {
+        "logical_id": lid,
+        "function": fn,
+        "expression": expression,
+        "input": r.literal(payload, f"{lid}.Target.Input") if payload is not None else None,
+    }
 
 
 def secret_spec(lid: str, props: dict[str, Any]) -> dict[str, Any]:
@@ -366,7 +411,9 @@ def order_queues(queues: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def derive(template_path: Path) -> dict[str, Any]:
     _, expanded = expand(template_path)
     r = Resolver(expanded)
-    spec: dict[str, list[Any]] = {k: [] for k in ("tables", "queues", "buses", "rules", "buckets", "secrets", "functions")}
+    spec: dict[str, list[Any]] = {
+        k: [] for k in ("tables", "queues", "buses", "rules", "schedules", "buckets", "secrets", "functions")
+    }
     functions: dict[str, dict[str, Any]] = {}
     sources: list[tuple[str, dict[str, Any]]] = []
     routes: list[tuple[str, dict[str, str]]] = []
@@ -391,6 +438,10 @@ def derive(template_path: Path) -> dict[str, Any]:
             rule = rule_spec(lid, props, r)
             if rule:
                 spec["rules"].append(rule)
+        elif rtype == "AWS::Scheduler::Schedule":
+            schedule = schedule_spec(lid, props, r, function_ids)
+            if schedule:
+                spec["schedules"].append(schedule)
         elif rtype == "AWS::S3::Bucket":
             spec["buckets"].append({"logical_id": lid})
         elif rtype == "AWS::SecretsManager::Secret":
@@ -436,7 +487,8 @@ def summary(spec: dict[str, Any]) -> str:
     n_routes = sum(len(f["http_routes"]) for f in fns)
     return (
         f"{len(spec['tables'])} tables, {len(spec['queues'])} queues, {len(spec['buses'])} buses, "
-        f"{len(spec['rules'])} rules, {len(spec['buckets'])} buckets, {len(spec['secrets'])} secrets, "
+        f"{len(spec['rules'])} rules, {len(spec['schedules'])} schedules, {len(spec['buckets'])} buckets, "
+        f"{len(spec['secrets'])} secrets, "
         f"{len(fns)} functions ({n_src} SQS sources, {n_routes} HTTP routes)"
     )
 

@@ -15,7 +15,13 @@ async fn signed_post_is_readable_through_the_staff_api() {
     let t = start().await;
     let (status, _) = t.post_signed(&fixture("text_message.json")).await;
     assert_eq!(status, 200);
-    let conv = t.conversation_of("16505551234").await;
+    // The window is set by the activity update that follows the message's transaction.
+    let conv = eventually(Duration::from_secs(20), || async {
+        let c = t.conversation_of("16505551234").await;
+        c["window_expires_at"].is_number().then_some(c)
+    })
+    .await
+    .expect("conversation with its window");
     assert_eq!(conv["customer"]["name"], "Sheena Nelson");
     assert_eq!(conv["customer"]["phone"], "+16505551234");
     assert_eq!(conv["rel_type"], "general", "auto-lead is off by default");
@@ -423,7 +429,6 @@ async fn directory_is_last_writer_wins_and_deduped() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_documented_payload_is_accepted_and_nothing_is_parked() {
-    let t = start().await;
     let dir = format!("{}/fixtures/meta", env!("CARGO_MANIFEST_DIR"));
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
@@ -431,6 +436,33 @@ async fn every_documented_payload_is_accepted_and_nothing_is_parked() {
         .filter(|n| n.ends_with(".json"))
         .collect();
     names.sort();
+    // A fake Meta serves every media object the payloads mention (the inbound copies them).
+    let graph = integration_tests::fake_graph::FakeGraph::start().await;
+    for n in &names {
+        let v: Value = serde_json::from_slice(&fixture(n)).unwrap();
+        for e in v["entry"].as_array().into_iter().flatten() {
+            for c in e["changes"].as_array().into_iter().flatten() {
+                for m in c["value"]["messages"].as_array().into_iter().flatten() {
+                    let kind = m["type"].as_str().unwrap_or_default();
+                    if let Some(id) = m[kind]["id"].as_str() {
+                        let mime = m[kind]["mime_type"]
+                            .as_str()
+                            .unwrap_or("application/octet-stream");
+                        graph.set_media(id, mime, format!("bytes of {id}").as_bytes(), None);
+                    }
+                }
+            }
+        }
+    }
+    let mut opts = integration_tests::local_runner::StackOptions::new(unique_prefix());
+    opts.env_overrides
+        .insert("GRAPH_API_BASE_URL".into(), graph.base_url.clone());
+    opts.env_overrides.insert(
+        "GRAPH_API_VERSION".into(),
+        integration_tests::fake_graph::VERSION.into(),
+    );
+    opts.media_test_host = Some(graph.base_url.trim_start_matches("http://").to_string());
+    let t = start_with(opts).await;
     assert!(names.len() >= 30, "{names:?}");
     for n in &names {
         let (s, body) = t.post_signed(&fixture(n)).await;
@@ -454,6 +486,13 @@ async fn every_documented_payload_is_accepted_and_nothing_is_parked() {
     assert_eq!(t.queue_depth("InboundDLQ").await, (0, 0));
     // The interactive list reply and the BSUID-only user made conversations.
     assert!(!t.conversations().await.is_empty());
+    // Every media object was copied to S3.
+    let media_downloads = graph
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/cdn/"))
+        .count();
+    assert!(media_downloads >= 5, "{media_downloads}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

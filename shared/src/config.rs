@@ -20,12 +20,18 @@ pub struct Config {
     pub media_bucket: Option<String>,
     pub meta_secret_arn: Option<String>,
     pub api_secret_arn: Option<String>,
+    /// Event-notification Meta credentials (`NotifySecret`, falls back to `MetaSecret`).
+    pub notify_secret_arn: Option<String>,
+    /// AI provider settings and key (`AiSecret`).
+    pub ai_secret_arn: Option<String>,
     pub default_country: String,
     pub graph_api_base_url: String,
     pub graph_api_version: String,
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub inbox_shards: u8,
+    /// Bound on each Graph API call (`GRAPH_API_TIMEOUT_MS`, default 10 s).
+    pub graph_timeout_ms: u64,
 }
 
 impl Config {
@@ -57,6 +63,8 @@ impl Config {
             media_bucket: get("MEDIA_BUCKET"),
             meta_secret_arn: get("META_SECRET_ARN"),
             api_secret_arn: get("API_SECRET_ARN"),
+            notify_secret_arn: get("NOTIFY_SECRET_ARN"),
+            ai_secret_arn: get("AI_SECRET_ARN"),
             default_country: get("DEFAULT_COUNTRY").unwrap_or_else(|| "US".into()),
             graph_api_base_url: get("GRAPH_API_BASE_URL")
                 .unwrap_or_else(|| "https://graph.facebook.com".into()),
@@ -64,6 +72,17 @@ impl Config {
             jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "crm".into()),
             jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "whatsapp-api".into()),
             inbox_shards,
+            graph_timeout_ms: match get("GRAPH_API_TIMEOUT_MS") {
+                None => 10_000,
+                Some(v) => v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (100..=60_000).contains(n))
+                    .ok_or_else(|| ConfigError::Invalid {
+                        name: "GRAPH_API_TIMEOUT_MS",
+                        reason: format!("{v:?} is not a number of milliseconds from 100 to 60000"),
+                    })?,
+            },
         })
     }
 

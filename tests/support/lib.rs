@@ -9,6 +9,8 @@ use shared::store::Store;
 
 pub use local_runner;
 
+pub mod fake_graph;
+
 pub fn unique_prefix() -> String {
     format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
 }

@@ -13,10 +13,15 @@ use shared::archive::RawArchive;
 use shared::crm_events::{EventBus, LeadCreated};
 use shared::envelope::{Envelope, EnvelopeKind};
 use shared::identify::{self, Identity};
+use shared::media::{InboundMedia, MediaBucket, MediaError};
+use shared::meta::graph::{GraphClient, GraphError};
 use shared::meta::webhook::{MessageContent, RawMessage, RawStatus};
 use shared::phone::PhoneNormalizer;
-use shared::store::dynamo::{Activity, ConversationFacts, NewMessage, StatusUpdate, StoreOutcome};
-use shared::store::model::{Customer, Direction, MessageItem, RelType};
+use shared::secrets::{CachedSecret, MetaSecrets};
+use shared::store::dynamo::{
+    AcceptedOutbound, Activity, ConversationFacts, NewMessage, StatusUpdate, StoreOutcome,
+};
+use shared::store::model::{Customer, Direction, MessageItem, RelType, SendState};
 use shared::store::{Store, StoreError, keys};
 use tracing::Instrument;
 
@@ -120,6 +125,45 @@ pub struct InboundProcessor {
     pub bus: Arc<dyn EventBus>,
     pub phones: PhoneNormalizer,
     pub now_ms: fn() -> i64,
+    /// Copies inbound media to S3 (absent: media stays at Meta, referenced by id).
+    pub media: Option<MediaCopier>,
+}
+
+/// What copying inbound media needs.
+pub struct MediaCopier {
+    pub bucket: MediaBucket,
+    pub graph: Arc<GraphClient>,
+    pub meta_secrets: Arc<CachedSecret<MetaSecrets>>,
+}
+
+/// The media id (and file name) of a media message.
+fn media_of(c: &MessageContent) -> Option<(&str, Option<&str>)> {
+    match c {
+        MessageContent::Image(m)
+        | MessageContent::Video(m)
+        | MessageContent::Audio(m)
+        | MessageContent::Document(m)
+        | MessageContent::Sticker(m) => m.id.as_deref().map(|id| (id, m.filename.as_deref())),
+        _ => None,
+    }
+}
+
+/// Media that can never be fetched (refused host, gone, too large) is parked; the rest retried.
+fn media_failure(e: MediaError) -> ProcessError {
+    match e {
+        MediaError::Graph(g) => match &g {
+            GraphError::Refused(_) | GraphError::Validation(_) | GraphError::BadResponse(_) => {
+                permanent(g)
+            }
+            GraphError::Meta { code: 100, .. }
+            | GraphError::Meta {
+                http_status: 404, ..
+            } => permanent(g),
+            _ => ProcessError::Retryable(g.to_string()),
+        },
+        MediaError::Storage(m) => ProcessError::Retryable(m),
+        MediaError::Store(s) => s.into(),
+    }
 }
 
 pub fn system_now_ms() -> i64 {
@@ -306,6 +350,30 @@ impl InboundProcessor {
                 duplicate = outcome == StoreOutcome::Duplicate,
                 "inbound message stored"
             );
+            if let (Some(mc), Some((media_id, filename))) = (&self.media, media_of(&m.content)) {
+                let secrets = mc
+                    .meta_secrets
+                    .get()
+                    .await
+                    .map_err(|e| ProcessError::Retryable(e.to_string()))?;
+                let item = shared::media::copy_inbound(
+                    &self.store,
+                    &mc.bucket,
+                    &mc.graph,
+                    secrets.access_token.expose(),
+                    &InboundMedia {
+                        media_id,
+                        phone_number_id: pnid,
+                        customer_id: &customer.customer_id,
+                        wamid: &m.id,
+                        filename,
+                        now_ms: now,
+                    },
+                )
+                .await
+                .map_err(media_failure)?;
+                tracing::info!(media_id, bytes = item.size, "media copied to S3");
+            }
             Ok(())
         }
         .instrument(span)
@@ -371,6 +439,7 @@ impl InboundProcessor {
                 inbound,
                 shard,
                 rel_type,
+                wamid,
             })
             .await?;
         Ok(outcome)
@@ -399,6 +468,9 @@ impl InboundProcessor {
                     biz_opaque_callback_data: s.biz_opaque_callback_data.as_deref(),
                 })
                 .await?;
+            if let Some(cb) = s.biz_opaque_callback_data.as_deref() {
+                self.settle_send(cb, &s.id).await?;
+            }
             if let Some(e) = s.errors.first() {
                 tracing::warn!(
                     code = e.code,
@@ -415,6 +487,52 @@ impl InboundProcessor {
         }
         .instrument(span)
         .await
+    }
+
+    /// A status names our send (`biz_opaque_callback_data` = our message id): a send whose
+    /// answer was lost (`unknown`) or whose process died before recording it (`pending`) is
+    /// settled now — Meta had accepted it — and its message stored.
+    async fn settle_send(&self, msg_id: &str, wamid: &str) -> Result<(), ProcessError> {
+        let Some(intent) = self.store.intent(msg_id).await? else {
+            return Ok(());
+        };
+        if !matches!(intent.state, SendState::Unknown | SendState::Pending) {
+            return Ok(());
+        }
+        let Some(conv) = self
+            .store
+            .conversation(&intent.phone_number_id, &intent.customer_id)
+            .await?
+        else {
+            return Ok(());
+        };
+        let now = (self.now_ms)();
+        self.store
+            .store_outbound(&AcceptedOutbound {
+                conversation: &conv,
+                wamid,
+                kind: &intent.kind,
+                timestamp_ms: intent.created_at,
+                summary: &intent.summary,
+                raw: &intent.request,
+                staff_id: intent.staff_id.as_deref(),
+                source: "api",
+                now_ms: now,
+            })
+            .await?;
+        let settled = self
+            .store
+            .finish_intent(
+                msg_id,
+                SendState::Accepted,
+                Some(wamid),
+                None,
+                now,
+                &[SendState::Unknown, SendState::Pending],
+            )
+            .await?;
+        tracing::info!(msg_id, settled, "send settled from its status");
+        Ok(())
     }
 
     async fn echo(&self, env: &Envelope) -> Result<(), ProcessError> {
@@ -492,17 +610,30 @@ impl InboundProcessor {
     async fn template_status(&self, env: &Envelope) -> Result<(), ProcessError> {
         let t: shared::meta::webhook::TemplateStatusUpdate =
             serde_json::from_str(env.item.get()).map_err(permanent)?;
-        self.store
-            .record_template_status(
-                &env.waba_id,
-                &t.message_template_name,
-                &t.message_template_language,
-                &t.event,
-                env.item.get(),
-                env.received_at_ms,
-            )
+        if t.message_template_name.is_empty()
+            || t.message_template_language.is_empty()
+            || t.message_template_name.contains('#')
+        {
+            return Err(permanent(
+                "template status update without a usable template name or language",
+            ));
+        }
+        // Same item as the template sync writes: status, reason and time only (newest wins).
+        let applied = self
+            .store
+            .apply_template_status(&shared::store::templates::TemplateStatusChange {
+                waba_id: &env.waba_id,
+                name: &t.message_template_name,
+                language: &t.message_template_language,
+                event: &t.event,
+                reason: t.reason.as_deref(),
+                template_id: Some(t.message_template_id.as_str()),
+                category: t.message_template_category.as_deref(),
+                raw: env.item.get(),
+                at_ms: env.received_at_ms,
+            })
             .await?;
-        tracing::info!(template = %t.message_template_name, language = %t.message_template_language, event = %t.event, "template status");
+        tracing::info!(template = %t.message_template_name, language = %t.message_template_language, event = %t.event, applied, "template status");
         Ok(())
     }
 }

@@ -1,12 +1,17 @@
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use inbound::{InboundProcessor, handle_batch, system_now_ms};
+use std::time::Duration;
+
+use inbound::{InboundProcessor, MediaCopier, handle_batch, system_now_ms};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::archive::S3Archive;
 use shared::config::Config;
 use shared::crm_events::EventBridgeBus;
+use shared::media::MediaBucket;
+use shared::meta::graph::{GraphClient, GraphConfig};
 use shared::phone::PhoneNormalizer;
+use shared::secrets::CachedSecret;
 use shared::store::Store;
 
 #[tokio::main]
@@ -26,6 +31,18 @@ async fn main() -> Result<(), Error> {
         )),
         phones: PhoneNormalizer::new(&cfg.default_country)?,
         now_ms: system_now_ms,
+        media: Some(MediaCopier {
+            bucket: MediaBucket::new(
+                aws_sdk_s3::Client::new(&aws),
+                Config::require(&cfg.media_bucket, "MEDIA_BUCKET")?,
+            ),
+            graph: Arc::new(GraphClient::new(GraphConfig::from_app_config(&cfg))?),
+            meta_secrets: Arc::new(CachedSecret::new(
+                Arc::new(aws_sdk_secretsmanager::Client::new(&aws)),
+                Config::require(&cfg.meta_secret_arn, "META_SECRET_ARN")?,
+                Duration::from_secs(300),
+            )),
+        }),
     };
     let archive = S3Archive::new(
         aws_sdk_s3::Client::new(&aws),

@@ -30,6 +30,14 @@ use tokio::sync::RwLock;
 
 pub mod lambda;
 
+pub mod activity;
+pub mod settings;
+
+pub mod admin_crud;
+pub mod inbox;
+pub mod media;
+pub mod openapi;
+pub mod templates;
 pub const API_PREFIX: &str = "/api/v1";
 const MAX_IMPORT: usize = 1000;
 
@@ -41,9 +49,12 @@ pub struct StaffApp {
     pub audience: String,
     pub now_ms: fn() -> i64,
     keys: RwLock<Option<(Arc<ApiSecrets>, Arc<Keys>)>>,
+    messaging: Option<inbox::Messaging>,
+    media_bucket: Option<shared::media::MediaBucket>,
+    settings: Option<settings::SettingsBackend>,
 }
 
-struct Keys {
+pub(crate) struct Keys {
     verifier: JwtVerifier,
     cursors: CursorSigner,
 }
@@ -65,7 +76,39 @@ impl StaffApp {
             audience: audience.into(),
             now_ms,
             keys: RwLock::new(None),
+            messaging: None,
+            media_bucket: None,
+            settings: None,
         }
+    }
+
+    /// Enables the routes that talk to Meta and the CRM bus (replies, read receipts,
+    /// assignment and ticket events).
+    pub fn with_messaging(mut self, m: inbox::Messaging) -> Self {
+        self.messaging = Some(m);
+        self
+    }
+
+    /// Enables the media routes (presigned links and uploads).
+    pub fn with_media(mut self, bucket: shared::media::MediaBucket) -> Self {
+        self.media_bucket = Some(bucket);
+        self
+    }
+
+    /// Enables the connection / notification / AI settings routes (Secrets Manager).
+    pub fn with_settings(mut self, s: settings::SettingsBackend) -> Self {
+        self.settings = Some(s);
+        self
+    }
+
+    pub(crate) fn messaging(&self) -> Result<&inbox::Messaging, ApiError> {
+        self.messaging.as_ref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_configured",
+                "messaging is not configured",
+            )
+        })
     }
 
     /// Verifier and cursor signer, rebuilt only when the secret changes (rotation).
@@ -118,10 +161,10 @@ impl ApiError {
             message: message.into(),
         }
     }
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
-    fn not_found(what: &str) -> Self {
+    pub(crate) fn not_found(what: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -167,7 +210,7 @@ impl From<StoreError> for ApiError {
 // ---------- auth extractor ----------
 
 /// The authenticated caller (401 before the handler runs when the token is missing or bad).
-pub struct Authed(pub Principal, Arc<Keys>);
+pub struct Authed(pub Principal, pub(crate) Arc<Keys>);
 
 impl FromRequestParts<Arc<StaffApp>> for Authed {
     type Rejection = ApiError;
@@ -186,7 +229,7 @@ impl FromRequestParts<Arc<StaffApp>> for Authed {
     }
 }
 
-const CHAT_VIEW: Permission = Permission {
+pub(crate) const CHAT_VIEW: Permission = Permission {
     resource: Resource::WhatsappChat,
     action: Action::View,
 };
@@ -197,12 +240,30 @@ pub fn router(app: Arc<StaffApp>) -> Router {
     Router::new()
         .route("/api/v1/conversations", get(list_conversations))
         .route("/api/v1/conversations/{id}", get(get_conversation))
-        .route("/api/v1/conversations/{id}/messages", get(list_messages))
+        .route(
+            "/api/v1/conversations/{id}/messages",
+            get(list_messages).post(inbox::send_message),
+        )
+        .route("/api/v1/conversations/{id}/read", post(inbox::mark_read))
+        .route(
+            "/api/v1/conversations/{id}/assignee",
+            axum::routing::put(inbox::assign),
+        )
+        .route(
+            "/api/v1/conversations/{id}/tickets",
+            post(inbox::create_ticket),
+        )
         .route(
             "/api/v1/settings/auto-lead",
             get(get_auto_lead).put(put_auto_lead),
         )
         .route("/api/v1/directory/import", post(import_directory))
+        .merge(media::routes())
+        .merge(openapi::routes())
+        .merge(admin_crud::routes())
+        .merge(templates::routes())
+        .merge(activity::routes())
+        .merge(settings::routes())
         .fallback(|| async { ApiError::not_found("route") })
         .with_state(app)
 }
@@ -233,7 +294,7 @@ struct Page<T> {
     next_cursor: Option<String>,
 }
 
-fn conversation_json(c: &Conversation, now_ms: i64) -> Value {
+pub(crate) fn conversation_json(c: &Conversation, now_ms: i64) -> Value {
     json!({
         "id": c.conversation_id,
         "phone_number_id": c.phone_number_id,
@@ -255,6 +316,7 @@ fn conversation_json(c: &Conversation, now_ms: i64) -> Value {
         "window_open": c.window_expires_at.is_some_and(|e| e > now_ms),
         "session_started_at": c.session_started_at,
         "assignee": c.assignee,
+        "tickets": c.tickets,
         "created_at": c.created_at,
     })
 }
@@ -323,7 +385,12 @@ async fn list_conversations(
     Ok(axum::Json(page).into_response())
 }
 
-fn parse_conv_id(id: &str) -> Result<(&str, &str), ApiError> {
+/// Whether a staff member may see a conversation: `whatsapp_chat:view` sees the inbox.
+pub(crate) fn may_see(who: &Principal, _conv: &Conversation) -> bool {
+    who.can(CHAT_VIEW)
+}
+
+pub(crate) fn parse_conv_id(id: &str) -> Result<(&str, &str), ApiError> {
     keys::parse_conversation_id(id).ok_or_else(|| ApiError::not_found("conversation"))
 }
 
@@ -387,7 +454,7 @@ async fn get_auto_lead(
     Ok(axum::Json(app.store.auto_lead_settings().await?).into_response())
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }

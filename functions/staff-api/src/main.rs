@@ -2,10 +2,13 @@
 use std::sync::Arc;
 
 use shared::config::Config;
+use shared::crm_events::EventBridgeBus;
+use shared::meta::graph::{GraphClient, GraphConfig};
 use shared::phone::PhoneNormalizer;
 use shared::secrets::CachedSecret;
 use shared::store::Store;
-use staff_api::{SECRET_TTL, StaffApp, lambda};
+use staff_api::inbox::Messaging;
+use staff_api::{SECRET_TTL, StaffApp};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -28,5 +31,49 @@ async fn main() -> Result<(), lambda_http::Error> {
         cfg.jwt_audience.clone(),
         || chrono::Utc::now().timestamp_millis(),
     );
-    lambda_http::run(lambda::service(Arc::new(app))).await
+    let meta_secrets = Arc::new(CachedSecret::new(
+        Arc::new(aws_sdk_secretsmanager::Client::new(&aws)),
+        Config::require(&cfg.meta_secret_arn, "META_SECRET_ARN")?,
+        SECRET_TTL,
+    ));
+    // Activity log of every Graph API call, written before each answer (flush_after below).
+    let activity = shared::activity::ActivityLog::start(
+        Arc::new(app.store.clone()),
+        shared::activity::ActivityConfig::for_source("staff-api"),
+        shared::activity::meta_known_secrets(
+            Arc::new(aws_sdk_secretsmanager::Client::new(&aws)),
+            meta_secrets.clone(),
+            cfg.notify_secret_arn.as_deref(),
+            SECRET_TTL,
+        ),
+    );
+    let app = app.with_settings(staff_api::settings::SettingsBackend {
+        secrets: Arc::new(aws_sdk_secretsmanager::Client::new(&aws)),
+        meta_secret_id: Config::require(&cfg.meta_secret_arn, "META_SECRET_ARN")?.to_string(),
+        notify_secret_id: cfg.notify_secret_arn.clone(),
+        ai_secret_id: cfg.ai_secret_arn.clone(),
+    });
+    let app = app.with_messaging(Messaging {
+        graph: Arc::new(
+            GraphClient::new(GraphConfig::from_app_config(&cfg))?
+                .with_observer(Arc::new(activity.clone())),
+        ),
+        meta_secrets,
+        bus: Arc::new(EventBridgeBus::new(
+            aws_sdk_eventbridge::Client::new(&aws),
+            Config::require(&cfg.crm_bus_name, "CRM_BUS_NAME")?,
+        )),
+        pacer: Arc::new(shared::pacing::Pacer::new(
+            shared::pacing::DynamoWindowCounter::new(
+                aws_sdk_dynamodb::Client::new(&aws),
+                &cfg.table_name,
+            ),
+        )),
+    });
+    let app = app.with_media(shared::media::MediaBucket::new(
+        aws_sdk_s3::Client::new(&aws),
+        Config::require(&cfg.media_bucket, "MEDIA_BUCKET")?,
+    ));
+    let router = staff_api::activity::flush_after(staff_api::router(Arc::new(app)), activity);
+    lambda_http::run(shared::http_edge::service(router)).await
 }

@@ -67,12 +67,22 @@ async fn verify(
             );
         }
     };
-    let decision = verification(
-        q.get("hub.mode").map(String::as_str),
-        q.get("hub.verify_token").map(String::as_str),
-        q.get("hub.challenge").map(String::as_str),
-        secrets.verify_token.expose(),
-    );
+    let decide = |expected: &str| {
+        verification(
+            q.get("hub.mode").map(String::as_str),
+            q.get("hub.verify_token").map(String::as_str),
+            q.get("hub.challenge").map(String::as_str),
+            expected,
+        )
+    };
+    let mut decision = decide(secrets.verify_token.expose());
+    if decision == Err(TOKEN_MISMATCH) {
+        // An admin may just have changed the token (settings API): re-read once before refusing.
+        app.secrets.invalidate().await;
+        if let Ok(fresh) = app.secrets.get().await {
+            decision = decide(fresh.verify_token.expose());
+        }
+    }
     match decision {
         Ok(challenge) => {
             tracing::info!("webhook verification accepted");
@@ -90,6 +100,8 @@ async fn verify(
     }
 }
 
+const TOKEN_MISMATCH: &str = "hub.verify_token does not match";
+
 /// Pure decision of the verification GET.
 pub fn verification<'a>(
     mode: Option<&str>,
@@ -102,7 +114,7 @@ pub fn verification<'a>(
     }
     let token = token.ok_or("hub.verify_token is missing")?;
     if expected.is_empty() || !bool::from(token.as_bytes().ct_eq(expected.as_bytes())) {
-        return Err("hub.verify_token does not match");
+        return Err(TOKEN_MISMATCH);
     }
     challenge
         .filter(|c| !c.is_empty())

@@ -4,11 +4,13 @@
 //!   spec `infra/local-resources.json`), each name prefixed so several stacks can coexist;
 //! - seeds development secrets and a development signing key for staff tokens;
 //! - serves the HTTP API routes (webhook + staff API) on 127.0.0.1 with the same handler code;
-//! - drives each SQS event source into its handler as Lambda would.
+//! - drives each SQS event source into its handler as Lambda would;
+//! - ticks each EventBridge Scheduler schedule (moto never fires them), see [`schedule`].
 //!
 //! The integration tests start one [`Stack`] each.
 pub mod driver;
 pub mod provision;
+pub mod schedule;
 pub mod spec;
 
 use std::collections::HashMap;
@@ -23,6 +25,8 @@ use shared::archive::S3Archive;
 use shared::auth::{DevKeyPair, StaffClaims};
 use shared::config::Config;
 use shared::crm_events::EventBridgeBus;
+use shared::media::MediaBucket;
+use shared::meta::graph::{GraphClient, GraphConfig};
 use shared::phone::PhoneNormalizer;
 use shared::queue::SqsSink;
 use shared::secrets::{CachedSecret, SecretSource};
@@ -36,6 +40,8 @@ pub const DEV_APP_SECRET: &str = "dev-app-secret";
 pub const DEV_VERIFY_TOKEN: &str = "dev-verify-token";
 pub const DEV_ACCESS_TOKEN: &str = "dev-access-token-not-a-real-meta-token";
 pub const DEV_KID: &str = "dev-key-1";
+/// Graph API base URL of a local stack unless overridden: a closed port on loopback.
+pub const LOCAL_GRAPH_API: &str = "http://127.0.0.1:9";
 
 /// Wraps the inbound processor (tests use it to inject faults).
 pub type ProcessorWrapper = Arc<dyn Fn(Arc<dyn Processor>) -> Arc<dyn Processor> + Send + Sync>;
@@ -52,6 +58,8 @@ pub struct StackOptions {
     pub inbound_wrapper: Option<ProcessorWrapper>,
     /// Overrides of function environment values (e.g. `DEFAULT_COUNTRY`).
     pub env_overrides: HashMap<String, String>,
+    /// Tests only: `127.0.0.1:port` of a fake Meta allowed to serve media over http.
+    pub media_test_host: Option<String>,
 }
 
 impl StackOptions {
@@ -62,7 +70,13 @@ impl StackOptions {
             retry_after: Duration::from_secs(1),
             secret_ttl: Duration::from_secs(2),
             inbound_wrapper: None,
-            env_overrides: HashMap::new(),
+            // Locally nothing reaches Meta unless asked to: a closed loopback port (set
+            // GRAPH_API_BASE_URL here, e.g. to a fake Graph API, to change it).
+            env_overrides: HashMap::from([(
+                "GRAPH_API_BASE_URL".to_string(),
+                LOCAL_GRAPH_API.to_string(),
+            )]),
+            media_test_host: None,
         }
     }
 }
@@ -109,6 +123,7 @@ pub struct Stack {
     pub info: StackInfo,
     pub aws: SdkConfig,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    schedules: schedule::Schedules,
 }
 
 impl Drop for Stack {
@@ -129,6 +144,8 @@ pub enum StackError {
     Config(String),
     #[error("http server: {0}")]
     Http(String),
+    #[error("scheduled run failed: {0}")]
+    Schedule(String),
 }
 
 pub async fn aws_config() -> Result<(SdkConfig, String), StackError> {
@@ -145,6 +162,16 @@ pub async fn aws_config() -> Result<(SdkConfig, String), StackError> {
         .load()
         .await;
     Ok((aws, endpoint))
+}
+
+/// The Graph client's configuration for a function (tests may allow a fake Meta on loopback
+/// to serve media over http; nothing else is ever allowed).
+fn graph_config(cfg: &Config, media_test_host: &Option<String>) -> GraphConfig {
+    let mut g = GraphConfig::from_app_config(cfg);
+    g.allow_insecure_test_host = media_test_host
+        .clone()
+        .filter(|h| h.starts_with("127.0.0.1:"));
+    g
 }
 
 fn cfg_err(e: impl std::fmt::Display) -> StackError {
@@ -207,6 +234,21 @@ impl Stack {
 
         // --- staff API (HTTP) ---
         let scfg = Config::from_map(&env_of("staff-api")?).map_err(cfg_err)?;
+        let staff_meta_secrets = Arc::new(CachedSecret::new(
+            sm.clone(),
+            Config::require(&scfg.meta_secret_arn, "META_SECRET_ARN").map_err(cfg_err)?,
+            opts.secret_ttl,
+        ));
+        let staff_activity = shared::activity::ActivityLog::start(
+            Arc::new(Store::new(ddb.clone(), &scfg.table_name, scfg.inbox_shards)),
+            shared::activity::ActivityConfig::for_source("staff-api"),
+            shared::activity::meta_known_secrets(
+                sm.clone(),
+                staff_meta_secrets.clone(),
+                scfg.notify_secret_arn.as_deref(),
+                opts.secret_ttl,
+            ),
+        );
         let staff_app = staff_api::StaffApp::new(
             Store::new(ddb.clone(), &scfg.table_name, scfg.inbox_shards),
             PhoneNormalizer::new(&scfg.default_country).map_err(cfg_err)?,
@@ -218,9 +260,40 @@ impl Stack {
             scfg.jwt_issuer.clone(),
             scfg.jwt_audience.clone(),
             now,
+        )
+        .with_messaging(staff_api::inbox::Messaging {
+            graph: Arc::new(
+                GraphClient::new(graph_config(&scfg, &opts.media_test_host))
+                    .map_err(cfg_err)?
+                    .with_observer(Arc::new(staff_activity.clone())),
+            ),
+            meta_secrets: staff_meta_secrets,
+            bus: Arc::new(EventBridgeBus::new(
+                aws_sdk_eventbridge::Client::new(&aws),
+                Config::require(&scfg.crm_bus_name, "CRM_BUS_NAME").map_err(cfg_err)?,
+            )),
+            pacer: Arc::new(shared::pacing::Pacer::new(
+                shared::pacing::DynamoWindowCounter::new(ddb.clone(), &scfg.table_name),
+            )),
+        });
+        let staff_app = staff_app.with_media(MediaBucket::new(
+            s3.clone(),
+            Config::require(&scfg.media_bucket, "MEDIA_BUCKET").map_err(cfg_err)?,
+        ));
+        let staff_app = staff_app.with_settings(staff_api::settings::SettingsBackend {
+            secrets: Arc::new(aws_sdk_secretsmanager::Client::new(&aws)),
+            meta_secret_id: Config::require(&scfg.meta_secret_arn, "META_SECRET_ARN")
+                .map_err(cfg_err)?
+                .to_string(),
+            notify_secret_id: scfg.notify_secret_arn.clone(),
+            ai_secret_id: scfg.ai_secret_arn.clone(),
+        });
+        // As on Lambda: what the Graph calls logged is written before the answer.
+        let staff_router = staff_api::activity::flush_after(
+            staff_api::router(Arc::new(staff_app)),
+            staff_activity,
         );
-        let router =
-            webhook::router(Arc::new(webhook_app)).merge(staff_api::router(Arc::new(staff_app)));
+        let router = webhook::router(Arc::new(webhook_app)).merge(staff_router);
         let listener = tokio::net::TcpListener::bind(opts.http_addr)
             .await
             .map_err(|e| StackError::Http(e.to_string()))?;
@@ -243,6 +316,21 @@ impl Stack {
             )),
             phones: PhoneNormalizer::new(&icfg.default_country).map_err(cfg_err)?,
             now_ms: now,
+            media: Some(inbound::MediaCopier {
+                bucket: MediaBucket::new(
+                    s3.clone(),
+                    Config::require(&icfg.media_bucket, "MEDIA_BUCKET").map_err(cfg_err)?,
+                ),
+                graph: Arc::new(
+                    GraphClient::new(graph_config(&icfg, &opts.media_test_host))
+                        .map_err(cfg_err)?,
+                ),
+                meta_secrets: Arc::new(CachedSecret::new(
+                    sm.clone(),
+                    Config::require(&icfg.meta_secret_arn, "META_SECRET_ARN").map_err(cfg_err)?,
+                    opts.secret_ttl,
+                )),
+            }),
         });
         if let Some(w) = &opts.inbound_wrapper {
             processor = w(processor);
@@ -300,6 +388,51 @@ impl Stack {
             }
         }
 
+        // Every schedule of template.yaml is ticked here (moto never fires them).
+        let mut scheduled = Vec::new();
+        for sch in &spec.schedules {
+            let f = spec.function(&sch.function).ok_or_else(|| {
+                cfg_err(format!(
+                    "schedule {} invokes an unknown function",
+                    sch.logical_id
+                ))
+            })?;
+            let handler: schedule::ScheduleHandler = match f.binary.as_str() {
+                "template-sync" => {
+                    let tcfg = Config::from_map(&env_of("template-sync")?).map_err(cfg_err)?;
+                    let app = Arc::new(template_sync::TemplateSyncApp {
+                        store: Store::new(ddb.clone(), &tcfg.table_name, tcfg.inbox_shards),
+                        graph: Arc::new(
+                            GraphClient::new(GraphConfig::from_app_config(&tcfg))
+                                .map_err(cfg_err)?,
+                        ),
+                        meta_secrets: Arc::new(CachedSecret::new(
+                            sm.clone(),
+                            Config::require(&tcfg.meta_secret_arn, "META_SECRET_ARN")
+                                .map_err(cfg_err)?,
+                            opts.secret_ttl,
+                        )),
+                        now_ms: now,
+                    });
+                    Arc::new(move |input| {
+                        let app = app.clone();
+                        Box::pin(async move {
+                            let report = app.handle(input).await.map_err(|e| e.to_string())?;
+                            serde_json::to_value(report).map_err(|e| e.to_string())
+                        })
+                    })
+                }
+                other => {
+                    return Err(StackError::Config(format!(
+                        "no local handler for scheduled function {other}"
+                    )));
+                }
+            };
+            scheduled.push((sch.clone(), handler));
+        }
+        let schedules = schedule::Schedules::new(scheduled);
+        tasks.extend(schedules.spawn_ticks());
+
         let http_base = format!("http://{addr}");
         let info = StackInfo {
             webhook_url: format!("{http_base}{}", webhook::WEBHOOK_PATH),
@@ -314,6 +447,23 @@ impl Stack {
             jwt_audience: scfg.jwt_audience.clone(),
             jwt_private_pem: key.private_pem.clone(),
         };
-        Ok(Stack { info, aws, tasks })
+        Ok(Stack {
+            info,
+            aws,
+            tasks,
+            schedules,
+        })
+    }
+
+    /// Runs the function a schedule of `template.yaml` invokes, now, as a tick would (e.g.
+    /// `run_schedule("TemplateSyncFunction")`); returns the function's result.
+    pub async fn run_schedule(
+        &self,
+        function_logical_id: &str,
+    ) -> Result<serde_json::Value, StackError> {
+        self.schedules
+            .run(function_logical_id)
+            .await
+            .map_err(StackError::Schedule)
     }
 }

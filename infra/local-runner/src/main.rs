@@ -23,6 +23,9 @@ enum Cmd {
         addr: String,
         #[arg(long, default_value = "dev")]
         prefix: String,
+        /// Graph API base URL (default: a closed loopback port, so nothing reaches Meta).
+        #[arg(long)]
+        graph_api: Option<String>,
     },
     /// Print a staff JWT signed with the development key.
     MintToken {
@@ -56,8 +59,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     shared::telemetry::init();
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Up { addr, prefix } => {
+        Cmd::Up {
+            addr,
+            prefix,
+            graph_api,
+        } => {
             let mut opts = StackOptions::new(prefix);
+            if let Some(url) = graph_api {
+                opts.env_overrides.insert("GRAPH_API_BASE_URL".into(), url);
+            }
             opts.http_addr = addr.parse()?;
             let stack = Stack::start(opts).await?;
             if let Some(dir) = cli.info.parent() {

@@ -12,6 +12,9 @@ pub struct Spec {
     pub queues: Vec<QueueSpec>,
     pub buses: Vec<Named>,
     pub rules: Vec<RuleSpec>,
+    /// EventBridge Scheduler schedules (moto never fires them: the runner ticks them).
+    #[serde(default)]
+    pub schedules: Vec<ScheduleSpec>,
     pub buckets: Vec<Named>,
     pub secrets: Vec<SecretSpec>,
     pub functions: Vec<FunctionSpec>,
@@ -95,6 +98,18 @@ pub struct RuleSpec {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+pub struct ScheduleSpec {
+    pub logical_id: String,
+    /// Logical id of the function it invokes.
+    pub function: String,
+    /// `rate(1 hour)`, `cron(…)`.
+    pub expression: String,
+    /// The target's `Input` (JSON text), if any.
+    #[serde(default)]
+    pub input: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
 pub struct SecretSpec {
     pub logical_id: String,
     #[serde(default)]
@@ -161,5 +176,20 @@ mod tests {
             .unwrap();
         assert!(q.fifo, "inbound queue must be FIFO");
         assert!(q.redrive.is_some(), "inbound queue must have a DLQ");
+    }
+
+    #[test]
+    fn templates_are_synced_hourly() {
+        let spec = Spec::load();
+        let s = spec
+            .schedules
+            .iter()
+            .find(|s| s.function == "TemplateSyncFunction")
+            .expect("a schedule for TemplateSyncFunction");
+        assert_eq!(s.expression, "rate(1 hour)");
+        assert_eq!(
+            spec.function(&s.function).map(|f| f.binary.as_str()),
+            Some("template-sync")
+        );
     }
 }

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use super::keys::{self, AliasKind};
 use super::model::*;
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -25,7 +25,9 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    fn sdk<E: std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> Self {
+    pub(crate) fn sdk<E: std::error::Error + 'static, R: std::fmt::Debug>(
+        e: SdkError<E, R>,
+    ) -> Self {
         StoreError::Dynamo(DisplayErrorContext(&e).to_string())
     }
 }
@@ -36,19 +38,19 @@ impl From<serde_dynamo::Error> for StoreError {
     }
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
-fn n(v: i64) -> AttributeValue {
+pub(crate) fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
-fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+pub(crate) fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
     HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
 }
-fn to_item<T: Serialize>(v: &T) -> Result<Item, StoreError> {
+pub(crate) fn to_item<T: Serialize>(v: &T) -> Result<Item, StoreError> {
     Ok(serde_dynamo::to_item(v)?)
 }
-fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+pub(crate) fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
     Ok(serde_dynamo::from_item(item)?)
 }
 
@@ -121,14 +123,15 @@ pub struct Activity<'a> {
     pub inbound: bool,
     pub shard: u8,
     pub rel_type: RelType,
+    pub wamid: &'a str,
 }
 
 pub const WINDOW_MS: i64 = 24 * 3600 * 1000;
 
 #[derive(Clone)]
 pub struct Store {
-    client: Client,
-    table: String,
+    pub(crate) client: Client,
+    pub(crate) table: String,
     shards: u8,
 }
 
@@ -149,7 +152,7 @@ impl Store {
         &self.table
     }
 
-    async fn get<T: DeserializeOwned>(
+    pub(crate) async fn get<T: DeserializeOwned>(
         &self,
         pk: String,
         sk: &str,
@@ -167,7 +170,7 @@ impl Store {
     }
 
     /// Put that succeeds only if the item does not exist; `Ok(false)` when it did.
-    async fn put_new<T: Serialize>(&self, item: &T) -> Result<bool, StoreError> {
+    pub(crate) async fn put_new<T: Serialize>(&self, item: &T) -> Result<bool, StoreError> {
         let r = self
             .client
             .put_item()
@@ -747,6 +750,7 @@ impl Store {
             inbound,
             shard,
             rel_type,
+            wamid,
         } = *a;
         let conv_pk = keys::conversation_pk(phone_number_id, customer_id);
         let conv_id = keys::conversation_id(phone_number_id, customer_id);
@@ -780,21 +784,21 @@ impl Store {
             return Ok(());
         }
         let new_session = current.window_expires_at.is_none_or(|exp| at_ms > exp);
-        let mut upd = self
+        let set = if new_session {
+            "SET last_inbound_at = :t, last_inbound_wamid = :w, window_expires_at = :exp, session_started_at = :t"
+        } else {
+            "SET last_inbound_at = :t, last_inbound_wamid = :w, window_expires_at = :exp"
+        };
+        let upd = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(&conv_pk, keys::CONV_SK)))
             .condition_expression("attribute_not_exists(last_inbound_at) OR last_inbound_at < :t")
             .expression_attribute_values(":t", n(at_ms))
-            .expression_attribute_values(":exp", n(at_ms + WINDOW_MS));
-        upd = if new_session {
-            upd.update_expression(
-                "SET last_inbound_at = :t, window_expires_at = :exp, session_started_at = :t",
-            )
-        } else {
-            upd.update_expression("SET last_inbound_at = :t, window_expires_at = :exp")
-        };
+            .expression_attribute_values(":w", s(wamid))
+            .expression_attribute_values(":exp", n(at_ms + WINDOW_MS))
+            .update_expression(set);
         match upd.send().await {
             Ok(_) => Ok(()),
             Err(e) if is_conditional_failure_update(&e) => Ok(()),
@@ -1068,42 +1072,6 @@ impl Store {
 
     // ---------- business-account events ----------
 
-    pub async fn record_template_status(
-        &self,
-        waba_id: &str,
-        name: &str,
-        language: &str,
-        event: &str,
-        raw: &str,
-        at_ms: i64,
-    ) -> Result<(), StoreError> {
-        let r = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                keys::template_pk(waba_id),
-                format!("{name}#{language}"),
-            )))
-            .update_expression("SET #n = :n, #l = :l, #st = :e, status_raw = :raw, status_at = :t")
-            .condition_expression("attribute_not_exists(status_at) OR status_at <= :t")
-            .expression_attribute_names("#n", "name")
-            .expression_attribute_names("#l", "language")
-            .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":n", s(name))
-            .expression_attribute_values(":l", s(language))
-            .expression_attribute_values(":e", s(event))
-            .expression_attribute_values(":raw", s(raw))
-            .expression_attribute_values(":t", n(at_ms))
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure_update(&e) => Ok(()),
-            Err(e) => Err(StoreError::sdk(e)),
-        }
-    }
-
     /// Business-level events (account updates, value-level errors) kept as a log.
     pub async fn record_business_event(
         &self,
@@ -1132,6 +1100,7 @@ fn direction_str(d: Direction) -> &'static str {
     match d {
         Direction::Inbound => "inbound",
         Direction::Outbound => "outbound",
+        Direction::Internal => "internal",
     }
 }
 
@@ -1142,17 +1111,19 @@ pub fn truncate(s: &str, max_chars: usize) -> String {
     }
 }
 
-fn is_conditional_failure_put<R>(
+pub(crate) fn is_conditional_failure_put<R>(
     e: &SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError, R>,
 ) -> bool {
     matches!(e, SdkError::ServiceError(se) if se.err().is_conditional_check_failed_exception())
 }
 
-fn is_conditional_failure_update<R>(e: &SdkError<UpdateItemError, R>) -> bool {
+pub(crate) fn is_conditional_failure_update<R>(e: &SdkError<UpdateItemError, R>) -> bool {
     matches!(e, SdkError::ServiceError(se) if se.err().is_conditional_check_failed_exception())
 }
 
-fn cancellation_codes<R>(e: &SdkError<TransactWriteItemsError, R>) -> Option<Vec<String>> {
+pub(crate) fn cancellation_codes<R>(
+    e: &SdkError<TransactWriteItemsError, R>,
+) -> Option<Vec<String>> {
     match e {
         SdkError::ServiceError(se) => match se.err() {
             TransactWriteItemsError::TransactionCanceledException(t) => Some(
@@ -1191,5 +1162,309 @@ impl Store {
             Err(e) if is_conditional_failure_update(&e) => Ok(false),
             Err(e) => Err(StoreError::sdk(e)),
         }
+    }
+}
+
+impl Store {
+    /// Records a send intent unless one exists under the same id; returns the existing one.
+    pub async fn record_intent(
+        &self,
+        intent: &SendIntent,
+    ) -> Result<Option<SendIntent>, StoreError> {
+        if self.put_new(intent).await? {
+            return Ok(None);
+        }
+        self.intent(&intent.msg_id).await
+    }
+
+    pub async fn intent(&self, msg_id: &str) -> Result<Option<SendIntent>, StoreError> {
+        self.get(keys::send_intent_pk(msg_id), keys::OUT_SK).await
+    }
+
+    /// Records Meta's answer to an intent. `from` lists the states it may leave (a settled
+    /// intent is never moved back).
+    pub async fn finish_intent(
+        &self,
+        msg_id: &str,
+        state: SendState,
+        wamid: Option<&str>,
+        error: Option<(i64, &str, &str)>,
+        now_ms: i64,
+        from: &[SendState],
+    ) -> Result<bool, StoreError> {
+        let state_str = |s: SendState| {
+            serde_json::to_value(s)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        };
+        let mut set = vec!["#state = :s".to_string(), "updated_at = :now".into()];
+        let mut b = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::send_intent_pk(msg_id), keys::OUT_SK)))
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":s", s(state_str(state)))
+            .expression_attribute_values(":now", n(now_ms));
+        if let Some(w) = wamid {
+            set.push("wamid = :w".into());
+            b = b.expression_attribute_values(":w", s(w));
+        }
+        if let Some((code, class, message)) = error {
+            set.push("error_code = :ec, error_class = :el, error_message = :em".into());
+            b = b
+                .expression_attribute_values(":ec", n(code))
+                .expression_attribute_values(":el", s(class))
+                .expression_attribute_values(":em", s(truncate(message, 500)));
+        }
+        let mut cond = Vec::new();
+        for (i, f) in from.iter().enumerate() {
+            cond.push(format!("#state = :f{i}"));
+            b = b.expression_attribute_values(format!(":f{i}"), s(state_str(*f)));
+        }
+        b = b.condition_expression(format!("attribute_exists(pk) AND ({})", cond.join(" OR ")));
+        match b
+            .update_expression(format!("SET {}", set.join(", ")))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure_update(&e) => Ok(false),
+            Err(e) => Err(StoreError::sdk(e)),
+        }
+    }
+
+    /// Sets (or clears) the conversation's assignee.
+    pub async fn assign(
+        &self,
+        phone_number_id: &str,
+        customer_id: &str,
+        assignee: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut b = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::conversation_pk(phone_number_id, customer_id),
+                keys::CONV_SK,
+            )))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":now", n(now_ms));
+        b = match assignee {
+            Some(a) => b
+                .update_expression("SET assignee = :a, assigned_at = :now")
+                .expression_attribute_values(":a", s(a)),
+            None => b.update_expression("REMOVE assignee SET assigned_at = :now"),
+        };
+        match b.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure_update(&e) => Ok(false),
+            Err(e) => Err(StoreError::sdk(e)),
+        }
+    }
+
+    /// Marks the conversation read (unread back to 0).
+    pub async fn mark_read(
+        &self,
+        phone_number_id: &str,
+        customer_id: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::conversation_pk(phone_number_id, customer_id),
+                keys::CONV_SK,
+            )))
+            .update_expression("SET unread = :z, read_at = :now")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":z", n(0))
+            .expression_attribute_values(":now", n(now_ms))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure_update(&e) => Ok(false),
+            Err(e) => Err(StoreError::sdk(e)),
+        }
+    }
+
+    /// Adds a ticket reference to the conversation (shown with it and in its history).
+    pub async fn add_ticket(
+        &self,
+        phone_number_id: &str,
+        customer_id: &str,
+        ticket_ref: &str,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::conversation_pk(phone_number_id, customer_id),
+                keys::CONV_SK,
+            )))
+            .update_expression("ADD tickets :t")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":t", AttributeValue::Ss(vec![ticket_ref.to_string()]))
+            .send()
+            .await
+            .map_err(StoreError::sdk)?;
+        Ok(())
+    }
+
+    /// Writes an item of a conversation's history that is not a WhatsApp message (e.g. a
+    /// ticket request); idempotent on its sort key.
+    pub async fn put_history_note(&self, note: &MessageItem) -> Result<(), StoreError> {
+        self.put_new(note).await?;
+        Ok(())
+    }
+}
+
+/// An outbound message Meta accepted, to be stored in its conversation's history.
+pub struct AcceptedOutbound<'a> {
+    pub conversation: &'a Conversation,
+    pub wamid: &'a str,
+    pub kind: &'a str,
+    pub timestamp_ms: i64,
+    pub summary: &'a str,
+    /// The request body we sent.
+    pub raw: &'a str,
+    pub staff_id: Option<&'a str>,
+    pub source: &'a str,
+    pub now_ms: i64,
+}
+
+impl Store {
+    /// Stores an accepted outbound message (idempotent on its wamid) so its statuses update it,
+    /// and moves the conversation's activity (not its window).
+    pub async fn store_outbound(
+        &self,
+        o: &AcceptedOutbound<'_>,
+    ) -> Result<StoreOutcome, StoreError> {
+        let c = o.conversation;
+        let shard = keys::shard_of(&c.conversation_id, self.shards);
+        let customer = Customer {
+            pk: keys::customer_pk(&c.customer_id),
+            sk: keys::PROFILE_SK.into(),
+            customer_id: c.customer_id.clone(),
+            wa_id: c.wa_id.clone(),
+            bsuid: c.bsuid.clone(),
+            e164: c.customer_phone.clone(),
+            name: c.customer_name.clone(),
+            marketing_opt_out: false,
+            marketing_pref_at: None,
+            created_at: c.created_at,
+        };
+        let message = MessageItem {
+            pk: keys::conversation_pk(&c.phone_number_id, &c.customer_id),
+            sk: keys::message_sk(o.timestamp_ms, o.wamid),
+            wamid: o.wamid.to_string(),
+            conversation_id: c.conversation_id.clone(),
+            direction: Direction::Outbound,
+            kind: o.kind.to_string(),
+            timestamp: o.timestamp_ms,
+            summary: truncate(o.summary, 1000),
+            raw: o.raw.to_string(),
+            source: o.source.to_string(),
+            context_wamid: None,
+            staff_id: o.staff_id.map(str::to_string),
+            stored_at: o.now_ms,
+        };
+        let outcome = self
+            .store_message(&NewMessage {
+                message,
+                conversation: ConversationFacts {
+                    phone_number_id: c.phone_number_id.clone(),
+                    customer,
+                    rel_type: c.rel_type,
+                    rel_id: c.rel_id.clone(),
+                    shard,
+                    now_ms: o.now_ms,
+                },
+                unread: false,
+            })
+            .await?;
+        self.touch_conversation(&Activity {
+            phone_number_id: &c.phone_number_id,
+            customer_id: &c.customer_id,
+            at_ms: o.timestamp_ms,
+            preview: o.summary,
+            inbound: false,
+            shard,
+            rel_type: c.rel_type,
+            wamid: o.wamid,
+        })
+        .await?;
+        Ok(outcome)
+    }
+
+    /// The latest `limit` items of a conversation's history, oldest first.
+    pub async fn recent_messages(
+        &self,
+        phone_number_id: &str,
+        customer_id: &str,
+        limit: usize,
+    ) -> Result<Vec<MessageItem>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :p AND begins_with(sk, :m)")
+            .expression_attribute_values(
+                ":p",
+                s(keys::conversation_pk(phone_number_id, customer_id)),
+            )
+            .expression_attribute_values(":m", s(keys::MSG_PREFIX))
+            .scan_index_forward(false)
+            .limit(limit.clamp(1, 200) as i32)
+            .send()
+            .await
+            .map_err(StoreError::sdk)?;
+        let mut v: Vec<MessageItem> = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(from_item)
+            .collect::<Result<_, _>>()?;
+        v.reverse();
+        Ok(v)
+    }
+}
+
+impl Store {
+    /// Generic typed read of one item (for small modules owning their own item types).
+    pub async fn get_item<T: DeserializeOwned>(
+        &self,
+        pk: String,
+        sk: &str,
+    ) -> Result<Option<T>, StoreError> {
+        self.get(pk, sk).await
+    }
+
+    /// Generic conditional create; `Ok(false)` when the item existed.
+    pub async fn put_item_new<T: Serialize>(&self, item: &T) -> Result<bool, StoreError> {
+        self.put_new(item).await
+    }
+
+    pub async fn set_upload_media(
+        &self,
+        upload_id: &str,
+        media_id: &str,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("UPLOAD#{upload_id}"), "UPLOAD")))
+            .update_expression("SET media_id = :m")
+            .expression_attribute_values(":m", s(media_id))
+            .send()
+            .await
+            .map_err(StoreError::sdk)?;
+        Ok(())
     }
 }

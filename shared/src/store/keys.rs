@@ -83,6 +83,19 @@ pub fn template_pk(waba_id: &str) -> String {
     format!("TPL#{waba_id}")
 }
 
+/// Seconds a pacing window item outlives its second (DynamoDB TTL deletes it afterwards).
+pub const PACE_TTL_SECS: i64 = 300;
+
+/// Partition of a business number's pacing windows (see [`crate::pacing`]).
+pub fn pace_pk(phone_number_id: &str) -> String {
+    format!("PACE#{phone_number_id}")
+}
+
+/// One pacing window: the unix second, zero-padded so windows sort by time.
+pub fn pace_sk(window_second: i64) -> String {
+    format!("{window_second:010}")
+}
+
 /// GSI1 partition of an inbox: sharded so one busy `rel_type` is not one hot partition.
 pub fn inbox_pk(rel_type: &str, shard: u8) -> String {
     format!("INBOX#{rel_type}#{shard}")
@@ -118,6 +131,35 @@ pub fn lead_correlation_id(identity: &str) -> String {
     .to_string()
 }
 
+pub const OUT_SK: &str = "OUT";
+
+pub fn send_intent_pk(msg_id: &str) -> String {
+    format!("OUT#{msg_id}")
+}
+
+/// Our id of an outbound message: deterministic from the conversation and the caller's
+/// idempotency key, so a retried request maps to the same intent.
+pub fn outbound_message_id(conversation_id: &str, idempotency_key: &str) -> String {
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_OID,
+        format!("whatsapp-outbound:{conversation_id}:{idempotency_key}").as_bytes(),
+    )
+    .simple()
+    .to_string()
+}
+
+/// Sort key of a template under [`template_pk`]: `{name}#{language}` (names never hold `#`).
+pub fn template_sk(name: &str, language: &str) -> String {
+    format!("{name}#{language}")
+}
+
+pub const TEMPLATE_SYNC_SK: &str = "SYNC";
+
+/// The last template sync of a WABA (when, and what it found).
+pub fn template_sync_pk(waba_id: &str) -> String {
+    format!("TPLSYNC#{waba_id}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +168,8 @@ mod tests {
     fn keys_sort_by_time() {
         assert!(message_sk(999, "b") < message_sk(1000, "a"));
         assert!(inbox_sk(1_700_000_000_000, "x") < inbox_sk(1_700_000_000_001, "a"));
+        assert_eq!(pace_sk(1_749_416_384), "1749416384");
+        assert!(pace_sk(999_999_999) < pace_sk(1_000_000_000));
     }
 
     #[test]

@@ -17,9 +17,21 @@
 //! | auto-lead claim of a phone | `pk=LEADCLAIM#{canonical E.164 or BSUID}`, `sk=CLAIM` |
 //! | processed CRM event (dedupe) | `pk=EVENT#{event_id}`, `sk=EVENT` (TTL) |
 //! | settings | `pk=SETTINGS`, `sk={name}` |
-//! | template status by name + language | `pk=TPL#{waba_id}`, `sk={name}#{language}` |
+//! | activity log, newest first per UTC day ([`activity`]) | `pk=LOG#{yyyy-mm-dd}`, `sk={at_ms:013}#{seq}` (TTL) |
+//! | templates by name + language (synced content, webhook status) | `pk=TPL#{waba_id}`, `sk={name}#{language}` |
+//! | last template sync of a WABA | `pk=TPLSYNC#{waba_id}`, `sk=SYNC` |
+//! | quick replies ([`quick_replies`]); unique shortcut | `pk=QUICKREPLIES`, `sk={id}`; `pk=QRSHORTCUT#{shortcut}`, `sk=CLAIM` |
+//! | business numbers ([`numbers`]); the default sender | `pk=NUMBERS`, `sk={phone_number_id}`; `pk=SETTINGS`, `sk=default_number` |
+//! | WhatsApp contacts, groups ([`audiences`]); unique phone | `pk=WACONTACTS` / `WAGROUPS`, `sk={id}`; `pk=WAPHONE#{canonical E.164}`, `sk=CLAIM` |
+//! | members of a group | `pk=WAGROUP#{group_id}`, `sk=MEMBER#{contact_id}` |
+pub mod activity;
+pub mod audiences;
+pub mod crud;
 pub mod dynamo;
 pub mod keys;
 pub mod model;
+pub mod numbers;
+pub mod quick_replies;
+pub mod templates;
 
 pub use dynamo::{Store, StoreError};

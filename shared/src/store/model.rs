@@ -96,6 +96,12 @@ pub struct Conversation {
     pub session_started_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignee: Option<String>,
+    /// wamid of the customer's latest message (for read receipts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_inbound_wamid: Option<String>,
+    /// References of tickets requested from this conversation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tickets: Vec<String>,
     pub created_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gsi1pk: Option<String>,
@@ -108,6 +114,8 @@ pub struct Conversation {
 pub enum Direction {
     Inbound,
     Outbound,
+    /// A note of the conversation's history that is not a WhatsApp message (e.g. a ticket).
+    Internal,
 }
 
 /// One message of a conversation's history.
@@ -228,4 +236,50 @@ pub struct AutoLeadSettings {
     pub source: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignee: Option<String>,
+}
+
+/// State of a send we asked Meta for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SendState {
+    /// Recorded, not yet answered by Meta (or the process died before recording the answer).
+    Pending,
+    /// Meta accepted it (`wamid` known).
+    Accepted,
+    /// Meta refused it (error recorded); nothing was sent.
+    Failed,
+    /// The answer was lost (timeout after the request left): never re-sent blindly; settled by
+    /// the first status carrying our id in `biz_opaque_callback_data`.
+    Unknown,
+}
+
+/// The intent of one outbound send, recorded under a deterministic key BEFORE the request to
+/// Meta: a retried request (same idempotency key) finds it and never sends twice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SendIntent {
+    pub pk: String,
+    pub sk: String,
+    pub msg_id: String,
+    pub conversation_id: String,
+    pub phone_number_id: String,
+    pub customer_id: String,
+    pub to: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staff_id: Option<String>,
+    /// Meta's `type` of the message (text, template, image, …).
+    pub kind: String,
+    pub summary: String,
+    /// The request body sent to Meta.
+    pub request: String,
+    pub state: SendState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wamid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_class: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
 }

@@ -1,0 +1,152 @@
+//! Catalogues staff manage: quick replies (`quickreplies`), business numbers
+//! (`whatsapp_numbers`), WhatsApp contacts and groups (`whatsapp_contacts`, `whatsapp_groups`).
+//!
+//! | route | permission |
+//! |---|---|
+//! | `GET /api/v1/quick-replies?limit=&cursor=`, `GET /api/v1/quick-replies/{id}`, `GET /api/v1/quick-replies/placeholders` | `quickreplies:view` |
+//! | `POST /api/v1/quick-replies` | `quickreplies:create` |
+//! | `PUT /api/v1/quick-replies/{id}` | `quickreplies:edit` |
+//! | `DELETE /api/v1/quick-replies/{id}` | `quickreplies:delete` |
+//! | `GET /api/v1/numbers`, `GET /api/v1/numbers/{phone_number_id}` | `whatsapp_numbers:view` |
+//! | `POST /api/v1/numbers`, `PUT /api/v1/numbers/{phone_number_id}`, `POST /api/v1/numbers/{phone_number_id}/default` | `whatsapp_numbers:edit` |
+//! | `GET /api/v1/contacts?limit=&cursor=`, `GET /api/v1/contacts/{id}` | `whatsapp_contacts:view` |
+//! | `POST` / `PUT` / `DELETE` contacts | `whatsapp_contacts:create` / `edit` / `delete` (+ `whatsapp_groups:edit` when `group_ids` changes) |
+//! | `GET /api/v1/groups?limit=&cursor=`, `GET /api/v1/groups/{id}` | `whatsapp_groups:view` |
+//! | `POST` / `PUT` / `DELETE` groups | `whatsapp_groups:create` / `edit` / `delete` |
+//! | `GET /api/v1/groups/{id}/members?limit=&cursor=` | `whatsapp_groups:view` + `whatsapp_contacts:view` |
+//! | `PUT` / `DELETE /api/v1/groups/{id}/members/{contact_id}` | `whatsapp_groups:edit` |
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::StatusCode;
+use serde::{Deserialize, Deserializer};
+use shared::auth::{Action, Permission, Resource};
+use shared::store::crud::{CrudError, is_valid_id};
+
+use crate::{ApiError, Keys, StaffApp};
+
+pub mod audiences;
+pub mod numbers;
+pub mod quick_replies;
+
+pub fn routes() -> Router<Arc<StaffApp>> {
+    Router::new()
+        .merge(quick_replies::routes())
+        .merge(numbers::routes())
+        .merge(audiences::routes())
+}
+
+pub(crate) const fn perm(resource: Resource, action: Action) -> Permission {
+    Permission::new(resource, action)
+}
+
+impl From<CrudError> for ApiError {
+    fn from(e: CrudError) -> Self {
+        match e {
+            CrudError::NotFound(what) => ApiError::not_found(&what),
+            CrudError::Conflict { code, message } => {
+                ApiError::new(StatusCode::CONFLICT, code, message)
+            }
+            CrudError::Invalid { field, message } => {
+                ApiError::bad_request(format!("{field}: {message}"))
+            }
+            CrudError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// The JSON body of a request; a type error names the field (`opted_in: invalid type …`).
+pub(crate) fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    axum::Json::<T>::from_bytes(bytes)
+        .map(|axum::Json(v)| v)
+        .map_err(|e| {
+            let text = e.body_text();
+            let detail = text
+                .strip_prefix("Failed to deserialize the JSON body into the target type: ")
+                .or_else(|| text.strip_prefix("Failed to parse the request body as JSON: "))
+                .unwrap_or(&text);
+            ApiError::bad_request(format!("invalid JSON body: {detail}"))
+        })
+}
+
+/// A path id that can be a key, else 404 for `what`.
+pub(crate) fn path_id<'a>(id: &'a str, what: &str) -> Result<&'a str, ApiError> {
+    if is_valid_id(id) {
+        Ok(id)
+    } else {
+        Err(ApiError::not_found(what))
+    }
+}
+
+/// A signed cursor of the list `scope` back to its position.
+pub(crate) fn decode_cursor(
+    keys: &Keys,
+    scope: &str,
+    cursor: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    match cursor.filter(|c| !c.is_empty()) {
+        None => Ok(None),
+        Some(c) => keys.cursors.decode(scope, c).map(Some).map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_cursor",
+                "cursor is invalid for this list",
+            )
+        }),
+    }
+}
+
+pub(crate) fn encode_cursor(keys: &Keys, scope: &str, next: Option<String>) -> Option<String> {
+    next.map(|n| keys.cursors.encode(scope, &n))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ListQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<String>,
+}
+
+/// Trimmed text of `min..=max` characters, the error naming `field`.
+pub(crate) fn text(field: &str, v: &str, min: usize, max: usize) -> Result<String, ApiError> {
+    let t = v.trim();
+    let len = t.chars().count();
+    if len < min || len > max {
+        let what = if min == 0 {
+            format!("at most {max} characters")
+        } else {
+            format!("{min} to {max} characters")
+        };
+        return Err(ApiError::bad_request(format!(
+            "{field} must be {what} (got {len})"
+        )));
+    }
+    if t.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    {
+        return Err(ApiError::bad_request(format!(
+            "{field} must not contain control characters"
+        )));
+    }
+    Ok(t.to_string())
+}
+
+/// Optional text: empty or blank becomes `None`.
+pub(crate) fn opt_text(
+    field: &str,
+    v: Option<&str>,
+    max: usize,
+) -> Result<Option<String>, ApiError> {
+    match v.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => text(field, s, 1, max).map(Some),
+    }
+}
+
+/// For PUT bodies: absent → `None`, `null` → `Some(None)`, a value → `Some(Some(v))`.
+pub(crate) fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}

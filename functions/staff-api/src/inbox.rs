@@ -1,0 +1,574 @@
+//! Inbox actions that reach outside: replies (Meta), read receipts, assignment and ticket
+//! requests (CRM bus).
+//!
+//! A reply is recorded as an intent under a key derived from the conversation and the
+//! request's idempotency key BEFORE Meta is called, so a retried click never sends twice; a
+//! send whose answer was lost is marked `unknown` and settled by its first status (the inbound
+//! function matches `biz_opaque_callback_data`), never re-sent blindly.
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use shared::crm_events::{EventBus, OutboundEvent};
+use shared::meta::graph::{ErrorClass, GraphClient, GraphError};
+use shared::meta::outbound::{OutboundContent, OutboundMessage};
+use shared::pacing::{DynamoWindowCounter, PaceError, Pacer};
+use shared::secrets::{CachedSecret, MetaSecrets};
+use shared::store::dynamo::AcceptedOutbound;
+use shared::store::keys;
+use shared::store::model::{Conversation, Direction, MessageItem, SendIntent, SendState};
+
+use crate::{ApiError, Authed, CHAT_VIEW, StaffApp, parse_conv_id, parse_json};
+
+/// What the inbox needs to reach Meta and the CRM.
+pub struct Messaging {
+    pub graph: Arc<GraphClient>,
+    pub meta_secrets: Arc<CachedSecret<MetaSecrets>>,
+    pub bus: Arc<dyn EventBus>,
+    /// Per-number pace shared with every other sender (campaigns included).
+    pub pacer: Arc<Pacer<DynamoWindowCounter>>,
+}
+
+impl Messaging {
+    pub(crate) async fn token(&self) -> Result<String, ApiError> {
+        let s = self.meta_secrets.get().await.map_err(|e| {
+            tracing::error!(error = %e, "Meta credentials unavailable");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "secrets_unavailable",
+                "Meta credentials are unavailable",
+            )
+        })?;
+        if s.access_token.is_empty() {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_connected",
+                "no Meta access token is configured (connection settings)",
+            ));
+        }
+        Ok(s.access_token.expose().to_string())
+    }
+
+    async fn publish(&self, event: OutboundEvent) -> Result<(), ApiError> {
+        self.bus.publish(&[event]).await.map_err(|e| {
+            tracing::error!(error = %e, "CRM bus unavailable");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "bus_unavailable",
+                "the CRM event could not be published; retry",
+            )
+        })
+    }
+}
+
+async fn load_conversation(app: &StaffApp, id: &str) -> Result<Conversation, ApiError> {
+    let (pnid, cid) = parse_conv_id(id)?;
+    app.store
+        .conversation(pnid, cid)
+        .await?
+        .ok_or_else(|| ApiError::not_found("conversation"))
+}
+
+fn idempotency_key(headers: &HeaderMap, body_key: Option<String>) -> Result<String, ApiError> {
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or(body_key)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    if key.is_empty() || key.len() > 200 || key.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "idempotency key must be 1 to 200 printable characters",
+        ));
+    }
+    Ok(key)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendBody {
+    #[serde(default)]
+    content: Option<OutboundContent>,
+    /// Instead of `content`: a quick reply, sent as text with its placeholders filled.
+    #[serde(default)]
+    quick_reply_id: Option<String>,
+    #[serde(default)]
+    reply_to: Option<String>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
+fn intent_json(i: &SendIntent) -> Value {
+    json!({
+        "id": i.msg_id,
+        "conversation_id": i.conversation_id,
+        "state": i.state,
+        "wamid": i.wamid,
+        "type": i.kind,
+        "error": i.error_code.map(|c| json!({"code": c, "class": i.error_class, "message": i.error_message})),
+    })
+}
+
+/// Short text of an outbound message for previews.
+fn summary_of(c: &OutboundContent) -> String {
+    let v = serde_json::to_value(c).unwrap_or(Value::Null);
+    let pick = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    pick("body")
+        .or_else(|| pick("caption"))
+        .or_else(|| pick("name").map(|n| format!("[template] {n}")))
+        .unwrap_or_else(|| format!("[{}]", c.graph_type()))
+}
+
+/// HTTP answer for Meta's refusal of a send.
+pub(crate) fn meta_refusal(e: &GraphError) -> ApiError {
+    match e {
+        GraphError::Meta {
+            code,
+            message,
+            class,
+            ..
+        } => {
+            let (status, api_code) = match class {
+                ErrorClass::NeedsTemplate => (StatusCode::CONFLICT, "window_closed"),
+                ErrorClass::RecipientInvalid
+                | ErrorClass::OptedOut
+                | ErrorClass::MarketingCapped => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "recipient_refused")
+                }
+                ErrorClass::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+                ErrorClass::TemplateParams | ErrorClass::TemplatePaused => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "template_refused")
+                }
+                ErrorClass::Temporary => (StatusCode::SERVICE_UNAVAILABLE, "meta_unavailable"),
+                _ => (StatusCode::BAD_GATEWAY, "meta_error"),
+            };
+            ApiError::new(
+                status,
+                api_code,
+                format!(
+                    "Meta refused the message ({code}, {}): {message}",
+                    class.as_str()
+                ),
+            )
+        }
+        GraphError::Validation(v) => ApiError::bad_request(v.to_string()),
+        GraphError::NotSent(m) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "meta_unreachable",
+            format!("Meta could not be reached: {m}"),
+        ),
+        other => ApiError::new(StatusCode::BAD_GATEWAY, "meta_error", other.to_string()),
+    }
+}
+
+/// `POST /api/v1/conversations/{id}/messages`: reply with text, media, interactive or template.
+pub async fn send_message(
+    State(app): State<Arc<StaffApp>>,
+    Authed(who, _): Authed,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    who.require(CHAT_VIEW)?;
+    let b: SendBody = parse_json(&body)?;
+    let key = idempotency_key(&headers, b.idempotency_key)?;
+    let m = app.messaging()?;
+    let conv = load_conversation(&app, &id).await?;
+    let content = crate::admin_crud::quick_replies::send_content(
+        &app,
+        &conv,
+        &who.staff_id,
+        b.content,
+        b.quick_reply_id,
+    )
+    .await?;
+    let now = (app.now_ms)();
+    if content.needs_open_window() && conv.window_expires_at.is_none_or(|exp| exp <= now) {
+        let when = conv
+            .window_expires_at
+            .map(|t| {
+                format!(
+                    "closed at {}",
+                    chrono::DateTime::from_timestamp_millis(t)
+                        .map(|d| d.to_rfc3339())
+                        .unwrap_or_default()
+                )
+            })
+            .unwrap_or_else(|| "is not open (the customer never wrote)".into());
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "window_closed",
+            format!(
+                "the 24-hour customer service window {when}; only an approved template can be sent"
+            ),
+        ));
+    }
+    let to = conv
+        .wa_id
+        .clone()
+        .or_else(|| conv.bsuid.clone())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "no_recipient",
+                "the customer has no WhatsApp id",
+            )
+        })?;
+    let msg_id = keys::outbound_message_id(&conv.conversation_id, &key);
+    let msg = OutboundMessage {
+        to: to.clone(),
+        reply_to: b.reply_to,
+        biz_opaque_callback_data: Some(msg_id.clone()),
+        content,
+    };
+    msg.validate()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if let OutboundContent::Template(t) = &msg.content {
+        // Checked against the stored template before the intent: 404 unknown, 422 mismatch.
+        crate::templates::check_send(&app, m, t).await?;
+    }
+    let intent = SendIntent {
+        pk: keys::send_intent_pk(&msg_id),
+        sk: keys::OUT_SK.into(),
+        msg_id: msg_id.clone(),
+        conversation_id: conv.conversation_id.clone(),
+        phone_number_id: conv.phone_number_id.clone(),
+        customer_id: conv.customer_id.clone(),
+        to,
+        staff_id: Some(who.staff_id.clone()),
+        kind: msg.graph_type().to_string(),
+        summary: summary_of(&msg.content),
+        request: msg.to_graph_json().to_string(),
+        state: SendState::Pending,
+        wamid: None,
+        error_code: None,
+        error_class: None,
+        error_message: None,
+        created_at: now,
+        updated_at: now,
+    };
+    if let Some(existing) = app.store.record_intent(&intent).await? {
+        // A retried request: never send twice. A refusal that was certainly not accepted and
+        // is worth retrying (rate limit, unreachable) may be sent again.
+        let retryable_failure = existing.state == SendState::Failed
+            && matches!(
+                existing.error_class.as_deref(),
+                Some("rate_limited" | "temporary" | "not_sent")
+            );
+        if !retryable_failure
+            || !app
+                .store
+                .finish_intent(
+                    &msg_id,
+                    SendState::Pending,
+                    None,
+                    None,
+                    now,
+                    &[SendState::Failed],
+                )
+                .await?
+        {
+            tracing::info!(msg_id = %msg_id, state = ?existing.state, "duplicate send request answered from its intent");
+            return Ok((StatusCode::OK, axum::Json(intent_json(&existing))).into_response());
+        }
+    }
+    let token = m.token().await?;
+    if let Err(e) = m.pacer.acquire(&conv.phone_number_id, None).await {
+        // Not sent: recorded as a retryable refusal, so the same request may be retried.
+        let (status, code) = match &e {
+            PaceError::Saturated { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            _ => (StatusCode::SERVICE_UNAVAILABLE, "pacing_unavailable"),
+        };
+        app.store
+            .finish_intent(
+                &msg_id,
+                SendState::Failed,
+                None,
+                Some((0, "rate_limited", &e.to_string())),
+                now,
+                &[SendState::Pending],
+            )
+            .await?;
+        return Err(ApiError::new(
+            status,
+            code,
+            format!("the number's sending pace is exhausted: {e}"),
+        ));
+    }
+    let span =
+        tracing::info_span!("send", msg_id = %msg_id, phone_number_id = %conv.phone_number_id);
+    let _g = span.enter();
+    match m.graph.send(&conv.phone_number_id, &token, &msg).await {
+        Ok(acc) => {
+            // Stored before the intent is marked accepted: a crash here leaves the intent
+            // pending and its first status settles it.
+            app.store
+                .store_outbound(&AcceptedOutbound {
+                    conversation: &conv,
+                    wamid: &acc.wamid,
+                    kind: &intent.kind,
+                    timestamp_ms: now,
+                    summary: &intent.summary,
+                    raw: &intent.request,
+                    staff_id: Some(&who.staff_id),
+                    source: "api",
+                    now_ms: now,
+                })
+                .await?;
+            app.store
+                .finish_intent(
+                    &msg_id,
+                    SendState::Accepted,
+                    Some(&acc.wamid),
+                    None,
+                    now,
+                    &[SendState::Pending, SendState::Unknown],
+                )
+                .await?;
+            tracing::info!(wamid = %acc.wamid, "reply accepted by Meta");
+            let done = SendIntent {
+                state: SendState::Accepted,
+                wamid: Some(acc.wamid),
+                ..intent
+            };
+            Ok((StatusCode::CREATED, axum::Json(intent_json(&done))).into_response())
+        }
+        Err(GraphError::Unknown(reason)) => {
+            app.store
+                .finish_intent(
+                    &msg_id,
+                    SendState::Unknown,
+                    None,
+                    None,
+                    now,
+                    &[SendState::Pending],
+                )
+                .await?;
+            tracing::warn!(reason = %reason, "send outcome unknown; waiting for a status to settle it");
+            let v = SendIntent {
+                state: SendState::Unknown,
+                ..intent
+            };
+            Ok((StatusCode::ACCEPTED, axum::Json(intent_json(&v))).into_response())
+        }
+        Err(e) => {
+            let class = match &e {
+                GraphError::Meta { class, .. } => class.as_str().to_string(),
+                GraphError::NotSent(_) => "not_sent".into(),
+                _ => "refused".into(),
+            };
+            let code = e.meta_code().unwrap_or(0);
+            app.store
+                .finish_intent(
+                    &msg_id,
+                    SendState::Failed,
+                    None,
+                    Some((code, &class, &e.to_string())),
+                    now,
+                    &[SendState::Pending],
+                )
+                .await?;
+            tracing::warn!(code, class = %class, "send refused");
+            Err(meta_refusal(&e))
+        }
+    }
+}
+
+/// `POST /api/v1/conversations/{id}/read`: unread back to 0 and Meta's read receipt for the
+/// customer's latest message.
+pub async fn mark_read(
+    State(app): State<Arc<StaffApp>>,
+    Authed(who, _): Authed,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    who.require(CHAT_VIEW)?;
+    let m = app.messaging()?;
+    let conv = load_conversation(&app, &id).await?;
+    app.store
+        .mark_read(&conv.phone_number_id, &conv.customer_id, (app.now_ms)())
+        .await?;
+    let receipt = match &conv.last_inbound_wamid {
+        None => json!("none"),
+        Some(w) => {
+            let token = m.token().await?;
+            match m.graph.mark_read(&conv.phone_number_id, &token, w).await {
+                Ok(()) => json!("sent"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "read receipt failed");
+                    return Err(meta_refusal(&e));
+                }
+            }
+        }
+    };
+    Ok(axum::Json(
+        json!({"conversation_id": conv.conversation_id, "unread": 0, "receipt": receipt}),
+    )
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignBody {
+    staff_id: Option<Value>,
+}
+
+/// `PUT /api/v1/conversations/{id}/assignee` `{"staff_id": "12" | null}` → `conversation.assigned`.
+pub async fn assign(
+    State(app): State<Arc<StaffApp>>,
+    Authed(who, _): Authed,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    who.require(CHAT_VIEW)?;
+    let b: AssignBody = parse_json(&body)?;
+    let assignee = match b.staff_id {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 64 => Some(s),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "staff_id must be a staff id (string or number) or null",
+            ));
+        }
+    };
+    let m = app.messaging()?;
+    let conv = load_conversation(&app, &id).await?;
+    let now = (app.now_ms)();
+    app.store
+        .assign(
+            &conv.phone_number_id,
+            &conv.customer_id,
+            assignee.as_deref(),
+            now,
+        )
+        .await?;
+    let event_id = format!(
+        "conversation.assigned:{}",
+        shared::envelope::sha256_hex(&[
+            &conv.conversation_id,
+            assignee.as_deref().unwrap_or(""),
+            &now.to_string()
+        ])
+    );
+    m.publish(OutboundEvent {
+        detail_type: "conversation.assigned".into(),
+        detail: json!({
+            "event_id": event_id,
+            "conversation_id": conv.conversation_id,
+            "phone_number_id": conv.phone_number_id,
+            "rel_type": conv.rel_type,
+            "rel_id": conv.rel_id,
+            "customer": {"id": conv.customer_id, "name": conv.customer_name, "phone": conv.customer_phone, "wa_id": conv.wa_id},
+            "assignee": assignee,
+            "previous_assignee": conv.assignee,
+            "assigned_by": who.staff_id,
+            "at": now,
+        }),
+    })
+    .await?;
+    tracing::info!(conversation_id = %conv.conversation_id, "conversation assigned");
+    Ok(
+        axum::Json(json!({"conversation_id": conv.conversation_id, "assignee": assignee}))
+            .into_response(),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TicketBody {
+    subject: String,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    priority: Option<String>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
+/// `POST /api/v1/conversations/{id}/tickets`: asks the CRM for a ticket (`ticket.requested`
+/// with the recent transcript); the reference is kept on the conversation and in its history.
+pub async fn create_ticket(
+    State(app): State<Arc<StaffApp>>,
+    Authed(who, _): Authed,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    who.require(CHAT_VIEW)?;
+    let b: TicketBody = parse_json(&body)?;
+    let subject = b.subject.trim().to_string();
+    if subject.is_empty() || subject.chars().count() > 200 {
+        return Err(ApiError::bad_request("subject must be 1 to 200 characters"));
+    }
+    let priority = b.priority.unwrap_or_else(|| "medium".into());
+    if !["low", "medium", "high", "urgent"].contains(&priority.as_str()) {
+        return Err(ApiError::bad_request(
+            "priority must be low, medium, high or urgent",
+        ));
+    }
+    let key = idempotency_key(&headers, b.idempotency_key)?;
+    let m = app.messaging()?;
+    let conv = load_conversation(&app, &id).await?;
+    let now = (app.now_ms)();
+    let ticket_ref = format!(
+        "tkt_{}",
+        &keys::outbound_message_id(&conv.conversation_id, &format!("ticket:{key}"))[..16]
+    );
+    let transcript: Vec<Value> = app
+        .store
+        .recent_messages(&conv.phone_number_id, &conv.customer_id, 20)
+        .await?
+        .into_iter()
+        .filter(|m| m.direction != Direction::Internal)
+        .map(|m| json!({"at": m.timestamp, "direction": m.direction, "type": m.kind, "text": m.summary}))
+        .collect();
+    m.publish(OutboundEvent {
+        detail_type: "ticket.requested".into(),
+        detail: json!({
+            "event_id": format!("ticket.requested:{ticket_ref}"),
+            "ticket_ref": ticket_ref,
+            "subject": subject,
+            "description": b.description,
+            "priority": priority,
+            "conversation_id": conv.conversation_id,
+            "phone_number_id": conv.phone_number_id,
+            "rel_type": conv.rel_type,
+            "rel_id": conv.rel_id,
+            "customer": {"id": conv.customer_id, "name": conv.customer_name, "phone": conv.customer_phone, "wa_id": conv.wa_id},
+            "transcript": transcript,
+            "requested_by": who.staff_id,
+            "at": now,
+        }),
+    })
+    .await?;
+    app.store
+        .add_ticket(&conv.phone_number_id, &conv.customer_id, &ticket_ref)
+        .await?;
+    app.store
+        .put_history_note(&MessageItem {
+            pk: keys::conversation_pk(&conv.phone_number_id, &conv.customer_id),
+            sk: keys::message_sk(now, &format!("ticket:{ticket_ref}")),
+            wamid: format!("ticket:{ticket_ref}"),
+            conversation_id: conv.conversation_id.clone(),
+            direction: Direction::Internal,
+            kind: "ticket_requested".into(),
+            timestamp: now,
+            summary: format!("Ticket requested: {subject}"),
+            raw: json!({"ticket_ref": ticket_ref, "subject": subject, "priority": priority})
+                .to_string(),
+            source: "staff".into(),
+            context_wamid: None,
+            staff_id: Some(who.staff_id.clone()),
+            stored_at: now,
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"ticket_ref": ticket_ref, "conversation_id": conv.conversation_id})),
+    )
+        .into_response())
+}

@@ -1,0 +1,266 @@
+//! Media routes: a short-lived link to media of a conversation the caller may see, and
+//! outbound files uploaded by the browser to S3 (presigned PUT), then handed to Meta.
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use shared::media::{MAX_MEDIA_BYTES, MediaBucket, MediaItem, media_pk};
+use shared::store::keys;
+
+use crate::{ApiError, Authed, CHAT_VIEW, StaffApp, parse_conv_id, parse_json};
+
+pub fn routes() -> Router<Arc<StaffApp>> {
+    Router::new()
+        .route("/api/v1/media/{media_id}", get(media_link))
+        .route("/api/v1/media/uploads", post(start_upload))
+        .route(
+            "/api/v1/media/uploads/{upload_id}/complete",
+            post(complete_upload),
+        )
+}
+
+fn bucket(app: &StaffApp) -> Result<&MediaBucket, ApiError> {
+    app.media_bucket.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_configured",
+            "media storage is not configured",
+        )
+    })
+}
+
+fn storage(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "media storage failed");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage_unavailable",
+        "media storage is unavailable, retry later",
+    )
+}
+
+/// `GET /api/v1/media/{media_id}` → `{url, mime_type, size, expires_in}` after checking the
+/// caller may see the conversation the media belongs to.
+async fn media_link(
+    State(app): State<Arc<StaffApp>>,
+    Authed(who, _): Authed,
+    Path(media_id): Path<String>,
+) -> Result<Response, ApiError> {
+    who.require(CHAT_VIEW)?;
+    let item = app
+        .store
+        .media(&media_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("media"))?;
+    let conv = app
+        .store
+        .conversation(&item.phone_number_id, &item.customer_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("media"))?;
+    if !crate::may_see(&who, &conv) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this conversation is not visible to you",
+        ));
+    }
+    let url = bucket(&app)?
+        .presign_get(&item.s3_key)
+        .await
+        .map_err(storage)?;
+    Ok(axum::Json(json!({
+        "media_id": item.media_id,
+        "conversation_id": item.conversation_id,
+        "url": url,
+        "mime_type": item.mime_type,
+        "size": item.size,
+        "filename": item.filename,
+        "expires_in": shared::media::URL_TTL.as_secs(),
+    }))
+    .into_response())
+}
+
+/// Meta's per-type limits (bytes) and accepted MIME types.
+fn limit_for(mime: &str) -> Option<(&'static str, usize)> {
+    const MB: usize = 1024 * 1024;
+    match mime {
+        "image/jpeg" | "image/png" => Some(("image", 5 * MB)),
+        "image/webp" => Some(("sticker", 500 * 1024)),
+        "video/mp4" | "video/3gpp" => Some(("video", 16 * MB)),
+        "audio/aac" | "audio/amr" | "audio/mpeg" | "audio/mp4" | "audio/ogg" => {
+            Some(("audio", 16 * MB))
+        }
+        "text/plain"
+        | "application/pdf"
+        | "application/vnd.ms-powerpoint"
+        | "application/msword"
+        | "application/vnd.ms-excel"
+        | "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+        | "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+        | "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => {
+            Some(("document", MAX_MEDIA_BYTES))
+        }
+        _ => None,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartUpload {
+    conversation_id: String,
+    filename: String,
+    mime_type: String,
+    size: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Upload {
+    pk: String,
+    sk: String,
+    upload_id: String,
+    conversation_id: String,
+    s3_key: String,
+    filename: String,
+    mime_type: String,
+    size: u64,
+    staff_id: String,
+    created_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    media_id: Option<String>,
+}
+
+/// `POST /api/v1/media/uploads` → a presigned PUT for the browser.
+async fn start_upload(
+    State(app): State<Arc<StaffApp>>,
+    Authed(who, _): Authed,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    who.require(CHAT_VIEW)?;
+    let b: StartUpload = parse_json(&body)?;
+    let (kind, max) = limit_for(&b.mime_type).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "mime_type {:?} is not a type WhatsApp accepts",
+            b.mime_type
+        ))
+    })?;
+    if b.size == 0 || b.size as usize > max {
+        return Err(ApiError::bad_request(format!(
+            "size must be 1 to {max} bytes for {kind}"
+        )));
+    }
+    let filename = b.filename.trim();
+    if filename.is_empty() || filename.chars().count() > 240 || filename.contains(['/', '\\']) {
+        return Err(ApiError::bad_request(
+            "filename must be 1 to 240 characters without slashes",
+        ));
+    }
+    let (pnid, cid) = parse_conv_id(&b.conversation_id)?;
+    let conv = app
+        .store
+        .conversation(pnid, cid)
+        .await?
+        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    let upload_id = uuid::Uuid::new_v4().simple().to_string();
+    let s3_key = format!(
+        "uploads/{}/{upload_id}",
+        conv.conversation_id.replace(':', "/")
+    );
+    let url = bucket(&app)?
+        .presign_put(&s3_key, &b.mime_type)
+        .await
+        .map_err(storage)?;
+    let up = Upload {
+        pk: format!("UPLOAD#{upload_id}"),
+        sk: "UPLOAD".into(),
+        upload_id: upload_id.clone(),
+        conversation_id: conv.conversation_id.clone(),
+        s3_key,
+        filename: filename.to_string(),
+        mime_type: b.mime_type.clone(),
+        size: b.size,
+        staff_id: who.staff_id.clone(),
+        created_at: (app.now_ms)(),
+        media_id: None,
+    };
+    app.store.put_item_new(&up).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({
+            "upload_id": upload_id,
+            "url": url,
+            "method": "PUT",
+            "headers": {"content-type": b.mime_type},
+            "expires_in": shared::media::URL_TTL.as_secs(),
+            "kind": kind,
+        })),
+    )
+        .into_response())
+}
+
+/// `POST /api/v1/media/uploads/{id}/complete` → the file is sent to Meta's media API; the
+/// answer's `media_id` goes into a reply (`{"type":"media","kind":…,"source":{"id":…}}`).
+async fn complete_upload(
+    State(app): State<Arc<StaffApp>>,
+    Authed(who, _): Authed,
+    Path(upload_id): Path<String>,
+) -> Result<Response, ApiError> {
+    who.require(CHAT_VIEW)?;
+    let up: Upload = app
+        .store
+        .get_item(format!("UPLOAD#{upload_id}"), "UPLOAD")
+        .await?
+        .ok_or_else(|| ApiError::not_found("upload"))?;
+    if let Some(media_id) = &up.media_id {
+        return Ok(axum::Json(
+            json!({"media_id": media_id, "mime_type": up.mime_type, "size": up.size}),
+        )
+        .into_response());
+    }
+    let (_, max) =
+        limit_for(&up.mime_type).ok_or_else(|| ApiError::bad_request("unsupported mime_type"))?;
+    let (data, _) = bucket(&app)?.get(&up.s3_key, max).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "upload_missing",
+            format!("the file was not uploaded (or is too large): {e}"),
+        )
+    })?;
+    let (pnid, cid) = parse_conv_id(&up.conversation_id)?;
+    let m = app.messaging()?;
+    let token = m.token().await?;
+    let media_id = m
+        .graph
+        .upload_media(pnid, &token, &data, &up.mime_type, &up.filename)
+        .await
+        .map_err(|e| crate::inbox::meta_refusal(&e))?;
+    let now = (app.now_ms)();
+    app.store
+        .put_media(&MediaItem {
+            pk: media_pk(&media_id),
+            sk: "MEDIA".into(),
+            media_id: media_id.clone(),
+            conversation_id: keys::conversation_id(pnid, cid),
+            phone_number_id: pnid.to_string(),
+            customer_id: cid.to_string(),
+            wamid: None,
+            s3_key: up.s3_key.clone(),
+            mime_type: up.mime_type.clone(),
+            size: data.len() as u64,
+            sha256: None,
+            filename: Some(up.filename.clone()),
+            origin: "upload".into(),
+            stored_at: now,
+        })
+        .await?;
+    app.store.set_upload_media(&upload_id, &media_id).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"media_id": media_id, "mime_type": up.mime_type, "size": data.len()})),
+    )
+        .into_response())
+}

@@ -1,0 +1,727 @@
+//! Per-business-number send pacing that holds across concurrent Lambda invocations.
+//!
+//! Meta allows 80 messages/s per business number by default, up to 1000 (SYSTEM.md §4). Every
+//! sender (replies, campaigns) asks a [`Pacer`] for a [`Permit`] before each send to Meta; the
+//! limit is the number's configured throughput, or the pacer's default (80/s).
+//!
+//! ## Algorithm
+//! Fixed one-second windows, one counter per (number, unix second), shared by every invocation
+//! through DynamoDB: `pk=PACE#{phone_number_id}`, `sk={unix_second:010}`, updated with
+//! `ADD n :one` under `attribute_not_exists(n) OR n < :limit` and `ReturnValues=UPDATED_NEW`.
+//! The check and the increment are one atomic item write, so all invocations together never
+//! take more than `limit` permits in one window; the new `n` minus one is the permit's slot; a
+//! conditional-check failure means the window is full. Each window item carries `ttl` (the
+//! table's TTL attribute) [`PACE_TTL_SECS`](crate::store::keys::PACE_TTL_SECS) after its second,
+//! so old windows expire on their own.
+//!
+//! - **A full window: take a slot in a later one, then sleep to it.** When the current second is
+//!   full, the pacer tries the next second at once (then the one after, …) and sleeps until the
+//!   slot it got there, instead of sleeping to the boundary and racing every other waiter for
+//!   it: no stampede at the top of the second, waiters are served about in arrival order, and a
+//!   saturated number is known without waiting. Only windows that open within `max_wait` are
+//!   tried; when all of them are full the answer is [`PaceError::Saturated`], whose
+//!   `retry_after_ms` is when the first window not yet seen full opens.
+//! - **Spread within the second** (the default, [`Pacer::with_spread`]): slot `k` of `limit` may
+//!   start at `second + k·1000/limit` ms (every 12.5 ms at 80/s), so a window's quota goes out
+//!   evenly rather than in one burst at the top of the second, which Meta, counting on its own
+//!   clock, could see as over the rate. A window entered late lets its slots whose time has
+//!   passed go at once (still within that window's quota).
+//! - **A permit is only handed out while its window is current.** A grant that comes back after
+//!   its second ended (a very slow write, a late wake-up) is not used: its slot stays counted
+//!   (that window just carries one send fewer) and the pacer moves on to the current second.
+//!
+//! The guarantee is per fixed window of the acquirer's clock (Lambda clocks are
+//! NTP-synchronised). With the spread, a steady stream of permits never has more than `limit`
+//! in any sliding second either; but a backlog that arrives in the middle of a second finds
+//! that second's earlier slots unused and takes them at once, so the one sliding second around
+//! it can hold up to `limit` plus those slots (115 at 80/s for a campaign starting 437 ms into
+//! a second, against 160 without the spread; `benches/pacing.rs`). Windows that were entered
+//! ahead of time (a waiting backlog) never burst.
+//! A rejected conditional write still costs a write unit, and one item takes at most about
+//! 1000 writes/s: at Meta's 1000/s tier a window would need splitting into sub-counters.
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+
+use crate::store::keys;
+
+/// Meta's default throughput of a business number (messages per second).
+pub const DEFAULT_LIMIT: u32 = 80;
+/// Meta's highest throughput tier of a business number.
+pub const MAX_LIMIT: u32 = 1000;
+/// How long [`Pacer::acquire`] may wait for a window with room, unless configured.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PaceError {
+    /// Every window opening within the maximum wait is full.
+    #[error("send rate of this number is saturated; retry after {retry_after_ms} ms")]
+    Saturated { retry_after_ms: i64 },
+    #[error("pacing limit must be between 1 and 1000 messages per second, got {0}")]
+    InvalidLimit(u32),
+    /// The shared counter could not be read or written (never treated as "window full").
+    #[error("pacing store failed: {0}")]
+    Store(String),
+}
+
+// ---------- time ----------
+
+/// Wall-clock milliseconds since the Unix epoch, injected so tests and benches run on virtual time.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> i64;
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        chrono::Utc::now().timestamp_millis()
+    }
+}
+
+/// How the pacer waits; pairs with its [`Clock`].
+#[async_trait::async_trait]
+pub trait Sleeper: Send + Sync {
+    async fn sleep_ms(&self, ms: i64);
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioSleeper;
+
+#[async_trait::async_trait]
+impl Sleeper for TokioSleeper {
+    async fn sleep_ms(&self, ms: i64) {
+        if ms > 0 {
+            tokio::time::sleep(Duration::from_millis(ms as u64)).await;
+        }
+    }
+}
+
+/// Virtual time for tests and benchmarks: both the clock and the sleeper of a pacer. Sleeping
+/// moves time forward to at least the end of the sleep, at once; time never goes back by sleeping.
+#[derive(Debug, Clone, Default)]
+pub struct VirtualClock {
+    now: Arc<AtomicI64>,
+}
+
+impl VirtualClock {
+    pub fn at(now_ms: i64) -> Self {
+        Self {
+            now: Arc::new(AtomicI64::new(now_ms)),
+        }
+    }
+
+    pub fn set(&self, now_ms: i64) {
+        self.now.store(now_ms, Ordering::SeqCst);
+    }
+
+    pub fn advance(&self, ms: i64) {
+        self.now.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for VirtualClock {
+    fn now_ms(&self) -> i64 {
+        self.now.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl Sleeper for VirtualClock {
+    async fn sleep_ms(&self, ms: i64) {
+        let until = self.now_ms() + ms.max(0);
+        self.now.fetch_max(until, Ordering::SeqCst);
+    }
+}
+
+// ---------- storage ----------
+
+/// Port: the shared per-second counters.
+#[async_trait::async_trait]
+pub trait WindowCounter: Send + Sync {
+    /// Takes one slot of `key`'s window `window_second` if fewer than `limit` were taken:
+    /// `Some(slot)` (0-based, in the order taken) or `None` when the window is full. `ttl_s` is
+    /// the epoch second after which the window may be forgotten. Failures are errors, never `None`.
+    async fn try_take(
+        &self,
+        key: &str,
+        window_second: i64,
+        limit: u32,
+        ttl_s: i64,
+    ) -> Result<Option<u32>, PaceError>;
+}
+
+#[async_trait::async_trait]
+impl<T: WindowCounter + ?Sized> WindowCounter for Arc<T> {
+    async fn try_take(
+        &self,
+        key: &str,
+        window_second: i64,
+        limit: u32,
+        ttl_s: i64,
+    ) -> Result<Option<u32>, PaceError> {
+        (**self).try_take(key, window_second, limit, ttl_s).await
+    }
+}
+
+/// The windows in the main table (`PACE#{key}` / `{second:010}`, attributes `n` and `ttl`).
+#[derive(Clone)]
+pub struct DynamoWindowCounter {
+    client: Client,
+    table: String,
+}
+
+impl DynamoWindowCounter {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl WindowCounter for DynamoWindowCounter {
+    async fn try_take(
+        &self,
+        key: &str,
+        window_second: i64,
+        limit: u32,
+        ttl_s: i64,
+    ) -> Result<Option<u32>, PaceError> {
+        let pk = keys::pace_pk(key);
+        let sk = keys::pace_sk(window_second);
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.clone()))
+            .key("sk", AttributeValue::S(sk.clone()))
+            .update_expression("SET #ttl = if_not_exists(#ttl, :ttl) ADD #n :one")
+            .condition_expression("attribute_not_exists(#n) OR #n < :limit")
+            .expression_attribute_names("#n", "n")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":limit", AttributeValue::N(limit.to_string()))
+            .expression_attribute_values(":ttl", AttributeValue::N(ttl_s.to_string()))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match r {
+            Ok(out) => {
+                let taken = out
+                    .attributes()
+                    .and_then(|a| a.get("n"))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse::<u32>().ok())
+                    .filter(|&n| n >= 1);
+                match taken {
+                    Some(n) => Ok(Some(n - 1)),
+                    None => Err(PaceError::Store(format!(
+                        "pacing window {pk}/{sk} came back without a readable count"
+                    ))),
+                }
+            }
+            Err(e) if is_window_full(&e) => Ok(None),
+            Err(e) => Err(PaceError::Store(DisplayErrorContext(&e).to_string())),
+        }
+    }
+}
+
+fn is_window_full<R>(e: &SdkError<UpdateItemError, R>) -> bool {
+    matches!(e, SdkError::ServiceError(se) if se.err().is_conditional_check_failed_exception())
+}
+
+/// Window second → (taken, ttl_s), per key.
+type MemoryWindows = HashMap<String, BTreeMap<i64, (u32, i64)>>;
+
+/// In-process windows, for unit tests and benchmarks (and a single process). Windows are
+/// forgotten once a window past their `ttl_s` is used.
+#[derive(Debug, Default)]
+pub struct MemoryWindowCounter {
+    windows: Mutex<MemoryWindows>,
+}
+
+impl MemoryWindowCounter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Permits taken in each remembered window of `key`, oldest first.
+    pub fn counts(&self, key: &str) -> BTreeMap<i64, u32> {
+        let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        windows
+            .get(key)
+            .map(|w| w.iter().map(|(s, (n, _))| (*s, *n)).collect())
+            .unwrap_or_default()
+    }
+}
+
+#[async_trait::async_trait]
+impl WindowCounter for MemoryWindowCounter {
+    async fn try_take(
+        &self,
+        key: &str,
+        window_second: i64,
+        limit: u32,
+        ttl_s: i64,
+    ) -> Result<Option<u32>, PaceError> {
+        let mut all = self
+            .windows
+            .lock()
+            .map_err(|_| PaceError::Store("in-memory pacing counter poisoned".into()))?;
+        let windows = match all.get_mut(key) {
+            Some(w) => w,
+            None => all.entry(key.to_string()).or_default(),
+        };
+        while let Some(oldest) = windows.first_entry() {
+            if oldest.get().1 >= window_second {
+                break;
+            }
+            oldest.remove();
+        }
+        let (taken, _) = windows.entry(window_second).or_insert((0, ttl_s));
+        if *taken >= limit {
+            return Ok(None);
+        }
+        *taken += 1;
+        Ok(Some(*taken - 1))
+    }
+}
+
+// ---------- the pacer ----------
+
+/// Leave to send one message now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Permit {
+    /// The unix second whose quota this send uses (the clock was inside it when handed out).
+    pub window_second: i64,
+    /// Position in that window, 0-based.
+    pub slot: u32,
+    /// The limit it was taken under.
+    pub limit: u32,
+    /// Earliest start of the send (ms); `acquire` waited for it.
+    pub send_at_ms: i64,
+    /// How long `acquire` took, waits and store calls included (ms).
+    pub waited_ms: i64,
+}
+
+/// Hands out send permits per business number; see the module documentation.
+pub struct Pacer<C: WindowCounter> {
+    counter: C,
+    clock: Arc<dyn Clock>,
+    sleeper: Arc<dyn Sleeper>,
+    default_limit: u32,
+    max_wait_ms: i64,
+    spread: bool,
+}
+
+impl<C: WindowCounter> Pacer<C> {
+    /// Real time, 80/s by default, waits up to [`DEFAULT_MAX_WAIT`], spread within the second.
+    pub fn new(counter: C) -> Self {
+        Self {
+            counter,
+            clock: Arc::new(SystemClock),
+            sleeper: Arc::new(TokioSleeper),
+            default_limit: DEFAULT_LIMIT,
+            max_wait_ms: DEFAULT_MAX_WAIT.as_millis() as i64,
+            spread: true,
+        }
+    }
+
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>, sleeper: Arc<dyn Sleeper>) -> Self {
+        self.clock = clock;
+        self.sleeper = sleeper;
+        self
+    }
+
+    pub fn with_virtual_clock(self, clock: &VirtualClock) -> Self {
+        self.with_clock(Arc::new(clock.clone()), Arc::new(clock.clone()))
+    }
+
+    /// The limit of numbers without a configured one (checked by `acquire`: 1..=1000).
+    pub fn with_default_limit(mut self, limit: u32) -> Self {
+        self.default_limit = limit;
+        self
+    }
+
+    /// Longest wait for a window with room; a permit's spread within its window (< 1 s) comes on top.
+    pub fn with_max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait_ms = i64::try_from(max_wait.as_millis()).unwrap_or(i64::MAX);
+        self
+    }
+
+    /// Spread a window's permits evenly over its second (default) or release them at its start.
+    pub fn with_spread(mut self, spread: bool) -> Self {
+        self.spread = spread;
+        self
+    }
+
+    pub fn default_limit(&self) -> u32 {
+        self.default_limit
+    }
+
+    pub fn counter(&self) -> &C {
+        &self.counter
+    }
+
+    /// Waits until this number may send one message, under `limit` messages per second (the
+    /// number's configured throughput) or the default limit when `None`.
+    pub async fn acquire(
+        &self,
+        phone_number_id: &str,
+        limit: Option<u32>,
+    ) -> Result<Permit, PaceError> {
+        let limit = limit.unwrap_or(self.default_limit);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(PaceError::InvalidLimit(limit));
+        }
+        let start = self.clock.now_ms();
+        let mut window = start.div_euclid(1000);
+        loop {
+            if window * 1000 - start > self.max_wait_ms {
+                let now = self.clock.now_ms();
+                tracing::debug!(phone_number_id, limit, "pacing: number saturated");
+                return Err(PaceError::Saturated {
+                    retry_after_ms: (window * 1000 - now).max(1),
+                });
+            }
+            let ttl = window + keys::PACE_TTL_SECS;
+            let taken = self
+                .counter
+                .try_take(phone_number_id, window, limit, ttl)
+                .await?;
+            let now = self.clock.now_ms();
+            let Some(slot) = taken else {
+                window = (window + 1).max(now.div_euclid(1000));
+                continue;
+            };
+            let window_end = (window + 1) * 1000;
+            let send_at = if self.spread {
+                window * 1000 + i64::from(slot) * 1000 / i64::from(limit)
+            } else {
+                window * 1000
+            };
+            if send_at > now {
+                self.sleeper.sleep_ms(send_at - now).await;
+            }
+            let now = self.clock.now_ms();
+            if now >= window_end {
+                tracing::debug!(
+                    phone_number_id,
+                    window,
+                    "pacing: permit came too late, unused"
+                );
+                window = now.div_euclid(1000);
+                continue;
+            }
+            return Ok(Permit {
+                window_second: window,
+                slot,
+                limit,
+                send_at_ms: send_at,
+                waited_ms: now - start,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A second boundary (2025-06-08T20:59:44Z).
+    const T0: i64 = 1_749_416_384_000;
+    const PNID: &str = "106540352242922";
+
+    fn pacer(clock: &VirtualClock) -> Pacer<Arc<MemoryWindowCounter>> {
+        Pacer::new(Arc::new(MemoryWindowCounter::new())).with_virtual_clock(clock)
+    }
+
+    fn per_window(permits: &[Permit]) -> BTreeMap<i64, u32> {
+        let mut m = BTreeMap::new();
+        for p in permits {
+            *m.entry(p.window_second).or_insert(0) += 1;
+        }
+        m
+    }
+
+    #[tokio::test]
+    async fn never_more_than_the_limit_in_a_window_and_the_rate_is_kept() {
+        let clock = VirtualClock::at(T0 + 300);
+        let p = pacer(&clock);
+        let mut permits = Vec::new();
+        for _ in 0..1000 {
+            let permit = p.acquire(PNID, None).await.unwrap();
+            // Handed out inside its window, at or after its start time.
+            assert_eq!(clock.now_ms().div_euclid(1000), permit.window_second);
+            assert!(clock.now_ms() >= permit.send_at_ms);
+            permits.push(permit);
+        }
+        let counts = per_window(&permits);
+        assert!(counts.values().all(|&n| n <= DEFAULT_LIMIT), "{counts:?}");
+        assert_eq!(counts, p.counter().counts(PNID));
+        // 1000 at 80/s: 12.5 windows' worth, so 13 windows, all but the last full.
+        assert_eq!(counts.len(), 13);
+        assert!(counts.values().take(12).all(|&n| n == DEFAULT_LIMIT));
+        // Sends go out in order, spread: never two in the same ms after the first window.
+        let times: Vec<i64> = permits.iter().map(|p| p.send_at_ms).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]));
+        assert!(
+            permits[80..]
+                .windows(2)
+                .all(|w| w[1].send_at_ms - w[0].send_at_ms >= 12)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_window_rolls_to_the_next_second() {
+        let clock = VirtualClock::at(T0 + 500);
+        let p = pacer(&clock).with_spread(false);
+        for slot in 0..3 {
+            let permit = p.acquire(PNID, Some(3)).await.unwrap();
+            assert_eq!((permit.window_second, permit.slot), (T0 / 1000, slot));
+            assert_eq!(permit.waited_ms, 0);
+        }
+        assert_eq!(
+            clock.now_ms(),
+            T0 + 500,
+            "no wait while the window has room"
+        );
+        let permit = p.acquire(PNID, Some(3)).await.unwrap();
+        assert_eq!((permit.window_second, permit.slot), (T0 / 1000 + 1, 0));
+        assert_eq!(clock.now_ms(), T0 + 1000, "slept to the next boundary");
+        assert_eq!(permit.waited_ms, 500);
+    }
+
+    #[tokio::test]
+    async fn spread_slots_start_evenly_within_the_second() {
+        let clock = VirtualClock::at(T0);
+        let p = pacer(&clock);
+        let mut starts = Vec::new();
+        for _ in 0..8 {
+            let permit = p.acquire(PNID, Some(4)).await.unwrap();
+            starts.push(permit.send_at_ms - T0);
+            assert_eq!(clock.now_ms(), permit.send_at_ms);
+        }
+        assert_eq!(starts, [0, 250, 500, 750, 1000, 1250, 1500, 1750]);
+        // A window entered late: the slots whose time has passed go at once.
+        let clock = VirtualClock::at(T0 + 600);
+        let p = pacer(&clock);
+        let mut starts = Vec::new();
+        for _ in 0..4 {
+            p.acquire(PNID, Some(4)).await.unwrap();
+            starts.push(clock.now_ms() - T0);
+        }
+        assert_eq!(starts, [600, 600, 600, 750]);
+    }
+
+    #[tokio::test]
+    async fn saturation_after_the_maximum_wait_without_sleeping() {
+        let clock = VirtualClock::at(T0 + 200);
+        let counter = Arc::new(MemoryWindowCounter::new());
+        // Another invocation has filled this second and the next two.
+        for w in 0..3 {
+            for _ in 0..2 {
+                let s = T0 / 1000 + w;
+                counter.try_take(PNID, s, 2, s + 300).await.unwrap();
+            }
+        }
+        let p = Pacer::new(counter.clone())
+            .with_virtual_clock(&clock)
+            .with_max_wait(Duration::from_millis(1500));
+        // Windows opening within 1.5 s (this one and the next) are full: saturated, and the
+        // first window not seen full opens in 1.8 s.
+        assert_eq!(
+            p.acquire(PNID, Some(2)).await,
+            Err(PaceError::Saturated {
+                retry_after_ms: 1800
+            })
+        );
+        assert_eq!(
+            clock.now_ms(),
+            T0 + 200,
+            "saturation is known without waiting"
+        );
+        // A longer wait reaches the fourth window.
+        let p = p.with_max_wait(Duration::from_secs(3));
+        let permit = p.acquire(PNID, Some(2)).await.unwrap();
+        assert_eq!(permit.window_second, T0 / 1000 + 3);
+        assert_eq!(clock.now_ms(), T0 + 3000);
+        // No wait allowed at all: only the current second is tried.
+        let p = p.with_max_wait(Duration::ZERO).with_spread(false);
+        clock.set(T0 + 3_400);
+        p.acquire(PNID, Some(2)).await.unwrap();
+        assert_eq!(
+            p.acquire(PNID, Some(2)).await,
+            Err(PaceError::Saturated {
+                retry_after_ms: 600
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn numbers_are_paced_independently() {
+        let clock = VirtualClock::at(T0);
+        let p = pacer(&clock).with_spread(false);
+        for _ in 0..5 {
+            p.acquire("111", Some(5)).await.unwrap();
+        }
+        let other = p.acquire("222", Some(5)).await.unwrap();
+        assert_eq!((other.window_second, other.slot), (T0 / 1000, 0));
+        assert_eq!(clock.now_ms(), T0);
+        let again = p.acquire("111", Some(5)).await.unwrap();
+        assert_eq!(again.window_second, T0 / 1000 + 1);
+    }
+
+    #[tokio::test]
+    async fn the_configured_limit_is_respected() {
+        let clock = VirtualClock::at(T0);
+        let p = pacer(&clock).with_default_limit(7);
+        for _ in 0..30 {
+            p.acquire("default", None).await.unwrap();
+        }
+        for _ in 0..30 {
+            p.acquire("configured", Some(3)).await.unwrap();
+        }
+        let d: Vec<u32> = p.counter().counts("default").into_values().collect();
+        let c: Vec<u32> = p.counter().counts("configured").into_values().collect();
+        assert_eq!(d, [7, 7, 7, 7, 2]);
+        assert_eq!(c, [3; 10]);
+        assert_eq!(
+            p.acquire("x", Some(0)).await,
+            Err(PaceError::InvalidLimit(0))
+        );
+        assert_eq!(
+            p.acquire("x", Some(1001)).await,
+            Err(PaceError::InvalidLimit(1001))
+        );
+        assert_eq!(
+            pacer(&clock).with_default_limit(0).acquire("x", None).await,
+            Err(PaceError::InvalidLimit(0))
+        );
+        assert_eq!(pacer(&clock).default_limit(), 80);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_pacers_share_the_windows() {
+        let clock = VirtualClock::at(T0 + 100);
+        let counter = Arc::new(MemoryWindowCounter::new());
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let p = Pacer::new(counter.clone())
+                .with_virtual_clock(&clock)
+                .with_max_wait(Duration::from_secs(60));
+            tasks.push(tokio::spawn(async move {
+                let mut got = Vec::new();
+                for _ in 0..100 {
+                    got.push(p.acquire(PNID, Some(20)).await.unwrap());
+                }
+                got
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        assert_eq!(all.len(), 400);
+        let counts = per_window(&all);
+        let stored = counter.counts(PNID);
+        // A permit can come back too late (another task moved time on) and go unused, so the
+        // counters may hold more than was handed out, but never more than the limit.
+        assert!(stored.values().all(|&n| n <= 20), "{stored:?}");
+        for (w, n) in &counts {
+            assert!(stored[w] >= *n, "{counts:?} {stored:?}");
+        }
+        let mut slots: Vec<(i64, u32)> = all.iter().map(|p| (p.window_second, p.slot)).collect();
+        slots.sort();
+        slots.dedup();
+        assert_eq!(slots.len(), 400, "no slot handed out twice");
+    }
+
+    /// A store failure is an error, never "window full".
+    struct Failing;
+    #[async_trait::async_trait]
+    impl WindowCounter for Failing {
+        async fn try_take(
+            &self,
+            _: &str,
+            _: i64,
+            _: u32,
+            _: i64,
+        ) -> Result<Option<u32>, PaceError> {
+            Err(PaceError::Store("throttled".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn store_errors_surface() {
+        let clock = VirtualClock::at(T0);
+        let p = Pacer::new(Failing).with_virtual_clock(&clock);
+        assert_eq!(
+            p.acquire(PNID, None).await,
+            Err(PaceError::Store("throttled".into()))
+        );
+    }
+
+    /// A counter whose first answer comes back 1.2 s late.
+    struct Slow {
+        inner: MemoryWindowCounter,
+        clock: VirtualClock,
+        calls: AtomicI64,
+    }
+    #[async_trait::async_trait]
+    impl WindowCounter for Slow {
+        async fn try_take(
+            &self,
+            key: &str,
+            w: i64,
+            limit: u32,
+            ttl: i64,
+        ) -> Result<Option<u32>, PaceError> {
+            let r = self.inner.try_take(key, w, limit, ttl).await;
+            if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                self.clock.advance(1200);
+            }
+            r
+        }
+    }
+
+    #[tokio::test]
+    async fn a_permit_granted_after_its_window_is_not_used() {
+        let clock = VirtualClock::at(T0 + 900);
+        let slow = Slow {
+            inner: MemoryWindowCounter::new(),
+            clock: clock.clone(),
+            calls: AtomicI64::new(0),
+        };
+        let p = Pacer::new(slow).with_virtual_clock(&clock);
+        let permit = p.acquire(PNID, Some(10)).await.unwrap();
+        assert_eq!(permit.window_second, T0 / 1000 + 2);
+        assert_eq!(clock.now_ms(), T0 + 2100);
+        // The late slot stays counted: the first window carries one send fewer, never one more.
+        let counts = p.counter().inner.counts(PNID);
+        assert_eq!(counts.get(&(T0 / 1000)), Some(&1));
+        assert_eq!(counts.get(&(T0 / 1000 + 2)), Some(&1));
+    }
+
+    #[tokio::test]
+    async fn the_memory_counter_forgets_expired_windows() {
+        let c = MemoryWindowCounter::new();
+        c.try_take("k", 100, 5, 110).await.unwrap();
+        c.try_take("k", 105, 5, 115).await.unwrap();
+        c.try_take("k", 111, 5, 121).await.unwrap();
+        assert_eq!(
+            c.counts("k").keys().copied().collect::<Vec<_>>(),
+            [105, 111]
+        );
+        assert!(c.counts("other").is_empty());
+    }
+}

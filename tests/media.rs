@@ -1,0 +1,209 @@
+//! Media: inbound media copied to S3 from Meta only, served by presigned URL after a permission
+//! check; outbound uploads through a presigned PUT, then Meta's media API.
+use std::time::Duration;
+
+use integration_tests::fake_graph::{FakeGraph, VERSION};
+use integration_tests::local_runner::StackOptions;
+use integration_tests::*;
+use serde_json::json;
+
+const PNID: &str = "106540352242922";
+
+async fn stack_with_graph() -> (TestStack, FakeGraph) {
+    let graph = FakeGraph::start().await;
+    let mut opts = StackOptions::new(unique_prefix());
+    opts.env_overrides
+        .insert("GRAPH_API_BASE_URL".into(), graph.base_url.clone());
+    opts.env_overrides
+        .insert("GRAPH_API_VERSION".into(), VERSION.into());
+    opts.env_overrides
+        .insert("GRAPH_API_TIMEOUT_MS".into(), "2000".into());
+    opts.media_test_host = Some(graph.base_url.trim_start_matches("http://").to_string());
+    (start_with(opts).await, graph)
+}
+
+fn image_payload(from: &str, wamid: &str, media_id: &str) -> Vec<u8> {
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "1", "phone_number_id": PNID},
+        "contacts": [{"profile": {"name": "Pic"}, "wa_id": from}],
+        "messages": [{"from": from, "id": wamid, "timestamp": chrono::Utc::now().timestamp().to_string(), "type": "image",
+            "image": {"id": media_id, "mime_type": "image/jpeg", "sha256": "x", "caption": "the broken part"}}]}}]}]})
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inbound_media_is_copied_and_served_by_presigned_url() {
+    let (t, graph) = stack_with_graph().await;
+    let jpeg = b"\xff\xd8\xff\xe0fake-jpeg-bytes".repeat(100);
+    graph.set_media("9001", "image/jpeg", &jpeg, None);
+    t.post_signed(&image_payload("15551230101", "wamid.img1", "9001"))
+        .await;
+    let conv = t.conversation_of("15551230101").await;
+    assert_eq!(
+        conv["last_message_preview"]
+            .as_str()
+            .map(|p| p.contains("broken part")),
+        Some(true)
+    );
+    let chat = t.token(&["whatsapp_chat:view"]);
+    let link = eventually(Duration::from_secs(20), || async {
+        let (s, v) = t.api("GET", "/api/v1/media/9001", Some(&chat), None).await;
+        (s == 200).then_some(v)
+    })
+    .await
+    .expect("media copied");
+    assert_eq!(link["mime_type"], "image/jpeg");
+    assert_eq!(link["size"], jpeg.len());
+    let body = reqwest::get(link["url"].as_str().unwrap())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(body.as_ref(), jpeg.as_slice());
+    // The token went to Meta only, on the media lookup and the download.
+    for r in graph.requests() {
+        assert!(
+            r.authorization
+                .as_deref()
+                .is_some_and(|a| a.starts_with("Bearer ")),
+            "{r:?}"
+        );
+    }
+    // Permission checked.
+    let (s, _) = t
+        .api(
+            "GET",
+            "/api/v1/media/9001",
+            Some(&t.token(&["whatsapp_bot:view"])),
+            None,
+        )
+        .await;
+    assert_eq!(s, 403);
+    let (s, _) = t.api("GET", "/api/v1/media/9001", None, None).await;
+    assert_eq!(s, 401);
+    let (s, _) = t
+        .api("GET", "/api/v1/media/unknown", Some(&chat), None)
+        .await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn media_on_a_non_meta_host_is_never_fetched() {
+    let (t, graph) = stack_with_graph().await;
+    graph.set_media(
+        "9002",
+        "image/jpeg",
+        b"x",
+        Some("https://evil.example.com/steal".into()),
+    );
+    graph.set_media(
+        "9003",
+        "image/jpeg",
+        b"x",
+        Some("http://lookaside.fbsbx.com/plain-http".into()),
+    );
+    t.post_signed(&image_payload("15551230202", "wamid.img2", "9002"))
+        .await;
+    t.post_signed(&image_payload("15551230303", "wamid.img3", "9003"))
+        .await;
+    // The messages are stored; the media lookups happen, no download is attempted anywhere.
+    t.conversation_of("15551230202").await;
+    t.conversation_of("15551230303").await;
+    eventually(Duration::from_secs(20), || async {
+        (t.archived("parked/").await.len() == 2).then_some(())
+    })
+    .await
+    .expect("both media parked as never fetchable");
+    assert!(
+        graph
+            .requests()
+            .iter()
+            .all(|r| !r.path.starts_with("/cdn/"))
+    );
+    let chat = t.token(&["whatsapp_chat:view"]);
+    assert_eq!(
+        t.api("GET", "/api/v1/media/9002", Some(&chat), None)
+            .await
+            .0,
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_goes_to_s3_then_to_meta_then_into_a_reply() {
+    let (t, graph) = stack_with_graph().await;
+    t.post_signed(&text_payload(
+        PNID,
+        "15551230404",
+        "Up",
+        "wamid.up0",
+        chrono::Utc::now().timestamp(),
+        "send me the invoice",
+    ))
+    .await;
+    let conv = t.conversation_of("15551230404").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let chat = t.token(&["whatsapp_chat:view"]);
+    let pdf = b"%PDF-1.4 fake invoice".to_vec();
+    let (s, v) = t
+        .api("POST", "/api/v1/media/uploads", Some(&chat), Some(json!({"conversation_id": conv, "filename": "invoice.pdf", "mime_type": "application/pdf", "size": pdf.len()})))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let put = t
+        .http
+        .put(v["url"].as_str().unwrap())
+        .header("content-type", "application/pdf")
+        .body(pdf.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.status());
+    let upload_id = v["upload_id"].as_str().unwrap();
+    let (s, done) = t
+        .api(
+            "POST",
+            &format!("/api/v1/media/uploads/{upload_id}/complete"),
+            Some(&chat),
+            None,
+        )
+        .await;
+    assert_eq!(s, 201, "{done}");
+    let media_id = done["media_id"].as_str().unwrap().to_string();
+    let up = graph
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/media"))
+        .expect("uploaded to Meta");
+    assert_eq!(up.body["well_formed"], true);
+    let (s, v) = t
+        .api("POST", &format!("/api/v1/conversations/{conv}/messages"), Some(&chat),
+             Some(json!({"content": {"type": "media", "kind": "document", "source": {"id": media_id}, "filename": "invoice.pdf"}})))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let sent = graph
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/messages"))
+        .unwrap();
+    assert_eq!(sent.body["type"], "document");
+    assert_eq!(sent.body["document"]["id"], media_id.as_str());
+    // Bad uploads are refused with the field named.
+    let (s, v) = t
+        .api("POST", "/api/v1/media/uploads", Some(&chat), Some(json!({"conversation_id": conv, "filename": "x.exe", "mime_type": "application/x-msdownload", "size": 10})))
+        .await;
+    assert_eq!(s, 400);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("mime_type")
+    );
+    let (s, _) = t
+        .api("POST", "/api/v1/media/uploads", Some(&chat), Some(json!({"conversation_id": conv, "filename": "big.jpg", "mime_type": "image/jpeg", "size": 6 * 1024 * 1024})))
+        .await;
+    assert_eq!(s, 400);
+}
