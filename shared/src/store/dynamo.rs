@@ -427,11 +427,7 @@ impl Store {
             .expression_attribute_values(":t", n(at_ms))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure_update(&e) => Ok(false),
-            Err(e) => Err(StoreError::sdk(e)),
-        }
+        applied(r)
     }
 
     // ---------- directory ----------
@@ -1117,6 +1113,17 @@ pub(crate) fn is_conditional_failure_put<R>(
     matches!(e, SdkError::ServiceError(se) if se.err().is_conditional_check_failed_exception())
 }
 
+/// A conditional update's outcome: `Ok(false)` when its condition did not hold.
+pub(crate) fn applied<T, R: std::fmt::Debug>(
+    r: Result<T, SdkError<UpdateItemError, R>>,
+) -> Result<bool, StoreError> {
+    match r {
+        Ok(_) => Ok(true),
+        Err(e) if is_conditional_failure_update(&e) => Ok(false),
+        Err(e) => Err(StoreError::sdk(e)),
+    }
+}
+
 pub(crate) fn is_conditional_failure_update<R>(e: &SdkError<UpdateItemError, R>) -> bool {
     matches!(e, SdkError::ServiceError(se) if se.err().is_conditional_check_failed_exception())
 }
@@ -1157,11 +1164,7 @@ impl Store {
             .expression_attribute_values(":c", s(correlation_id))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure_update(&e) => Ok(false),
-            Err(e) => Err(StoreError::sdk(e)),
-        }
+        applied(r)
     }
 }
 
@@ -1224,15 +1227,11 @@ impl Store {
             b = b.expression_attribute_values(format!(":f{i}"), s(state_str(*f)));
         }
         b = b.condition_expression(format!("attribute_exists(pk) AND ({})", cond.join(" OR ")));
-        match b
-            .update_expression(format!("SET {}", set.join(", ")))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure_update(&e) => Ok(false),
-            Err(e) => Err(StoreError::sdk(e)),
-        }
+        applied(
+            b.update_expression(format!("SET {}", set.join(", ")))
+                .send()
+                .await,
+        )
     }
 
     /// Sets (or clears) the conversation's assignee.
@@ -1259,11 +1258,7 @@ impl Store {
                 .expression_attribute_values(":a", s(a)),
             None => b.update_expression("REMOVE assignee SET assigned_at = :now"),
         };
-        match b.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure_update(&e) => Ok(false),
-            Err(e) => Err(StoreError::sdk(e)),
-        }
+        applied(b.send().await)
     }
 
     /// Marks the conversation read (unread back to 0).
@@ -1287,11 +1282,7 @@ impl Store {
             .expression_attribute_values(":now", n(now_ms))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure_update(&e) => Ok(false),
-            Err(e) => Err(StoreError::sdk(e)),
-        }
+        applied(r)
     }
 
     /// Adds a ticket reference to the conversation (shown with it and in its history).

@@ -14,7 +14,9 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
-use super::dynamo::{Item, Store, StoreError, from_item, is_conditional_failure_update, key, n, s};
+use super::dynamo::{
+    Item, Store, StoreError, applied, from_item, is_conditional_failure_update, key, n, s,
+};
 use super::keys;
 
 /// Status given to a template that Meta no longer lists.
@@ -423,11 +425,7 @@ impl Store {
             .expression_attribute_values(":now", n(now_ms))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure_update(&e) => Ok(false),
-            Err(e) => Err(StoreError::sdk(e)),
-        }
+        applied(r)
     }
 
     /// Applies a `message_template_status_update` at once: status, reason and time (newest
@@ -497,11 +495,7 @@ impl Store {
         if !remove.is_empty() {
             expr.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
-        match b.update_expression(expr).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure_update(&e) => Ok(false),
-            Err(e) => Err(StoreError::sdk(e)),
-        }
+        applied(b.update_expression(expr).send().await)
     }
 
     pub async fn put_template_sync(&self, r: &TemplateSyncRecord) -> Result<(), StoreError> {
