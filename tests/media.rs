@@ -71,6 +71,26 @@ async fn inbound_media_is_copied_and_served_by_presigned_url() {
             "{r:?}"
         );
     }
+    // The inbound function's Graph API calls are in the activity log too.
+    let log = t.token(&["whatsapp_log_activity:view"]);
+    let entries = eventually(Duration::from_secs(10), || async {
+        let (s, v) = t
+            .api(
+                "GET",
+                "/api/v1/activity-log?kind=download_media",
+                Some(&log),
+                None,
+            )
+            .await;
+        (s == 200 && v["data"].as_array().is_some_and(|a| !a.is_empty())).then_some(v)
+    })
+    .await
+    .expect("download logged");
+    assert!(
+        !entries
+            .to_string()
+            .contains(integration_tests::local_runner::DEV_ACCESS_TOKEN)
+    );
     // Permission checked.
     let (s, _) = t
         .api(

@@ -2,6 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
+use shared::activity::{ActivityConfig, ActivityLog, meta_known_secrets};
 use shared::config::Config;
 use shared::meta::graph::{GraphClient, GraphConfig};
 use shared::secrets::CachedSecret;
@@ -16,25 +17,42 @@ async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let cfg = Config::from_env()?;
     let aws = aws_config::load_from_env().await;
-    let app = TemplateSyncApp {
-        store: Store::new(
-            aws_sdk_dynamodb::Client::new(&aws),
-            &cfg.table_name,
-            cfg.inbox_shards,
-        ),
-        graph: Arc::new(GraphClient::new(GraphConfig::from_app_config(&cfg))?),
-        meta_secrets: Arc::new(CachedSecret::new(
+    let store = Store::new(
+        aws_sdk_dynamodb::Client::new(&aws),
+        &cfg.table_name,
+        cfg.inbox_shards,
+    );
+    let meta_secrets = Arc::new(CachedSecret::new(
+        Arc::new(aws_sdk_secretsmanager::Client::new(&aws)),
+        Config::require(&cfg.meta_secret_arn, "META_SECRET_ARN")?,
+        SECRET_TTL,
+    ));
+    // Every Graph API call goes to the activity log, flushed before the invocation returns.
+    let activity = ActivityLog::start(
+        Arc::new(store.clone()),
+        ActivityConfig::for_source("template-sync"),
+        meta_known_secrets(
             Arc::new(aws_sdk_secretsmanager::Client::new(&aws)),
-            Config::require(&cfg.meta_secret_arn, "META_SECRET_ARN")?,
+            meta_secrets.clone(),
+            cfg.notify_secret_arn.as_deref(),
             SECRET_TTL,
-        )),
+        ),
+    );
+    let app = TemplateSyncApp {
+        store,
+        graph: Arc::new(
+            GraphClient::new(GraphConfig::from_app_config(&cfg))?
+                .with_observer(Arc::new(activity.clone())),
+        ),
+        meta_secrets,
         now_ms: || chrono::Utc::now().timestamp_millis(),
     };
-    let app = &app;
+    let (app, activity) = (&app, &activity);
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
-            let report = app.handle(event.payload).await?;
-            Ok::<serde_json::Value, Error>(serde_json::to_value(report)?)
+            let report = app.handle(event.payload).await;
+            activity.flush().await;
+            Ok::<serde_json::Value, Error>(serde_json::to_value(report?)?)
         },
     ))
     .await

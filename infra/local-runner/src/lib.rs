@@ -267,7 +267,7 @@ impl Stack {
                     .map_err(cfg_err)?
                     .with_observer(Arc::new(staff_activity.clone())),
             ),
-            meta_secrets: staff_meta_secrets,
+            meta_secrets: staff_meta_secrets.clone(),
             bus: Arc::new(EventBridgeBus::new(
                 aws_sdk_eventbridge::Client::new(&aws),
                 Config::require(&scfg.crm_bus_name, "CRM_BUS_NAME").map_err(cfg_err)?,
@@ -323,7 +323,12 @@ impl Stack {
                 ),
                 graph: Arc::new(
                     GraphClient::new(graph_config(&icfg, &opts.media_test_host))
-                        .map_err(cfg_err)?,
+                        .map_err(cfg_err)?
+                        .with_observer(Arc::new(shared::activity::ActivityLog::start(
+                            Arc::new(Store::new(ddb.clone(), &icfg.table_name, icfg.inbox_shards)),
+                            shared::activity::ActivityConfig::for_source("inbound"),
+                            vec![staff_meta_secrets.clone()],
+                        ))),
                 ),
                 meta_secrets: Arc::new(CachedSecret::new(
                     sm.clone(),
