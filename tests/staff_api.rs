@@ -269,3 +269,128 @@ async fn message_history_pages_in_order() {
     let single = t.chat_get(&format!("/api/v1/conversations/{id}")).await;
     assert_eq!(single["message_count"], 5);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inbox_filters_and_unread_counts() {
+    let t = start().await;
+    let ts = chrono::Utc::now().timestamp();
+    t.post_signed(&text_payload(
+        PNID,
+        "15557000001",
+        "Alice Smith",
+        "wamid.f1",
+        ts,
+        "hi",
+    ))
+    .await;
+    t.post_signed(&text_payload(
+        PNID,
+        "15557000002",
+        "Bob Jones",
+        "wamid.f2",
+        ts + 1,
+        "hi",
+    ))
+    .await;
+    t.post_signed(&text_payload(
+        PNID,
+        "15557000002",
+        "Bob Jones",
+        "wamid.f3",
+        ts + 2,
+        "again",
+    ))
+    .await;
+    t.post_signed(&text_payload(
+        PNID,
+        "447911000003",
+        "Carla",
+        "wamid.f4",
+        ts + 3,
+        "hi",
+    ))
+    .await;
+    eventually(Duration::from_secs(20), || async {
+        let c = t.conversations().await;
+        (c.len() == 3
+            && c.iter().all(|c| c["last_message_at"].is_number())
+            && c.iter()
+                .map(|c| c["message_count"].as_i64().unwrap())
+                .sum::<i64>()
+                == 4)
+            .then_some(())
+    })
+    .await
+    .expect("three conversations");
+    let chat = t.token(&["whatsapp_chat:view"]);
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["customer"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Text search on name (case-insensitive) and on number digits.
+    assert_eq!(
+        names(&t.chat_get("/api/v1/conversations?q=ALICE").await),
+        ["Alice Smith"]
+    );
+    assert_eq!(
+        names(&t.chat_get("/api/v1/conversations?q=%2B44%207911").await),
+        ["Carla"]
+    );
+    assert!(names(&t.chat_get("/api/v1/conversations?q=nobody").await).is_empty());
+    // Assignee filter.
+    let bob = t.conversation_of("15557000002").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, v) = t
+        .api(
+            "PUT",
+            &format!("/api/v1/conversations/{bob}/assignee"),
+            Some(&chat),
+            Some(json!({"staff_id": "12"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        names(&t.chat_get("/api/v1/conversations?assignee=12").await),
+        ["Bob Jones"]
+    );
+    assert_eq!(
+        names(&t.chat_get("/api/v1/conversations?assignee=none").await),
+        ["Carla", "Alice Smith"]
+    );
+    // Filtered pages continue with their own cursor.
+    let p1 = t
+        .chat_get("/api/v1/conversations?assignee=none&limit=1")
+        .await;
+    assert_eq!(names(&p1), ["Carla"]);
+    let c = p1["next_cursor"].as_str().unwrap().to_string();
+    let p2 = t
+        .chat_get(&format!(
+            "/api/v1/conversations?assignee=none&limit=1&cursor={c}"
+        ))
+        .await;
+    assert_eq!(names(&p2), ["Alice Smith"]);
+    let (s, _) = t
+        .api(
+            "GET",
+            &format!("/api/v1/conversations?assignee=12&limit=1&cursor={c}"),
+            Some(&chat),
+            None,
+        )
+        .await;
+    assert_eq!(s, 400, "a cursor of another filter is refused");
+    // Unread counts.
+    let u = t.chat_get("/api/v1/conversations/unread").await;
+    assert_eq!(
+        u["general"],
+        json!({"messages": 4, "conversations": 3}),
+        "{u}"
+    );
+    assert_eq!(u["total"], json!({"messages": 4, "conversations": 3}));
+    assert_eq!(u["leads"], json!({"messages": 0, "conversations": 0}));
+}

@@ -239,6 +239,7 @@ pub(crate) const CHAT_VIEW: Permission = Permission {
 pub fn router(app: Arc<StaffApp>) -> Router {
     Router::new()
         .route("/api/v1/conversations", get(list_conversations))
+        .route("/api/v1/conversations/unread", get(unread_counts))
         .route("/api/v1/conversations/{id}", get(get_conversation))
         .route(
             "/api/v1/conversations/{id}/messages",
@@ -273,7 +274,78 @@ struct PageQuery {
     rel_type: Option<String>,
     cursor: Option<String>,
     limit: Option<String>,
+    /// Conversations assigned to this staff id (`none`: unassigned).
+    assignee: Option<String>,
+    /// Text search on the customer's name or number.
+    q: Option<String>,
 }
+
+/// Filters of the inbox list beyond `rel_type`.
+struct InboxFilter {
+    assignee: Option<String>,
+    text: Option<String>,
+    digits: Option<String>,
+}
+
+impl InboxFilter {
+    fn new(assignee: Option<String>, q: Option<String>) -> Result<Self, ApiError> {
+        let assignee = assignee
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty());
+        let text = q.map(|t| t.trim().to_lowercase()).filter(|t| !t.is_empty());
+        if text.as_ref().is_some_and(|t| t.chars().count() > 100) {
+            return Err(ApiError::bad_request("q must be at most 100 characters"));
+        }
+        let digits = text
+            .as_ref()
+            .map(|t| t.chars().filter(char::is_ascii_digit).collect::<String>())
+            .filter(|d| d.len() >= 3);
+        Ok(Self {
+            assignee,
+            text,
+            digits,
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.assignee.is_none() && self.text.is_none()
+    }
+
+    fn matches(&self, c: &Conversation) -> bool {
+        let assignee_ok = match self.assignee.as_deref() {
+            None => true,
+            Some("none") => c.assignee.is_none(),
+            Some(a) => c.assignee.as_deref() == Some(a),
+        };
+        let text_ok = match &self.text {
+            None => true,
+            Some(t) => {
+                c.customer_name
+                    .as_deref()
+                    .is_some_and(|n| n.to_lowercase().contains(t.as_str()))
+                    || self.digits.as_deref().is_some_and(|d| {
+                        [c.customer_phone.as_deref(), c.wa_id.as_deref()]
+                            .into_iter()
+                            .flatten()
+                            .any(|p| p.contains(d))
+                    })
+            }
+        };
+        assignee_ok && text_ok
+    }
+
+    /// Part of the cursor scope: a cursor only continues the same filtered list.
+    fn scope(&self) -> String {
+        format!(
+            "{}|{}",
+            self.assignee.as_deref().unwrap_or(""),
+            self.text.as_deref().unwrap_or("")
+        )
+    }
+}
+
+/// Pages of the index examined at most per filtered request.
+const MAX_FILTER_PAGES: usize = 20;
 
 fn parse_limit(v: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
     match v {
@@ -361,7 +433,12 @@ async fn list_conversations(
             ApiError::bad_request("rel_type must be one of leads, contacts, staff, general")
         })?],
     };
-    let scope = format!("conversations:{}", q.rel_type.as_deref().unwrap_or("all"));
+    let filter = InboxFilter::new(q.assignee.clone(), q.q.clone())?;
+    let scope = format!(
+        "conversations:{}:{}",
+        q.rel_type.as_deref().unwrap_or("all"),
+        filter.scope()
+    );
     let before: Option<String> = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,
         Some(c) => Some(keys.cursors.decode(&scope, c).map_err(|_| {
@@ -373,16 +450,65 @@ async fn list_conversations(
         })?),
     };
     let limit = parse_limit(q.limit.as_deref(), 25, 100)?;
-    let (rows, next) = app
-        .store
-        .inbox(&rel_types, before.as_deref(), limit)
-        .await?;
+    // Filters apply to the index pages in order; the cursor is the last conversation examined.
+    let batch = if filter.is_empty() { limit } else { 100 };
+    let mut rows = Vec::new();
+    let mut cursor = before;
+    let mut next = None;
+    'pages: for _ in 0..MAX_FILTER_PAGES {
+        let (page, more) = app
+            .store
+            .inbox(&rel_types, cursor.as_deref(), batch)
+            .await?;
+        for c in page {
+            if rows.len() == limit {
+                next = cursor.clone();
+                break 'pages;
+            }
+            cursor = c.gsi1sk.clone();
+            if filter.matches(&c) {
+                rows.push(c);
+            }
+        }
+        if more.is_none() {
+            next = None;
+            break;
+        }
+        next = cursor.clone();
+        if rows.len() == limit {
+            break;
+        }
+    }
     let now = (app.now_ms)();
     let page = Page {
         data: rows.iter().map(|c| conversation_json(c, now)).collect(),
         next_cursor: next.map(|n| keys.cursors.encode(&scope, &n)),
     };
     Ok(axum::Json(page).into_response())
+}
+
+/// `GET /api/v1/conversations/unread`: unread messages and conversations per `rel_type`.
+async fn unread_counts(
+    State(app): State<Arc<StaffApp>>,
+    Authed(who, _): Authed,
+) -> Result<Response, ApiError> {
+    who.require(CHAT_VIEW)?;
+    let mut out = serde_json::Map::new();
+    let (mut messages, mut conversations) = (0i64, 0i64);
+    for r in RelType::ALL {
+        let (m, c) = app.store.unread_counts(r).await?;
+        messages += m;
+        conversations += c;
+        out.insert(
+            r.as_str().into(),
+            json!({"messages": m, "conversations": c}),
+        );
+    }
+    out.insert(
+        "total".into(),
+        json!({"messages": messages, "conversations": conversations}),
+    );
+    Ok(axum::Json(Value::Object(out)).into_response())
 }
 
 /// Whether a staff member may see a conversation: `whatsapp_chat:view` sees the inbox.

@@ -80,7 +80,7 @@ pub const ROUTES: &[RouteDoc] = &[
         "GET",
         "/api/v1/conversations",
         CHAT,
-        "Inbox: conversations newest activity first (?rel_type=leads|contacts|staff|general&limit=&cursor=)",
+        "Inbox: conversations newest activity first (?rel_type=leads|contacts|staff|general&assignee=ID|none&q=name or number&limit=&cursor=)",
     ),
     r(
         "GET",

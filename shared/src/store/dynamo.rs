@@ -1459,3 +1459,41 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Unread messages and conversations with unread messages of one `rel_type` (every shard,
+    /// every page of the index; only the `unread` attribute is read).
+    pub async fn unread_counts(&self, rel_type: RelType) -> Result<(i64, i64), StoreError> {
+        let (mut messages, mut conversations) = (0i64, 0i64);
+        for shard in 0..self.shards {
+            let mut start: Option<Item> = None;
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name("GSI1")
+                    .key_condition_expression("gsi1pk = :p")
+                    .filter_expression("unread > :z")
+                    .projection_expression("unread")
+                    .expression_attribute_values(":p", s(keys::inbox_pk(rel_type.as_str(), shard)))
+                    .expression_attribute_values(":z", n(0))
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(StoreError::sdk)?;
+                for it in out.items.unwrap_or_default() {
+                    if let Some(AttributeValue::N(v)) = it.get("unread") {
+                        messages += v.parse::<i64>().unwrap_or(0);
+                        conversations += 1;
+                    }
+                }
+                match out.last_evaluated_key {
+                    Some(k) if !k.is_empty() => start = Some(k),
+                    _ => break,
+                }
+            }
+        }
+        Ok((messages, conversations))
+    }
+}
