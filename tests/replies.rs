@@ -419,3 +419,117 @@ async fn read_assign_and_ticket() {
         assert_eq!(s, 403, "{m} {p}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_business_initiated_template_goes_from_the_default_number() {
+    let (t, graph) = stack_with_graph().await;
+    let chat = t.token(&["whatsapp_chat:view"]);
+    let tpl = json!({"type": "template", "name": "hello_world", "language": "en_US"});
+    // No default number yet: a clear refusal, nothing sent.
+    let (s, v) = t
+        .api(
+            "POST",
+            "/api/v1/messages",
+            Some(&chat),
+            Some(json!({"to": "+1 (650) 555-0199", "content": tpl})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("no_default_number")),
+        "{v}"
+    );
+    let numbers = t.token(&["whatsapp_numbers:edit"]);
+    for (id, shown) in [
+        ("111111111111111", "+1 555 000 1111"),
+        ("222222222222222", "+1 555 000 2222"),
+    ] {
+        let (s, v) = t
+            .api("POST", "/api/v1/numbers", Some(&numbers), Some(json!({"phone_number_id": id, "display_phone_number": shown, "verified_name": "Acme"})))
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let (s, v) = t
+        .api(
+            "POST",
+            "/api/v1/numbers/222222222222222/default",
+            Some(&numbers),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    graph.set_templates(vec![json!({"id": "7", "name": "hello_world", "language": "en_US", "status": "APPROVED",
+        "category": "UTILITY", "parameter_format": "POSITIONAL", "components": [{"type": "BODY", "text": "Hello!"}]})]);
+    let (s, v) = t
+        .api(
+            "POST",
+            "/api/v1/templates/load",
+            Some(&t.token(&["whatsapp_template:load_template"])),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    // Free-form text to a number that never wrote: no window.
+    let (s, v) = t
+        .api(
+            "POST",
+            "/api/v1/messages",
+            Some(&chat),
+            Some(json!({"to": "+1 (650) 555-0199", "content": {"type": "text", "body": "hi"}})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("window_closed")),
+        "{v}"
+    );
+    let (s, v) = t
+        .api(
+            "POST",
+            "/api/v1/messages",
+            Some(&chat),
+            Some(json!({"to": "+1 (650) 555-0199", "content": tpl})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let sent = graph
+        .requests()
+        .into_iter()
+        .find(|r| r.path.ends_with("/messages"))
+        .expect("sent");
+    assert_eq!(
+        sent.path, "/v25.0/222222222222222/messages",
+        "from the default number"
+    );
+    assert_eq!(sent.body["to"], "16505550199");
+    // The conversation now exists, from that number, with the message in its history.
+    let conv = t.conversation_of("16505550199").await;
+    assert_eq!(conv["phone_number_id"], "222222222222222");
+    let msgs = t.messages(conv["id"].as_str().unwrap()).await;
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0]["direction"], "outbound");
+    // A named number wins over the default; an unparseable number is refused naming `to`.
+    let (s, v) = t
+        .api(
+            "POST",
+            "/api/v1/messages",
+            Some(&chat),
+            Some(json!({"to": "12", "content": tpl})),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert!(
+        v["error"]["message"].as_str().unwrap().starts_with("to:"),
+        "{v}"
+    );
+    let (s, _) = t
+        .api("POST", "/api/v1/messages", Some(&chat), Some(json!({"to": "+16505550199", "phone_number_id": "111111111111111", "content": tpl, "idempotency_key": "n1"})))
+        .await;
+    assert_eq!(s, 201);
+    assert!(
+        graph
+            .requests()
+            .iter()
+            .any(|r| r.path == "/v25.0/111111111111111/messages")
+    );
+}

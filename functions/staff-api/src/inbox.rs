@@ -186,6 +186,20 @@ pub async fn send_message(
         b.quick_reply_id,
     )
     .await?;
+    send_to(&app, m, &who, &conv, content, b.reply_to, &key).await
+}
+
+/// Sends `content` in `conv` (which may not be stored yet: a first, business-initiated
+/// message creates it when Meta accepts the send).
+async fn send_to(
+    app: &StaffApp,
+    m: &Messaging,
+    who: &shared::auth::Principal,
+    conv: &Conversation,
+    content: OutboundContent,
+    reply_to: Option<String>,
+    key: &str,
+) -> Result<Response, ApiError> {
     let now = (app.now_ms)();
     if content.needs_open_window() && conv.window_expires_at.is_none_or(|exp| exp <= now) {
         let when = conv
@@ -218,10 +232,10 @@ pub async fn send_message(
                 "the customer has no WhatsApp id",
             )
         })?;
-    let msg_id = keys::outbound_message_id(&conv.conversation_id, &key);
+    let msg_id = keys::outbound_message_id(&conv.conversation_id, key);
     let msg = OutboundMessage {
         to: to.clone(),
-        reply_to: b.reply_to,
+        reply_to,
         biz_opaque_callback_data: Some(msg_id.clone()),
         content,
     };
@@ -229,7 +243,7 @@ pub async fn send_message(
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     if let OutboundContent::Template(t) = &msg.content {
         // Checked against the stored template before the intent: 404 unknown, 422 mismatch.
-        crate::templates::check_send(&app, m, t).await?;
+        crate::templates::check_send(app, m, t).await?;
     }
     let intent = SendIntent {
         pk: keys::send_intent_pk(&msg_id),
@@ -308,7 +322,7 @@ pub async fn send_message(
             // pending and its first status settles it.
             app.store
                 .store_outbound(&AcceptedOutbound {
-                    conversation: &conv,
+                    conversation: conv,
                     wamid: &acc.wamid,
                     kind: &intent.kind,
                     timestamp_ms: now,
@@ -571,4 +585,93 @@ pub async fn create_ticket(
         axum::Json(json!({"ticket_ref": ticket_ref, "conversation_id": conv.conversation_id})),
     )
         .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    /// The customer's number in any format (E.164, the CRM's digits, national).
+    to: String,
+    /// Sender; the default number when absent.
+    #[serde(default)]
+    phone_number_id: Option<String>,
+    content: OutboundContent,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
+/// `POST /api/v1/messages`: a business-initiated message to a number (usually a template, as
+/// no window is open), from the named number or the default one. The conversation is found or
+/// created; its `rel_type` comes from the CRM directory.
+pub async fn start_conversation(
+    State(app): State<Arc<StaffApp>>,
+    Authed(who, _): Authed,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    who.require(CHAT_VIEW)?;
+    let b: StartBody = parse_json(&body)?;
+    let key = idempotency_key(&headers, b.idempotency_key)?;
+    let m = app.messaging()?;
+    let e164 = app
+        .phones
+        .to_e164(&b.to)
+        .map_err(|e| ApiError::bad_request(format!("to: {e}")))?;
+    let pnid = match b.phone_number_id.filter(|p| !p.trim().is_empty()) {
+        Some(p) => p,
+        None => app.store.default_number_id().await?.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "no_default_number",
+                "no phone_number_id given and no default number is set (POST /api/v1/numbers/{id}/default)",
+            )
+        })?,
+    };
+    let now = (app.now_ms)();
+    let wa_id = shared::phone::PhoneNormalizer::digits(&e164);
+    let customer = app
+        .store
+        .resolve_customer(Some(&wa_id), None, Some(&e164), None, now)
+        .await?;
+    let conv = match app.store.conversation(&pnid, &customer.customer_id).await? {
+        Some(c) => c,
+        None => {
+            let found = shared::identify::choose(
+                &app.store
+                    .directory_by_phone(&shared::phone::PhoneNormalizer::canonical_key(&e164))
+                    .await?,
+            );
+            let conversation_id = keys::conversation_id(&pnid, &customer.customer_id);
+            Conversation {
+                pk: keys::conversation_pk(&pnid, &customer.customer_id),
+                sk: keys::CONV_SK.into(),
+                gsi1pk: None,
+                gsi1sk: None,
+                conversation_id,
+                phone_number_id: pnid.clone(),
+                customer_id: customer.customer_id.clone(),
+                wa_id: customer.wa_id.clone(),
+                bsuid: customer.bsuid.clone(),
+                customer_phone: customer.e164.clone(),
+                customer_name: match &found {
+                    shared::identify::Identity::Known { name, .. } => name.clone(),
+                    _ => customer.name.clone(),
+                },
+                rel_type: found.rel_type(),
+                rel_id: found.rel_id(),
+                unread: 0,
+                message_count: 0,
+                last_message_at: None,
+                last_message_preview: None,
+                last_inbound_at: None,
+                window_expires_at: None,
+                session_started_at: None,
+                assignee: None,
+                last_inbound_wamid: None,
+                tickets: Vec::new(),
+                created_at: now,
+            }
+        }
+    };
+    send_to(&app, m, &who, &conv, b.content, None, &key).await
 }

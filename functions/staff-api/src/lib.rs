@@ -240,6 +240,7 @@ pub fn router(app: Arc<StaffApp>) -> Router {
     Router::new()
         .route("/api/v1/conversations", get(list_conversations))
         .route("/api/v1/conversations/unread", get(unread_counts))
+        .route("/api/v1/messages", post(inbox::start_conversation))
         .route("/api/v1/conversations/{id}", get(get_conversation))
         .route(
             "/api/v1/conversations/{id}/messages",
