@@ -533,3 +533,57 @@ async fn a_business_initiated_template_goes_from_the_default_number() {
             .any(|r| r.path == "/v25.0/111111111111111/messages")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_access_token_appears_in_no_response_and_no_log_line() {
+    let (t, graph) = stack_with_graph().await;
+    let conv = open_conversation(&t, "15550606060").await;
+    // Success, a Meta auth error that quotes the token (as Meta does), a lost answer, a read receipt.
+    graph.script([
+        Answer::Error(401, 190),
+        Answer::AcceptAfter(Duration::from_millis(1500)),
+    ]);
+    for (k, body) in [("t1", "one"), ("t2", "two"), ("t3", "three")] {
+        reply(&t, &conv, k, json!({"type": "text", "body": body})).await;
+    }
+    let chat = t.token(&["whatsapp_chat:view"]);
+    t.api(
+        "POST",
+        &format!("/api/v1/conversations/{conv}/read"),
+        Some(&chat),
+        None,
+    )
+    .await;
+    let (_, settings) = t
+        .api(
+            "GET",
+            "/api/v1/settings/connection",
+            Some(&t.admin_token()),
+            None,
+        )
+        .await;
+    assert!(!settings.to_string().contains(DEV_ACCESS_TOKEN));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let logs = integration_tests::captured_logs();
+    assert!(
+        logs.len() > 1000,
+        "logs are being captured ({} bytes)",
+        logs.len()
+    );
+    assert!(
+        !logs.contains(DEV_ACCESS_TOKEN),
+        "a log line carries the access token"
+    );
+    assert!(
+        !logs.contains(integration_tests::local_runner::DEV_APP_SECRET),
+        "a log line carries the app secret"
+    );
+    // Requests to Meta did carry it (so the assertion above is meaningful).
+    assert!(
+        graph
+            .requests()
+            .iter()
+            .any(|r| r.authorization.as_deref()
+                == Some(format!("Bearer {DEV_ACCESS_TOKEN}").as_str()))
+    );
+}

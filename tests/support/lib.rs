@@ -11,6 +11,38 @@ pub use local_runner;
 
 pub mod fake_graph;
 
+/// Everything every stack of this test binary logs (all levels), captured so tests can assert
+/// what never appears in a log line.
+pub fn captured_logs() -> String {
+    let buf = LOGS.get_or_init(Default::default);
+    String::from_utf8_lossy(&buf.lock().unwrap()).to_string()
+}
+
+static LOGS: std::sync::OnceLock<std::sync::Arc<std::sync::Mutex<Vec<u8>>>> =
+    std::sync::OnceLock::new();
+
+struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs the capturing subscriber (once per test binary; JSON lines, as under Lambda).
+pub fn capture_logs() {
+    let buf = LOGS.get_or_init(Default::default).clone();
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || Capture(buf.clone()))
+        .try_init();
+}
+
 pub fn unique_prefix() -> String {
     format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
 }
@@ -20,6 +52,7 @@ pub async fn start() -> TestStack {
 }
 
 pub async fn start_with(opts: StackOptions) -> TestStack {
+    capture_logs();
     let stack = Stack::start(opts)
         .await
         .unwrap_or_else(|e| panic!("local stack did not start: {e}"));
