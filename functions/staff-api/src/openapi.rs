@@ -84,6 +84,12 @@ pub const ROUTES: &[RouteDoc] = &[
     ),
     r(
         "GET",
+        "/api/v1/conversations/unread",
+        CHAT,
+        "Unread messages and conversations per rel_type and in total",
+    ),
+    r(
+        "GET",
         "/api/v1/conversations/{id}",
         CHAT,
         "One conversation (window state, assignee, tickets)",
@@ -100,6 +106,14 @@ pub const ROUTES: &[RouteDoc] = &[
         CHAT,
         "Reply: text, media, interactive, template or a quick reply; `Idempotency-Key` header; free-form only inside the 24-hour window (409 window_closed)",
         r#"{"content":{"type":"text","body":"Hello!"}}"#,
+        201,
+    ),
+    w(
+        "POST",
+        "/api/v1/messages",
+        CHAT,
+        "Business-initiated message to a number (a template unless a window is open), from `phone_number_id` or the default number",
+        r#"{"to":"+1 650 555 1234","content":{"type":"template","name":"hello_world","language":"en_US"}}"#,
         201,
     ),
     w(
