@@ -2,7 +2,7 @@
 //! receipt and a connection test record; filters, signed cursors, permissions, clearing; and
 //! no secret in any stored item.
 use integration_tests::fake_graph::{Answer, FakeGraph};
-use integration_tests::local_runner::{DEV_ACCESS_TOKEN, StackOptions};
+use integration_tests::local_runner::DEV_ACCESS_TOKEN;
 use integration_tests::*;
 use serde_json::{Value, json};
 
@@ -11,17 +11,7 @@ const WABA: &str = "102290129340398";
 const CUSTOMER: &str = "15550303030";
 
 async fn stack_with_graph() -> (TestStack, FakeGraph) {
-    let graph = FakeGraph::start().await;
-    let mut opts = StackOptions::new(unique_prefix());
-    opts.env_overrides
-        .insert("GRAPH_API_BASE_URL".into(), graph.base_url.clone());
-    opts.env_overrides.insert(
-        "GRAPH_API_VERSION".into(),
-        integration_tests::fake_graph::VERSION.into(),
-    );
-    opts.env_overrides
-        .insert("GRAPH_API_TIMEOUT_MS".into(), "700".into());
-    (start_with(opts).await, graph)
+    start_with_graph(700).await
 }
 
 async fn reply(t: &TestStack, conv: &str, key: &str, body: &str) -> u16 {

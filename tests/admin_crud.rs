@@ -4,22 +4,13 @@
 use std::collections::HashSet;
 
 use integration_tests::fake_graph::FakeGraph;
-use integration_tests::local_runner::StackOptions;
 use integration_tests::*;
 use serde_json::{Value, json};
 
 const PNID: &str = "106540352242922";
 
 async fn stack_with_graph() -> (TestStack, FakeGraph) {
-    let graph = FakeGraph::start().await;
-    let mut opts = StackOptions::new(unique_prefix());
-    opts.env_overrides
-        .insert("GRAPH_API_BASE_URL".into(), graph.base_url.clone());
-    opts.env_overrides.insert(
-        "GRAPH_API_VERSION".into(),
-        integration_tests::fake_graph::VERSION.into(),
-    );
-    (start_with(opts).await, graph)
+    start_with_graph(2000).await
 }
 
 fn err_code(v: &Value) -> &str {

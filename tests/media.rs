@@ -2,24 +2,14 @@
 //! check; outbound uploads through a presigned PUT, then Meta's media API.
 use std::time::Duration;
 
-use integration_tests::fake_graph::{FakeGraph, VERSION};
-use integration_tests::local_runner::StackOptions;
+use integration_tests::fake_graph::FakeGraph;
 use integration_tests::*;
 use serde_json::json;
 
 const PNID: &str = "106540352242922";
 
 async fn stack_with_graph() -> (TestStack, FakeGraph) {
-    let graph = FakeGraph::start().await;
-    let mut opts = StackOptions::new(unique_prefix());
-    opts.env_overrides
-        .insert("GRAPH_API_BASE_URL".into(), graph.base_url.clone());
-    opts.env_overrides
-        .insert("GRAPH_API_VERSION".into(), VERSION.into());
-    opts.env_overrides
-        .insert("GRAPH_API_TIMEOUT_MS".into(), "2000".into());
-    opts.media_test_host = Some(graph.base_url.trim_start_matches("http://").to_string());
-    (start_with(opts).await, graph)
+    start_with_graph(2000).await
 }
 
 fn image_payload(from: &str, wamid: &str, media_id: &str) -> Vec<u8> {

@@ -1,8 +1,6 @@
 //! The permission matrix: every staff route (from the same table that generates the OpenAPI
 //! document) called without a token, without its permission, with exactly its permission,
 //! with every permission but not as admin, and as admin.
-use integration_tests::fake_graph::{FakeGraph, VERSION};
-use integration_tests::local_runner::StackOptions;
 use integration_tests::*;
 use serde_json::{Value, json};
 use staff_api::openapi::{Access, ROUTES};
@@ -16,15 +14,7 @@ fn concrete(path: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_route_with_and_without_each_permission() {
-    let graph = FakeGraph::start().await;
-    let mut opts = StackOptions::new(unique_prefix());
-    opts.env_overrides
-        .insert("GRAPH_API_BASE_URL".into(), graph.base_url.clone());
-    opts.env_overrides
-        .insert("GRAPH_API_VERSION".into(), VERSION.into());
-    opts.env_overrides
-        .insert("GRAPH_API_TIMEOUT_MS".into(), "500".into());
-    let t = start_with(opts).await;
+    let (t, _graph) = start_with_graph(500).await;
     let all_perms: Vec<String> = shared::auth::Permission::all()
         .map(|p| p.to_string())
         .collect();

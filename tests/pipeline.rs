@@ -454,15 +454,7 @@ async fn every_documented_payload_is_accepted_and_nothing_is_parked() {
             }
         }
     }
-    let mut opts = integration_tests::local_runner::StackOptions::new(unique_prefix());
-    opts.env_overrides
-        .insert("GRAPH_API_BASE_URL".into(), graph.base_url.clone());
-    opts.env_overrides.insert(
-        "GRAPH_API_VERSION".into(),
-        integration_tests::fake_graph::VERSION.into(),
-    );
-    opts.media_test_host = Some(graph.base_url.trim_start_matches("http://").to_string());
-    let t = start_with(opts).await;
+    let t = start_with(options_with_graph(&graph, 2000)).await;
     assert!(names.len() >= 30, "{names:?}");
     for n in &names {
         let (s, body) = t.post_signed(&fixture(n)).await;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use integration_tests::fake_graph::{Answer, FakeGraph};
-use integration_tests::local_runner::{DEV_ACCESS_TOKEN, StackOptions};
+use integration_tests::local_runner::DEV_ACCESS_TOKEN;
 use integration_tests::*;
 use serde_json::{Value, json};
 
@@ -14,17 +14,7 @@ fn now_s() -> i64 {
 }
 
 async fn stack_with_graph() -> (TestStack, FakeGraph) {
-    let graph = FakeGraph::start().await;
-    let mut opts = StackOptions::new(unique_prefix());
-    opts.env_overrides
-        .insert("GRAPH_API_BASE_URL".into(), graph.base_url.clone());
-    opts.env_overrides.insert(
-        "GRAPH_API_VERSION".into(),
-        integration_tests::fake_graph::VERSION.into(),
-    );
-    opts.env_overrides
-        .insert("GRAPH_API_TIMEOUT_MS".into(), "700".into());
-    (start_with(opts).await, graph)
+    start_with_graph(700).await
 }
 
 /// A conversation whose window is open (the customer wrote just now).

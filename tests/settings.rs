@@ -4,9 +4,7 @@
 use std::time::Duration;
 
 use integration_tests::fake_graph::{FakeGraph, SUBSCRIBED_APP_ID};
-use integration_tests::local_runner::{
-    DEV_ACCESS_TOKEN, DEV_APP_SECRET, DEV_VERIFY_TOKEN, StackOptions,
-};
+use integration_tests::local_runner::{DEV_ACCESS_TOKEN, DEV_APP_SECRET, DEV_VERIFY_TOKEN};
 use integration_tests::*;
 use serde_json::{Value, json};
 
@@ -19,17 +17,7 @@ const NOTIFY_TOKEN: &str = "EAAGnotificationModuleToken9876543210abcdef";
 const AI_KEY: &str = "sk-ant-api03-very-secret-key-value";
 
 async fn stack_with_graph() -> (TestStack, FakeGraph) {
-    let graph = FakeGraph::start().await;
-    let mut opts = StackOptions::new(unique_prefix());
-    opts.env_overrides
-        .insert("GRAPH_API_BASE_URL".into(), graph.base_url.clone());
-    opts.env_overrides.insert(
-        "GRAPH_API_VERSION".into(),
-        integration_tests::fake_graph::VERSION.into(),
-    );
-    opts.env_overrides
-        .insert("GRAPH_API_TIMEOUT_MS".into(), "700".into());
-    (start_with(opts).await, graph)
+    start_with_graph(700).await
 }
 
 /// An admin call whose answer must not show any of the secrets in clear.

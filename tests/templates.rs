@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use integration_tests::fake_graph::FakeGraph;
-use integration_tests::local_runner::{DEV_ACCESS_TOKEN, StackOptions};
+use integration_tests::local_runner::DEV_ACCESS_TOKEN;
 use integration_tests::*;
 use serde_json::{Value, json};
 use shared::store::templates::TemplateStatusChange;
@@ -17,17 +17,7 @@ const VIEW: &str = "whatsapp_template:view";
 const LOAD: &str = "whatsapp_template:load_template";
 
 async fn stack_with_graph() -> (TestStack, FakeGraph) {
-    let graph = FakeGraph::start().await;
-    let mut opts = StackOptions::new(unique_prefix());
-    opts.env_overrides
-        .insert("GRAPH_API_BASE_URL".into(), graph.base_url.clone());
-    opts.env_overrides.insert(
-        "GRAPH_API_VERSION".into(),
-        integration_tests::fake_graph::VERSION.into(),
-    );
-    opts.env_overrides
-        .insert("GRAPH_API_TIMEOUT_MS".into(), "2000".into());
-    (start_with(opts).await, graph)
+    start_with_graph(2000).await
 }
 
 fn tpl(

@@ -51,6 +51,27 @@ pub async fn start() -> TestStack {
     start_with(StackOptions::new(unique_prefix())).await
 }
 
+/// Options of a stack whose Graph API is `graph` (a fake Meta on loopback, also allowed to
+/// serve media), each Graph call bounded by `timeout_ms`.
+pub fn options_with_graph(graph: &fake_graph::FakeGraph, timeout_ms: u64) -> StackOptions {
+    let mut opts = StackOptions::new(unique_prefix());
+    opts.env_overrides
+        .insert("GRAPH_API_BASE_URL".into(), graph.base_url.clone());
+    opts.env_overrides
+        .insert("GRAPH_API_VERSION".into(), fake_graph::VERSION.into());
+    opts.env_overrides
+        .insert("GRAPH_API_TIMEOUT_MS".into(), timeout_ms.to_string());
+    opts.media_test_host = Some(graph.base_url.trim_start_matches("http://").to_string());
+    opts
+}
+
+/// A stack talking to a fresh fake Graph API.
+pub async fn start_with_graph(timeout_ms: u64) -> (TestStack, fake_graph::FakeGraph) {
+    let graph = fake_graph::FakeGraph::start().await;
+    let t = start_with(options_with_graph(&graph, timeout_ms)).await;
+    (t, graph)
+}
+
 pub async fn start_with(opts: StackOptions) -> TestStack {
     capture_logs();
     let stack = Stack::start(opts)
