@@ -254,21 +254,30 @@ async fn auto_lead_on_creates_one_lead_event_and_files_as_leads() {
         json!({"event_id": "crm-1", "updated_at": ts + 10, "record": {"id": 501, "name": "Ravi", "phonenumber": "+91 98123 45678", "whatsapp_correlation_id": corr}}),
     )
     .await;
+    // The conversation points at the CRM's lead at once, with no further message.
     let c = eventually(Duration::from_secs(20), || async {
-        t.post_signed(&text_payload(
-            PNID,
-            "919812345678",
-            "Ravi",
-            &format!("wamid.al-x{}", uuid::Uuid::new_v4()),
-            now_s(),
-            "x",
-        ))
-        .await;
         let c = t.conversation_of("919812345678").await;
         (c["rel_id"] == "501").then_some(c)
     })
     .await
     .expect("linked to the CRM's lead");
+    // And later messages keep it (identified through the directory now).
+    t.post_signed(&text_payload(
+        PNID,
+        "919812345678",
+        "Ravi",
+        "wamid.al-3",
+        now_s() + 20,
+        "thanks",
+    ))
+    .await;
+    let c = eventually(Duration::from_secs(20), || async {
+        let c = t.conversation_of("919812345678").await;
+        (c["message_count"] == 3).then_some(c)
+    })
+    .await
+    .expect("third message");
+    assert_eq!(c["rel_id"], "501");
     assert_eq!(c["rel_type"], "leads");
 }
 

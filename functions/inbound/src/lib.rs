@@ -266,7 +266,12 @@ impl InboundProcessor {
         // create two leads. A claim whose event was not yet sent is (re)sent with the same id.
         let claim = self
             .store
-            .claim_lead(&identity_key, &customer.customer_id, (self.now_ms)())
+            .claim_lead(
+                &identity_key,
+                &customer.customer_id,
+                &keys::conversation_id(pnid, &customer.customer_id),
+                (self.now_ms)(),
+            )
             .await?;
         if !claim.emitted {
             let event = LeadCreated {

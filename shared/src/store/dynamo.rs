@@ -607,6 +607,7 @@ impl Store {
         &self,
         identity: &str,
         customer_id: &str,
+        conversation_id: &str,
         now_ms: i64,
     ) -> Result<LeadClaim, StoreError> {
         let claim = LeadClaim {
@@ -614,6 +615,7 @@ impl Store {
             sk: keys::CLAIM_SK.into(),
             correlation_id: keys::lead_correlation_id(identity),
             customer_id: customer_id.into(),
+            conversation_id: Some(conversation_id.into()),
             emitted: false,
             lead_id: None,
             claimed_at: now_ms,
@@ -1162,9 +1164,37 @@ impl Store {
             .condition_expression("correlation_id = :c")
             .expression_attribute_values(":l", s(lead_id))
             .expression_attribute_values(":c", s(correlation_id))
+            .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        applied(r)
+        let claim: Option<LeadClaim> = match &r {
+            Ok(out) => out.attributes.clone().map(from_item).transpose()?,
+            Err(_) => None,
+        };
+        if !applied(r)? {
+            return Ok(false);
+        }
+        // The conversation that asked for the lead points at it at once (it showed
+        // `pending:{correlation}` until now); a conversation already re-identified is left alone.
+        if let Some((pnid, cid)) = claim
+            .as_ref()
+            .and_then(|c| c.conversation_id.as_deref())
+            .and_then(keys::parse_conversation_id)
+        {
+            let r = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(keys::conversation_pk(pnid, cid), keys::CONV_SK)))
+                .update_expression("SET rel_id = :l")
+                .condition_expression("rel_id = :pending")
+                .expression_attribute_values(":l", s(lead_id))
+                .expression_attribute_values(":pending", s(format!("pending:{correlation_id}")))
+                .send()
+                .await;
+            applied(r)?;
+        }
+        Ok(true)
     }
 }
 

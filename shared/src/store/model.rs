@@ -219,6 +219,9 @@ pub struct LeadClaim {
     pub sk: String,
     pub correlation_id: String,
     pub customer_id: String,
+    /// The conversation that asked for the lead (linked to the CRM's lead when it answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
     #[serde(default)]
     pub emitted: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
