@@ -255,12 +255,13 @@ async fn auto_lead_on_creates_one_lead_event_and_files_as_leads() {
     )
     .await;
     // The conversation points at the CRM's lead at once, with no further message.
-    let c = eventually(Duration::from_secs(20), || async {
+    let linked = eventually(Duration::from_secs(20), || async {
         let c = t.conversation_of("919812345678").await;
         (c["rel_id"] == "501").then_some(c)
     })
     .await
     .expect("linked to the CRM's lead");
+    assert_eq!(linked["rel_type"], "leads");
     // And later messages keep it (identified through the directory now).
     t.post_signed(&text_payload(
         PNID,
