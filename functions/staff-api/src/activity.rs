@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Query, Request, State};
-use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -248,16 +247,12 @@ async fn list(
     let (from, to) = range(&q, now)?;
     let limit = crate::parse_limit(q.limit.as_deref(), 50, 200)?;
     let scope = scope_of(&q);
-    let position: Option<LogPosition> = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
-        None => None,
-        Some(c) => Some(keys.cursors.decode(&scope, c).map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_cursor",
-                "cursor is invalid for this list (it was issued for other filters)",
-            )
-        })?),
-    };
+    let position: Option<LogPosition> = crate::decode_cursor_as(
+        &keys,
+        &scope,
+        q.cursor.as_deref(),
+        "cursor is invalid for this list (it was issued for other filters)",
+    )?;
     let (rows, next) = app
         .store
         .activity_page(&filter, from, to, position.as_ref(), limit, now)

@@ -348,6 +348,24 @@ impl InboxFilter {
 /// Pages of the index examined at most per filtered request.
 const MAX_FILTER_PAGES: usize = 20;
 
+/// Decodes the optional signed cursor of the list `scope`; a bad one is 400 `invalid_cursor`
+/// with `message`.
+pub(crate) fn decode_cursor_as<T: serde::de::DeserializeOwned>(
+    keys: &Keys,
+    scope: &str,
+    cursor: Option<&str>,
+    message: &'static str,
+) -> Result<Option<T>, ApiError> {
+    match cursor.filter(|c| !c.is_empty()) {
+        None => Ok(None),
+        Some(c) => keys
+            .cursors
+            .decode(scope, c)
+            .map(Some)
+            .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", message)),
+    }
+}
+
 fn parse_limit(v: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
     match v {
         None => Ok(default),
@@ -440,16 +458,12 @@ async fn list_conversations(
         q.rel_type.as_deref().unwrap_or("all"),
         filter.scope()
     );
-    let before: Option<String> = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
-        None => None,
-        Some(c) => Some(keys.cursors.decode(&scope, c).map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_cursor",
-                "cursor is invalid for this list",
-            )
-        })?),
-    };
+    let before: Option<String> = decode_cursor_as(
+        &keys,
+        &scope,
+        q.cursor.as_deref(),
+        "cursor is invalid for this list",
+    )?;
     let limit = parse_limit(q.limit.as_deref(), 25, 100)?;
     // Filters apply to the index pages in order; the cursor is the last conversation examined.
     let batch = if filter.is_empty() { limit } else { 100 };
@@ -548,16 +562,12 @@ async fn list_messages(
         return Err(ApiError::not_found("conversation"));
     }
     let scope = format!("messages:{id}");
-    let after: Option<String> = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
-        None => None,
-        Some(c) => Some(keys.cursors.decode(&scope, c).map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_cursor",
-                "cursor is invalid for this list",
-            )
-        })?),
-    };
+    let after: Option<String> = decode_cursor_as(
+        &keys,
+        &scope,
+        q.cursor.as_deref(),
+        "cursor is invalid for this list",
+    )?;
     let limit = parse_limit(q.limit.as_deref(), 50, 200)?;
     let (rows, next) = app
         .store

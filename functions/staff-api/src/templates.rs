@@ -181,16 +181,12 @@ async fn list_templates(
     let m = app.messaging()?;
     let waba = waba_id(m).await?;
     let scope = format!("templates:{waba}:{filter:?}");
-    let after: Option<String> = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
-        None => None,
-        Some(c) => Some(keys.cursors.decode(&scope, c).map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_cursor",
-                "cursor is invalid for this list (filters must stay the same)",
-            )
-        })?),
-    };
+    let after: Option<String> = crate::decode_cursor_as(
+        &keys,
+        &scope,
+        q.cursor.as_deref(),
+        "cursor is invalid for this list (filters must stay the same)",
+    )?;
     let (rows, next) = app
         .store
         .template_page(&waba, &filter, after.as_deref(), limit)

@@ -84,16 +84,7 @@ pub(crate) fn decode_cursor(
     scope: &str,
     cursor: Option<&str>,
 ) -> Result<Option<String>, ApiError> {
-    match cursor.filter(|c| !c.is_empty()) {
-        None => Ok(None),
-        Some(c) => keys.cursors.decode(scope, c).map(Some).map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_cursor",
-                "cursor is invalid for this list",
-            )
-        }),
-    }
+    crate::decode_cursor_as(keys, scope, cursor, "cursor is invalid for this list")
 }
 
 pub(crate) fn encode_cursor(keys: &Keys, scope: &str, next: Option<String>) -> Option<String> {
