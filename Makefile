@@ -7,9 +7,9 @@ STAMP := $(VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-LAMBDAS := webhook inbound directory staff-api template-sync
+LAMBDAS := webhook inbound media directory staff-api template-sync
 
-.PHONY: dev test venv lint unit-and-integration package bench send token crm-event clean
+.PHONY: dev test venv lint unit-and-integration package bench fuzz send token crm-event clean
 
 ## make dev: moto + every function wired as in template.yaml; webhook on http://127.0.0.1:3000
 dev: $(STAMP)
@@ -46,6 +46,10 @@ package: $(STAMP)
 
 bench:
 	cargo bench -p shared
+
+## make fuzz [FUZZ_SECONDS=60]: cargo-fuzz on webhook parsing and on the inbound envelope (installs cargo-fuzz under .local/tools)
+fuzz:
+	infra/fuzz.sh
 
 ## make send EVENT=events/webhook-text.json  (signs with the dev app secret and posts to the local webhook)
 send:

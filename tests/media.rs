@@ -44,6 +44,14 @@ async fn inbound_media_is_copied_and_served_by_presigned_url() {
     .await
     .expect("media copied");
     assert_eq!(link["mime_type"], "image/jpeg");
+    // Served as an attachment: nothing a customer sends renders inline on the bucket's origin.
+    assert!(
+        link["url"]
+            .as_str()
+            .unwrap()
+            .contains("response-content-disposition=attachment"),
+        "{link}"
+    );
     assert_eq!(link["size"], jpeg.len());
     let body = reqwest::get(link["url"].as_str().unwrap())
         .await
@@ -52,6 +60,8 @@ async fn inbound_media_is_copied_and_served_by_presigned_url() {
         .await
         .unwrap();
     assert_eq!(body.as_ref(), jpeg.as_slice());
+    let conv_id = conv["id"].as_str().unwrap().to_string();
+    assert_eq!(media_state_of(&t, &conv_id, "copied").await["id"], "9001");
     // The token went to Meta only, on the media lookup and the download.
     for r in graph.requests() {
         assert!(
@@ -118,20 +128,28 @@ async fn media_on_a_non_meta_host_is_never_fetched() {
         .await;
     t.post_signed(&image_payload("15551230303", "wamid.img3", "9003"))
         .await;
-    // The messages are stored; the media lookups happen, no download is attempted anywhere.
-    t.conversation_of("15551230202").await;
-    t.conversation_of("15551230303").await;
-    eventually(Duration::from_secs(20), || async {
-        (t.archived("parked/").await.len() == 2).then_some(())
-    })
-    .await
-    .expect("both media parked as never fetchable");
+    // The messages are stored; the media lookups happen, no download is attempted anywhere,
+    // and each message shows its media as failed, with the reason.
+    for (wa_id, media_id) in [("15551230202", "9002"), ("15551230303", "9003")] {
+        let conv = t.conversation_of(wa_id).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let media = media_state_of(&t, &conv, "failed").await;
+        assert_eq!(media["id"], media_id);
+        let error = media["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("not one of Meta's hosts") || error.contains("not https"),
+            "{error}"
+        );
+    }
     assert!(
         graph
             .requests()
             .iter()
             .all(|r| !r.path.starts_with("/cdn/"))
     );
+    assert!(t.archived("parked/").await.is_empty(), "nothing parked");
     let chat = t.token(&["whatsapp_chat:view"]);
     assert_eq!(
         t.api("GET", "/api/v1/media/9002", Some(&chat), None)
@@ -139,6 +157,97 @@ async fn media_on_a_non_meta_host_is_never_fetched() {
             .0,
         404
     );
+}
+
+/// Waits until the conversation's (only) media message shows `state`; returns its `media`.
+async fn media_state_of(t: &TestStack, conv: &str, state: &str) -> serde_json::Value {
+    eventually(Duration::from_secs(30), || async {
+        t.messages(conv)
+            .await
+            .into_iter()
+            .find_map(|m| (m["media"]["state"] == state).then(|| m["media"].clone()))
+    })
+    .await
+    .unwrap_or_else(|| panic!("media of {conv} never became {state}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_media_copy_never_holds_back_its_conversation() {
+    let graph = fake_graph::FakeGraph::start().await;
+    let mut opts = options_with_graph(&graph, 2000);
+    opts.media_max_attempts = 2;
+    let t = start_with(opts).await;
+    // Meta's media endpoint fails (as with an expired token or an outage at Meta).
+    graph.set_media("9100", "image/jpeg", b"late", None);
+    graph.fail_media("9100", Some((500, 2)));
+    let now = chrono::Utc::now().timestamp();
+    t.post_signed(&image_payload("15551230505", "wamid.img5", "9100"))
+        .await;
+    t.post_signed(&text_payload(
+        PNID,
+        "15551230505",
+        "Pic",
+        "wamid.after-img5",
+        now + 1,
+        "did you get my photo?",
+    ))
+    .await;
+    let conv = t.conversation_of("15551230505").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The message after the media is there at once: the copy is not in the conversation's path.
+    let listed = eventually(Duration::from_secs(10), || async {
+        let m = t.messages(&conv).await;
+        (m.len() == 2).then_some(m)
+    })
+    .await
+    .expect("both messages stored while the media copy fails");
+    assert!(listed.iter().any(|m| m["id"] == "wamid.after-img5"));
+    // The copy is retried, then given up with the reason; the inbound queue never saw a failure.
+    let media = media_state_of(&t, &conv, "failed").await;
+    assert!(
+        media["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("gave up after 2 attempts")),
+        "{media}"
+    );
+    let lookups = graph
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/9100"))
+        .count();
+    // Two attempts of the function, each with the Graph client's own retries of a temporary error.
+    let per_attempt = shared::meta::graph::GraphConfig::default().max_attempts as usize;
+    assert_eq!(lookups, 2 * per_attempt, "two attempts, then given up");
+    assert_eq!(t.queue_depth("InboundDLQ").await, (0, 0));
+    assert_eq!(t.queue_depth("MediaDLQ").await, (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_media_copy_retried_after_a_failure_ends_copied() {
+    let (t, graph) = stack_with_graph().await;
+    graph.set_media("9200", "image/jpeg", b"second time lucky", None);
+    graph.fail_media("9200", Some((503, 131000)));
+    t.post_signed(&image_payload("15551230606", "wamid.img6", "9200"))
+        .await;
+    let conv = t.conversation_of("15551230606").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pending = media_state_of(&t, &conv, "pending").await;
+    eventually(Duration::from_secs(10), || async {
+        let m = t.messages(&conv).await;
+        m.iter()
+            .any(|m| m["media"]["error"].as_str().is_some_and(|e| !e.is_empty()))
+            .then_some(())
+    })
+    .await
+    .expect("the failed attempt's error is shown while it is retried");
+    assert_eq!(pending["id"], "9200");
+    graph.fail_media("9200", None);
+    let copied = media_state_of(&t, &conv, "copied").await;
+    assert!(copied["error"].is_null(), "{copied}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

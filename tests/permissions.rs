@@ -88,3 +88,176 @@ async fn every_route_with_and_without_each_permission() {
     assert_eq!(s, 200);
     assert_eq!(doc, staff_api::openapi::document());
 }
+
+/// The visibility rule on top of the permissions: with `mode = assigned`, non-admin staff see
+/// only conversations assigned to them or to no one, on every conversation and media route.
+#[tokio::test(flavor = "multi_thread")]
+async fn inbox_visibility_limits_staff_to_their_conversations() {
+    let (t, graph) = start_with_graph(700).await;
+    const PNID: &str = "106540352242922";
+    let ts = chrono::Utc::now().timestamp();
+    let mut ids = Vec::new();
+    for (i, wa) in ["15554440001", "15554440002", "15554440003"]
+        .iter()
+        .enumerate()
+    {
+        t.post_signed(&text_payload(
+            PNID,
+            wa,
+            "V",
+            &format!("wamid.v{i}"),
+            ts,
+            "hi",
+        ))
+        .await;
+        ids.push(
+            t.conversation_of(wa).await["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let admin = t.admin_token();
+    // Conversation 0 is staff 7's, 1 is nobody's, 2 is staff 8's.
+    for (i, who) in [(0, "7"), (2, "8")] {
+        let (s, v) = t
+            .api(
+                "PUT",
+                &format!("/api/v1/conversations/{}/assignee", ids[i]),
+                Some(&admin),
+                Some(json!({"staff_id": who})),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+    }
+    let seven = t.info().mint_token("7", false, &["whatsapp_chat:view"]);
+    let listed = |token: String| {
+        let t = &t;
+        async move {
+            let (s, v) = t
+                .api("GET", "/api/v1/conversations", Some(&token), None)
+                .await;
+            assert_eq!(s, 200, "{v}");
+            let mut ids: Vec<String> = v["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_string())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let mut all = ids.clone();
+    all.sort();
+    // Default: the seed's rule, every conversation.
+    assert_eq!(listed(seven.clone()).await, all);
+    let (s, v) = t
+        .api(
+            "GET",
+            "/api/v1/settings/inbox-visibility",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!((s, v["mode"].as_str()), (200, Some("all")), "{v}");
+    assert_eq!(
+        t.api(
+            "PUT",
+            "/api/v1/settings/inbox-visibility",
+            Some(&seven),
+            Some(json!({"mode": "assigned"}))
+        )
+        .await
+        .0,
+        403,
+        "admin only"
+    );
+    let (s, v) = t
+        .api(
+            "PUT",
+            "/api/v1/settings/inbox-visibility",
+            Some(&admin),
+            Some(json!({"mode": "assigned"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, _) = t
+        .api(
+            "PUT",
+            "/api/v1/settings/inbox-visibility",
+            Some(&admin),
+            Some(json!({"mode": "some"})),
+        )
+        .await;
+    assert_eq!(s, 400);
+    let mut mine = vec![ids[0].clone(), ids[1].clone()];
+    mine.sort();
+    assert_eq!(listed(seven.clone()).await, mine);
+    assert_eq!(listed(admin.clone()).await, all, "admins see everything");
+    // Staff 8's conversation, on every route that names a conversation.
+    let other = &ids[2];
+    for (method, path, body) in [
+        ("GET", format!("/api/v1/conversations/{other}"), None),
+        (
+            "GET",
+            format!("/api/v1/conversations/{other}/messages"),
+            None,
+        ),
+        (
+            "POST",
+            format!("/api/v1/conversations/{other}/messages"),
+            Some(json!({"content": {"type": "text", "body": "x"}})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/conversations/{other}/read"),
+            Some(json!({})),
+        ),
+        (
+            "PUT",
+            format!("/api/v1/conversations/{other}/assignee"),
+            Some(json!({"staff_id": "7"})),
+        ),
+        (
+            "POST",
+            format!("/api/v1/conversations/{other}/tickets"),
+            Some(json!({"subject": "s", "description": "d"})),
+        ),
+        (
+            "POST",
+            "/api/v1/media/uploads".to_string(),
+            Some(
+                json!({"conversation_id": other, "filename": "a.pdf", "mime_type": "application/pdf", "size": 10}),
+            ),
+        ),
+    ] {
+        let (s, v) = t.api(method, &path, Some(&seven), body).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (403, Some("forbidden")),
+            "{method} {path}: {v}"
+        );
+    }
+    // Their own and the unassigned one still work.
+    for id in &mine {
+        assert_eq!(
+            t.api(
+                "GET",
+                &format!("/api/v1/conversations/{id}"),
+                Some(&seven),
+                None
+            )
+            .await
+            .0,
+            200
+        );
+    }
+    assert!(
+        graph
+            .requests()
+            .iter()
+            .all(|r| !r.path.ends_with("/messages")),
+        "nothing sent"
+    );
+}

@@ -55,6 +55,28 @@ async fn the_same_payload_three_times_is_stored_once() {
     for _ in 0..3 {
         assert_eq!(t.post_signed(&body).await.0, 200);
     }
+    // Meta's retries can come after SQS's 5-minute dedupe window: the same envelope queued
+    // again with new dedupe ids reaches the store, whose data-level idempotency absorbs it.
+    let envelope = t
+        .drain_envelope_of(&body)
+        .expect("the webhook's envelope for this payload");
+    let url = t.info().resource("InboundQueue").url.clone().unwrap();
+    for i in 0..2 {
+        t.sqs()
+            .send_message()
+            .queue_url(&url)
+            .message_body(&envelope.body)
+            .message_group_id(&envelope.group_id)
+            .message_deduplication_id(format!("{}-late-{i}", envelope.dedupe_id))
+            .send()
+            .await
+            .unwrap();
+    }
+    eventually(Duration::from_secs(20), || async {
+        (t.queue_depth("InboundQueue").await == (0, 0)).then_some(())
+    })
+    .await
+    .expect("redeliveries processed");
     let conv = t.conversation_of("447700900123").await;
     settle().await;
     let conv_after = t.conversation_of("447700900123").await;
@@ -424,6 +446,23 @@ async fn directory_is_last_writer_wins_and_deduped() {
             .unwrap()
             .is_empty()
     );
+    // A stale update (older than the delete, a new event id) arrives after it: still deleted,
+    // still out of matching.
+    t.put_crm_event("lead_updated", json!({"event_id": "e2b", "updated_at": 2500, "record": {"id": "5", "name": "Zombie", "phone": "+14155550100"}})).await;
+    settle().await;
+    let r = store.directory_record("lead", "5").await.unwrap().unwrap();
+    assert!(
+        r.deleted,
+        "a stale update never resurrects a deleted record"
+    );
+    assert_eq!(r.event_id.as_deref(), Some("e3"));
+    assert!(
+        store
+            .directory_by_phone("+14155550100")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // An invalid CRM event is parked, not retried forever.
     t.put_crm_event(
         "lead_updated",
@@ -471,7 +510,8 @@ async fn every_documented_payload_is_accepted_and_nothing_is_parked() {
         assert_eq!(s, 200, "{n}: {body}");
     }
     // Everything drains from the queue, nothing is parked, and only the unknown field is archived raw.
-    eventually(Duration::from_secs(40), || async {
+    // (Generous: this runs beside the other tests of this file, each with a stack, on 2 cores.)
+    eventually(Duration::from_secs(120), || async {
         (t.queue_depth("InboundQueue").await == (0, 0)).then_some(())
     })
     .await
@@ -572,4 +612,184 @@ async fn marketing_opt_out_is_recorded_on_the_customer() {
     })
     .await;
     assert!(c.is_some(), "opt-out recorded");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lead_link_lost_after_the_directory_transaction_is_made_by_the_redelivery() {
+    let t = start().await;
+    let (s, v) = t
+        .api(
+            "PUT",
+            "/api/v1/settings/auto-lead",
+            Some(&t.admin_token()),
+            Some(json!({"enabled": true, "status": "2", "source": "4", "assignee": "3"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let ts = now_s();
+    t.post_signed(&text_payload(
+        PNID,
+        "919812340001",
+        "Lia",
+        "wamid.ll-1",
+        ts,
+        "hi",
+    ))
+    .await;
+    let conv = t.conversation_of("919812340001").await;
+    let corr = conv["rel_id"]
+        .as_str()
+        .and_then(|r| r.strip_prefix("pending:"))
+        .expect("a pending lead")
+        .to_string();
+    // The CRM's lead_created is applied, then the function dies before linking the claim.
+    let detail = json!({"event_id": "crm-ll-1", "updated_at": ts + 10, "record": {"id": 777, "name": "Lia", "phonenumber": "+91 98123 40001", "whatsapp_correlation_id": corr}});
+    let change = shared::crm_events::DirectoryChange::parse("lead_created", &detail).unwrap();
+    let phones = shared::phone::PhoneNormalizer::new("US").unwrap();
+    let record = shared::directory::to_record(&phones, &change);
+    t.store()
+        .apply_directory(&record, &change.event_id, now_s() * 1000)
+        .await
+        .unwrap();
+    settle().await;
+    assert_eq!(
+        t.conversation_of("919812340001").await["rel_id"],
+        format!("pending:{corr}")
+    );
+    // EventBridge (or the queue) delivers the event again: a duplicate, and still linked.
+    t.put_crm_event("lead_created", detail).await;
+    eventually(Duration::from_secs(20), || async {
+        let c = t.conversation_of("919812340001").await;
+        (c["rel_id"] == "777").then_some(())
+    })
+    .await
+    .expect("the redelivered event linked the conversation to the CRM's lead");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn directory_ties_end_the_same_in_every_order() {
+    use shared::crm_events::DirectoryChange;
+    let t = start().await;
+    let phones = shared::phone::PhoneNormalizer::new("US").unwrap();
+    let store = t.store();
+    let change_of = |kind: &str, event: &str, id: i64| {
+        DirectoryChange::parse(
+            kind,
+            &json!({"event_id": event, "updated_at": 1_750_000_000, "record": {"id": id, "name": "B", "phonenumber": "+1 650 555 0900"}}),
+        )
+        .unwrap()
+    };
+    // Same second: a delete wins over an update, whichever comes first (a record per order).
+    for (id, deleted_first) in [(900, false), (901, true)] {
+        let update = change_of("contact_updated", &format!("e-2-{id}"), id);
+        let delete = change_of("contact_deleted", &format!("e-1-{id}"), id);
+        let order = if deleted_first {
+            [delete, update]
+        } else {
+            [update, delete]
+        };
+        for c in order {
+            store
+                .apply_directory(&shared::directory::to_record(&phones, &c), &c.event_id, 1)
+                .await
+                .unwrap();
+        }
+        let r = store
+            .directory_record("contact", &id.to_string())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            r.deleted,
+            "the delete wins a tie (delete first: {deleted_first})"
+        );
+    }
+    // Two updates in the same second: the greater event id wins in both orders.
+    for (i, order) in [["e-3", "e-4"], ["e-4", "e-3"]].iter().enumerate() {
+        let id = 910 + i as i64;
+        for ev in order {
+            let c = DirectoryChange::parse(
+                "contact_updated",
+                &json!({"event_id": format!("{ev}-{id}"), "updated_at": 1_750_000_000, "record": {"id": id, "name": format!("name {ev}"), "phonenumber": "+1 650 555 0910"}}),
+            )
+            .unwrap();
+            store
+                .apply_directory(&shared::directory::to_record(&phones, &c), &c.event_id, 1)
+                .await
+                .unwrap();
+        }
+        let r = store
+            .directory_record("contact", &id.to_string())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.name.as_deref(), Some("name e-4"));
+    }
+}
+
+fn calls_payload(calls: serde_json::Value, statuses: serde_json::Value) -> Vec<u8> {
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{"field": "calls", "value": {
+        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550783881", "phone_number_id": PNID},
+        "contacts": [{"profile": {"name": "Caller"}, "wa_id": "15551112222"}],
+        "calls": calls, "statuses": statuses}}]}]})
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_are_recorded_in_the_conversation_history() {
+    let t = start().await;
+    let ts = now_s();
+    // An answered call (connect, then terminate with a duration) and a missed one.
+    let answered = calls_payload(
+        json!([
+            {"id": "wacid.A1", "from": "15551112222", "to": "15550783881", "event": "connect",
+             "timestamp": ts.to_string(), "direction": "USER_INITIATED",
+             "session": {"sdp_type": "offer", "sdp": "v=0"}},
+        ]),
+        json!([]),
+    );
+    let ended = calls_payload(
+        json!([
+            {"id": "wacid.A1", "from": "15551112222", "to": "15550783881", "event": "terminate",
+             "timestamp": (ts + 200).to_string(), "direction": "USER_INITIATED", "status": "COMPLETED",
+             "start_time": (ts + 5).to_string(), "end_time": (ts + 200).to_string(), "duration": 195},
+        ]),
+        json!([]),
+    );
+    let missed = calls_payload(
+        json!([
+            {"id": "wacid.M1", "from": "15551112222", "to": "15550783881", "event": "terminate",
+             "timestamp": (ts + 300).to_string(), "direction": "USER_INITIATED", "status": "FAILED"}
+        ]),
+        json!([]),
+    );
+    for body in [&answered, &ended, &ended, &missed] {
+        assert_eq!(t.post_signed(body).await.0, 200);
+    }
+    let conv = eventually(Duration::from_secs(20), || async {
+        let c = t.conversation_of("15551112222").await;
+        (c["message_count"] == 3).then_some(c)
+    })
+    .await
+    .expect("three call events, the repeated terminate stored once");
+    let history = t.messages(conv["id"].as_str().unwrap()).await;
+    let summaries: Vec<&str> = history
+        .iter()
+        .filter_map(|m| m["summary"].as_str())
+        .collect();
+    assert_eq!(
+        summaries,
+        vec![
+            "Incoming call: ringing",
+            "Incoming call: 3 min 15 s",
+            "Incoming call: failed"
+        ]
+    );
+    assert!(history.iter().all(|m| m["type"] == "call"));
+    assert_eq!(conv["customer"]["name"], "Caller");
+    // Calls do not open the 24-hour messaging window.
+    assert_eq!(conv["window_open"], false);
+    assert!(t.archived("raw/").await.is_empty());
+    assert!(t.archived("parked/").await.is_empty());
 }

@@ -577,3 +577,110 @@ async fn the_access_token_appears_in_no_response_and_no_log_line() {
                 == Some(format!("Bearer {DEV_ACCESS_TOKEN}").as_str()))
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_send_answers_within_its_budget_never_a_gateway_timeout() {
+    let graph = FakeGraph::start().await;
+    // Each Graph API attempt may take 8 s, but the whole send has 3 s.
+    let mut opts = options_with_graph(&graph, 8000);
+    opts.send_budget = Some(Duration::from_secs(3));
+    let t = start_with(opts).await;
+    let conv = open_conversation(&t, "15553330001").await;
+    graph.script([Answer::AcceptAfter(Duration::from_secs(10))]);
+    let started = std::time::Instant::now();
+    let (s, v) = reply(&t, &conv, "k-budget", json!({"type": "text", "body": "hi"})).await;
+    let took = started.elapsed();
+    // The request left, its answer did not come in time: unknown (never re-sent), not a 504.
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(v["state"], "unknown");
+    assert!(took < Duration::from_secs(5), "answered after {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idempotency_key_reused_for_another_message_is_refused() {
+    let (t, graph) = stack_with_graph().await;
+    let conv = open_conversation(&t, "15553330002").await;
+    let (s, first) = reply(&t, &conv, "k-same", json!({"type": "text", "body": "one"})).await;
+    assert_eq!(s, 201, "{first}");
+    let (s, v) = reply(&t, &conv, "k-same", json!({"type": "text", "body": "two"})).await;
+    assert_eq!(s, 422, "{v}");
+    assert_eq!(v["error"]["code"], "idempotency_key_reused");
+    // The same message again is answered from its record.
+    let (s, again) = reply(&t, &conv, "k-same", json!({"type": "text", "body": "one"})).await;
+    assert_eq!(s, 200, "{again}");
+    assert_eq!(again["wamid"], first["wamid"]);
+    let sends = graph
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/messages"))
+        .count();
+    assert_eq!(sends, 1, "one message reached Meta");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_business_initiated_send_is_from_a_registered_number_and_a_lost_answer_settles() {
+    let (t, graph) = stack_with_graph().await;
+    let chat = t.token(&["whatsapp_chat:view"]);
+    let numbers = t.token(&["whatsapp_numbers:edit"]);
+    let (s, v) = t
+        .api("POST", "/api/v1/numbers", Some(&numbers), Some(json!({"phone_number_id": "333333333333333", "display_phone_number": "+1 555 000 3333", "verified_name": "Acme"})))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    graph.set_templates(vec![json!({"id": "7", "name": "hello_world", "language": "en_US", "status": "APPROVED",
+        "category": "UTILITY", "parameter_format": "POSITIONAL", "components": [{"type": "BODY", "text": "Hello!"}]})]);
+    let (s, v) = t
+        .api(
+            "POST",
+            "/api/v1/templates/load",
+            Some(&t.token(&["whatsapp_template:load_template"])),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let tpl = json!({"type": "template", "name": "hello_world", "language": "en_US"});
+    // A number that is not this business's: refused, nothing sent.
+    let (s, v) = t
+        .api(
+            "POST",
+            "/api/v1/messages",
+            Some(&chat),
+            Some(
+                json!({"to": "+16505550142", "phone_number_id": "999999999999999", "content": tpl}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (422, Some("unknown_number")),
+        "{v}"
+    );
+    assert!(
+        graph
+            .requests()
+            .iter()
+            .all(|r| !r.path.ends_with("/messages"))
+    );
+    // The first message to a new number whose answer is lost …
+    graph.script([Answer::AcceptAfter(Duration::from_millis(1500))]);
+    let (s, v) = t
+        .api("POST", "/api/v1/messages", Some(&chat), Some(json!({"to": "+16505550142", "phone_number_id": "333333333333333", "content": tpl, "idempotency_key": "first"})))
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let our_id = v["id"].as_str().unwrap().to_string();
+    // … is settled by its first status: the conversation existed before the send.
+    let status = json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "1", "phone_number_id": "333333333333333"},
+        "statuses": [{"id": "wamid.FIRST1", "status": "delivered", "timestamp": now_s().to_string(), "recipient_id": "16505550142",
+                      "biz_opaque_callback_data": our_id}]}}]}]});
+    t.post_signed(status.to_string().as_bytes()).await;
+    let conv = t.conversation_of("16505550142").await;
+    let m = eventually(Duration::from_secs(20), || async {
+        t.messages(conv["id"].as_str().unwrap())
+            .await
+            .into_iter()
+            .find(|m| m["id"] == "wamid.FIRST1")
+    })
+    .await
+    .expect("the lost send settled into its conversation");
+    assert_eq!(m["direction"], "outbound");
+}

@@ -138,7 +138,18 @@ fn names(list: &Value) -> Vec<String> {
 }
 
 fn template_status_payload(name: &str, language: &str, event: &str, reason: &str) -> Vec<u8> {
-    json!({"object": "whatsapp_business_account", "entry": [{"id": WABA, "time": chrono::Utc::now().timestamp(),
+    template_status_at(
+        name,
+        language,
+        event,
+        reason,
+        chrono::Utc::now().timestamp(),
+    )
+}
+
+/// A status update whose `entry.time` (when it happened at Meta) is `time` (Unix seconds).
+fn template_status_at(name: &str, language: &str, event: &str, reason: &str, time: i64) -> Vec<u8> {
+    json!({"object": "whatsapp_business_account", "entry": [{"id": WABA, "time": time,
         "changes": [{"field": "message_template_status_update", "value": {
             "event": event, "message_template_id": 1001, "message_template_name": name,
             "message_template_language": language, "reason": reason,
@@ -315,9 +326,12 @@ async fn a_status_webhook_applies_at_once_and_keeps_the_components() {
         "components kept"
     );
     assert_eq!(o["id"], "1001");
-    // Meta's fixture: abandoned_cart (en) rejected, with its reason.
-    t.post_signed(&fixture("template_status_rejected.json"))
-        .await;
+    // Meta's fixture: abandoned_cart (en) rejected, with its reason, as it happens now (after
+    // the sync: a change older than what the sync saw would not undo it).
+    let mut rejected: Value =
+        serde_json::from_slice(&fixture("template_status_rejected.json")).unwrap();
+    rejected["entry"][0]["time"] = json!(chrono::Utc::now().timestamp() + 1);
+    t.post_signed(rejected.to_string().as_bytes()).await;
     let a = eventually(Duration::from_secs(20), || async {
         let (_, a) = view(&t, "/api/v1/templates/abandoned_cart/en").await;
         (a["status"] == "REJECTED").then_some(a)
@@ -686,7 +700,12 @@ async fn a_status_for_a_template_never_loaded_is_kept_but_not_sendable() {
     })
     .await
     .expect("rejection stored");
-    assert_eq!(t.queue_depth("InboundQueue").await, (0, 0));
+    // Acknowledged (deleted from the queue) just after it was stored.
+    eventually(Duration::from_secs(10), || async {
+        (t.queue_depth("InboundQueue").await == (0, 0)).then_some(())
+    })
+    .await
+    .expect("nothing left on the queue");
     assert_eq!(t.queue_depth("InboundDLQ").await, (0, 0));
     assert!(t.archived("parked/").await.is_empty());
     // Sending it waits for a load: its parameters are not known yet.
@@ -724,4 +743,167 @@ async fn a_status_for_a_template_never_loaded_is_kept_but_not_sendable() {
             .contains("not been loaded"),
         "{e}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resent_older_status_never_undoes_a_newer_one() {
+    let (t, graph) = stack_with_graph().await;
+    graph.set_templates(catalogue());
+    assert_eq!(load(&t).await.0, 200);
+    let now = chrono::Utc::now().timestamp();
+    // Paused now; then Meta re-sends the approval it made an hour ago (delivery is unordered).
+    let (s, _) = t
+        .post_signed(&template_status_at(
+            "order_update",
+            "en_US",
+            "PAUSED",
+            "NONE",
+            now,
+        ))
+        .await;
+    assert_eq!(s, 200);
+    eventually(Duration::from_secs(20), || async {
+        let (_, o) = view(&t, "/api/v1/templates/order_update/en_US").await;
+        (o["status"] == "PAUSED").then_some(())
+    })
+    .await
+    .expect("paused");
+    let (s, _) = t
+        .post_signed(&template_status_at(
+            "order_update",
+            "en_US",
+            "APPROVED",
+            "NONE",
+            now - 3600,
+        ))
+        .await;
+    assert_eq!(s, 200);
+    eventually(Duration::from_secs(20), || async {
+        (t.queue_depth("InboundQueue").await == (0, 0)).then_some(())
+    })
+    .await
+    .expect("processed");
+    let (_, o) = view(&t, "/api/v1/templates/order_update/en_US").await;
+    assert_eq!(o["status"], "PAUSED", "{o}");
+}
+
+fn template_change(field: &str, value: Value) -> Vec<u8> {
+    json!({"object": "whatsapp_business_account", "entry": [{"id": WABA, "time": chrono::Utc::now().timestamp(),
+        "changes": [{"field": field, "value": value}]}]})
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quality_components_and_category_webhooks_update_the_stored_template() {
+    let (t, graph) = stack_with_graph().await;
+    graph.set_templates(catalogue());
+    assert_eq!(load(&t).await.0, 200);
+    let tpl = |extra: Value| {
+        let mut v = json!({"message_template_id": 1001, "message_template_name": "order_update",
+                           "message_template_language": "en_US"});
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        v
+    };
+    for (field, value) in [
+        (
+            "message_template_quality_update",
+            tpl(json!({"previous_quality_score": "GREEN", "new_quality_score": "YELLOW"})),
+        ),
+        (
+            "template_category_update",
+            tpl(json!({"previous_category": "UTILITY", "new_category": "MARKETING"})),
+        ),
+        (
+            "message_template_components_update",
+            tpl(
+                json!({"message_template_element": "Hello {{1}}, order {{2}} has shipped",
+                       "message_template_footer": "Thanks"}),
+            ),
+        ),
+    ] {
+        let (s, b) = t.post_signed(&template_change(field, value)).await;
+        assert_eq!(s, 200, "{field}: {b}");
+    }
+    let o = eventually(Duration::from_secs(20), || async {
+        let (_, o) = view(&t, "/api/v1/templates/order_update/en_US").await;
+        (o["quality"]["score"] == "YELLOW"
+            && o["category"] == "MARKETING"
+            && !o["components_at"].is_null())
+        .then_some(o)
+    })
+    .await
+    .expect("all three applied");
+    assert_eq!(o["quality"]["previous"], "GREEN");
+    assert_eq!(o["category_previous"], "UTILITY");
+    let body = o["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "BODY")
+        .unwrap()
+        .clone();
+    assert_eq!(body["text"], "Hello {{1}}, order {{2}} has shipped");
+    assert!(
+        o["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "FOOTER" && c["text"] == "Thanks")
+    );
+    // An announced category change is shown with when it takes effect.
+    let (s, _) = t
+        .post_signed(&template_change(
+            "template_category_update",
+            tpl(
+                json!({"new_category": "MARKETING", "correct_category": "UTILITY",
+                       "category_update_timestamp": chrono::Utc::now().timestamp() + 86_400}),
+            ),
+        ))
+        .await;
+    assert_eq!(s, 200);
+    let o = eventually(Duration::from_secs(20), || async {
+        let (_, o) = view(&t, "/api/v1/templates/order_update/en_US").await;
+        (o["category_change"]["to"] == "UTILITY").then_some(o)
+    })
+    .await
+    .expect("impending change recorded");
+    assert!(o["category_change"]["effective_at"].as_i64().unwrap() > 0);
+    assert_eq!(
+        o["category"], "MARKETING",
+        "unchanged until it takes effect"
+    );
+    assert!(t.archived("raw/").await.is_empty(), "nothing archived");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_failing_on_a_later_page_changes_nothing() {
+    let (t, graph) = stack_with_graph().await;
+    graph.set_templates(catalogue());
+    assert_eq!(load(&t).await.0, 200);
+    // Meta now lists one template fewer and a changed status, but fails on the second page.
+    let mut next: Vec<Value> = catalogue()
+        .into_iter()
+        .filter(|x| x["name"] != "promo_summer")
+        .collect();
+    next[0]["status"] = json!("PAUSED");
+    let first_name = next[0]["name"].as_str().unwrap().to_string();
+    let first_lang = next[0]["language"].as_str().unwrap().to_string();
+    graph.set_templates(next);
+    graph.fail_later_template_pages(Some((500, 2)));
+    let (s, e) = load(&t).await;
+    assert!(s >= 500, "{s} {e}");
+    assert!(
+        graph.template_requests().len() >= 5,
+        "the first page was read before the failure"
+    );
+    // Only a complete list is applied: nothing gone, nothing changed.
+    let (_, all) = view(&t, "/api/v1/templates?include_gone=true").await;
+    assert_eq!(names(&all).len(), 7);
+    let (_, p) = view(&t, "/api/v1/templates/promo_summer/en_US").await;
+    assert_eq!(p["gone"], false);
+    let (_, o) = view(&t, &format!("/api/v1/templates/{first_name}/{first_lang}")).await;
+    assert_ne!(o["status"], "PAUSED", "{o}");
 }

@@ -148,6 +148,9 @@ fn inbound_prepare(body: &str, directory: &[PhoneIndex]) -> HashMap<String, Attr
         context_wamid: m.context.as_ref().and_then(|c| c.id.clone()),
         staff_id: None,
         stored_at: NOW_MS,
+        media_id: None,
+        media_state: None,
+        media_error: None,
     };
     serde_dynamo::to_item(&item).expect("item serialises")
 }

@@ -16,6 +16,8 @@ pub enum ConfigError {
 pub struct Config {
     pub table_name: String,
     pub inbound_queue_url: Option<String>,
+    /// The media function's queue (inbound hands media copies to it).
+    pub media_queue_url: Option<String>,
     pub crm_bus_name: Option<String>,
     pub media_bucket: Option<String>,
     pub meta_secret_arn: Option<String>,
@@ -32,6 +34,9 @@ pub struct Config {
     pub inbox_shards: u8,
     /// Bound on each Graph API call (`GRAPH_API_TIMEOUT_MS`, default 10 s).
     pub graph_timeout_ms: u64,
+    /// Bound on a whole media download (`MEDIA_DOWNLOAD_TIMEOUT_MS`, default 90 s): shorter
+    /// than the media function's timeout.
+    pub media_download_timeout_ms: u64,
 }
 
 impl Config {
@@ -59,6 +64,7 @@ impl Config {
         Ok(Self {
             table_name: get("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?,
             inbound_queue_url: get("INBOUND_QUEUE_URL"),
+            media_queue_url: get("MEDIA_QUEUE_URL"),
             crm_bus_name: get("CRM_BUS_NAME"),
             media_bucket: get("MEDIA_BUCKET"),
             meta_secret_arn: get("META_SECRET_ARN"),
@@ -81,6 +87,19 @@ impl Config {
                     .ok_or_else(|| ConfigError::Invalid {
                         name: "GRAPH_API_TIMEOUT_MS",
                         reason: format!("{v:?} is not a number of milliseconds from 100 to 60000"),
+                    })?,
+            },
+            media_download_timeout_ms: match get("MEDIA_DOWNLOAD_TIMEOUT_MS") {
+                None => 90_000,
+                Some(v) => v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (1_000..=600_000).contains(n))
+                    .ok_or_else(|| ConfigError::Invalid {
+                        name: "MEDIA_DOWNLOAD_TIMEOUT_MS",
+                        reason: format!(
+                            "{v:?} is not a number of milliseconds from 1000 to 600000"
+                        ),
                     })?,
             },
         })

@@ -32,6 +32,7 @@ pub fn to_record(phones: &PhoneNormalizer, change: &DirectoryChange) -> Director
         deleted: change.op == DirectoryOp::Delete,
         updated_at: change.updated_at_ms,
         correlation_id: correlation_id.clone(),
+        event_id: Some(change.event_id.clone()),
     }
 }
 
@@ -55,7 +56,9 @@ pub async fn apply(
     let outcome = store
         .apply_directory(&record, &change.event_id, now_ms)
         .await?;
-    if outcome == DirectoryOutcome::Applied
+    // Also on a duplicate: a failure after the directory transaction (before the link) must not
+    // leave the conversation `pending:` forever; the redelivered event links it (idempotent).
+    if outcome != DirectoryOutcome::Stale
         && change.kind == DirectoryKind::Lead
         && let (Some(corr), Some(key)) = (&record.correlation_id, &record.phone_key)
     {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use crate::meta::webhook::{ChangeValue, Contact, Notification};
+use crate::meta::webhook::{CallEvent, CallStatus, ChangeValue, Contact, Notification};
 
 pub const ENVELOPE_VERSION: u32 = 1;
 
@@ -30,6 +30,16 @@ pub enum EnvelopeKind {
     TemplateStatus,
     /// An `account_update` change value.
     AccountUpdate,
+    /// A `message_template_quality_update` change value.
+    TemplateQuality,
+    /// A `message_template_components_update` change value.
+    TemplateComponents,
+    /// A `template_category_update` change value.
+    TemplateCategory,
+    /// One `calls[]` item of the `calls` field (connect / terminate).
+    Call,
+    /// One `statuses[]` item of the `calls` field (a business-initiated call's status).
+    CallStatus,
 }
 
 /// What goes on the inbound queue (owned form, as the consumer reads it).
@@ -48,8 +58,19 @@ pub struct Envelope {
     pub contact: Option<Contact>,
     /// When the webhook received the notification (Unix ms); Meta's own timestamps are in the item.
     pub received_at_ms: i64,
+    /// Meta's `entry[].time` (Unix ms) when sent: when the change happened at Meta, which orders
+    /// changes that carry no timestamp of their own (template status, account updates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_time_ms: Option<i64>,
     /// The item exactly as Meta sent it.
     pub item: Box<RawValue>,
+}
+
+impl Envelope {
+    /// When the change happened: Meta's `entry[].time`, else when we received it.
+    pub fn happened_at_ms(&self) -> i64 {
+        self.entry_time_ms.unwrap_or(self.received_at_ms)
+    }
 }
 
 #[derive(Serialize)]
@@ -64,6 +85,8 @@ struct EnvelopeOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     contact: Option<&'a Contact>,
     received_at_ms: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entry_time_ms: Option<i64>,
     item: &'a RawValue,
 }
 
@@ -119,6 +142,7 @@ struct Ctx<'a> {
     phone_number_id: Option<&'a str>,
     display_phone_number: Option<&'a str>,
     received_at_ms: i64,
+    entry_time_ms: Option<i64>,
 }
 
 impl Ctx<'_> {
@@ -143,6 +167,7 @@ impl Ctx<'_> {
             display_phone_number: self.display_phone_number,
             contact,
             received_at_ms: self.received_at_ms,
+            entry_time_ms: self.entry_time_ms,
             item,
         };
         let body = serde_json::to_string(&env).expect("envelope serialises");
@@ -196,6 +221,11 @@ impl<'c> ContactIndex<'c> {
 
 /// Splits a parsed notification into queue envelopes; anything not understood goes to `unparsed`.
 /// `raw_body` is the request body `n` was parsed from (archived whole when its object is unknown).
+/// A Graph API object id as Meta sends them (WABA ids, phone number ids): digits only.
+pub fn is_meta_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
 pub fn split(n: &Notification, raw_body: &str, received_at_ms: i64) -> Split {
     let mut out = Split::default();
     if n.object != "whatsapp_business_account" {
@@ -212,6 +242,13 @@ pub fn split(n: &Notification, raw_body: &str, received_at_ms: i64) -> Split {
                 phone_number_id: None,
                 display_phone_number: None,
                 received_at_ms,
+                // Meta sends whole seconds: taken as the end of that second, so a template sync
+                // that started within it never undoes the change. A value that is not a
+                // plausible time is not used.
+                entry_time_ms: entry
+                    .time
+                    .filter(|t| (1..=10_000_000_000).contains(t))
+                    .map(|t| t * 1000 + 999),
             };
             let unparsed = |reason: String| Unparsed {
                 reason,
@@ -230,6 +267,25 @@ pub fn split(n: &Notification, raw_body: &str, received_at_ms: i64) -> Split {
                     continue;
                 }
             };
+            // Ids become keys (conversations, templates, business events): anything that is not
+            // a Meta id (Meta's documentation samples carry `<BUSINESS_PHONE_NUMBER_ID>`) is
+            // archived, so every stored conversation can be opened through the staff API.
+            let pnid_of = match &value {
+                ChangeValue::Messages(v) => Some(v.metadata.phone_number_id.as_str()),
+                ChangeValue::SmbMessageEchoes(v) => Some(v.metadata.phone_number_id.as_str()),
+                ChangeValue::Calls(v) => Some(v.metadata.phone_number_id.as_str()),
+                ChangeValue::UserPreferences(v) => Some(v.metadata.phone_number_id.as_str()),
+                _ => None,
+            };
+            if !is_meta_id(&entry.id) || pnid_of.is_some_and(|p| !is_meta_id(p)) {
+                out.unparsed.push(unparsed(format!(
+                    "field {}: entry.id {:?} / metadata.phone_number_id {:?} is not a Meta id",
+                    change.field,
+                    entry.id,
+                    pnid_of.unwrap_or("")
+                )));
+                continue;
+            }
             match value {
                 ChangeValue::Messages(v) => {
                     let pnid = v.metadata.phone_number_id.as_str();
@@ -384,6 +440,98 @@ pub fn split(n: &Notification, raw_body: &str, received_at_ms: i64) -> Split {
                         label: "account_update".into(),
                     },
                 ),
+                ChangeValue::TemplateQuality(_)
+                | ChangeValue::TemplateComponents(_)
+                | ChangeValue::TemplateCategory(_) => {
+                    let (kind, label) = match &value {
+                        ChangeValue::TemplateQuality(_) => (
+                            EnvelopeKind::TemplateQuality,
+                            "message_template_quality_update",
+                        ),
+                        ChangeValue::TemplateComponents(_) => (
+                            EnvelopeKind::TemplateComponents,
+                            "message_template_components_update",
+                        ),
+                        _ => (EnvelopeKind::TemplateCategory, "template_category_update"),
+                    };
+                    // One group with the status updates: a WABA's template changes in order.
+                    ctx.push(
+                        &mut out,
+                        kind,
+                        None,
+                        &change.value,
+                        Ids {
+                            group_id: sha256_hex(&["waba", &entry.id, "templates"]),
+                            dedupe_id: sha256_hex(&[label, &entry.id, change.value.get()]),
+                            label: label.into(),
+                        },
+                    )
+                }
+                ChangeValue::Calls(v) => {
+                    let pnid = v.metadata.phone_number_id.as_str();
+                    ctx.phone_number_id = Some(pnid);
+                    ctx.display_phone_number = v.metadata.display_phone_number.as_deref();
+                    let contacts = ContactIndex::new(&v.contacts);
+                    for raw in &v.calls {
+                        match serde_json::from_str::<CallEvent>(raw.get()) {
+                            Ok(c) => {
+                                let (wa_id, bsuid) = c.customer();
+                                let who = wa_id.or(bsuid).unwrap_or("");
+                                ctx.push(
+                                    &mut out,
+                                    EnvelopeKind::Call,
+                                    contacts.find(wa_id, bsuid),
+                                    raw,
+                                    Ids {
+                                        group_id: conversation_group(pnid, who),
+                                        dedupe_id: sha256_hex(&["call", &c.id, &c.event]),
+                                        label: c.id.clone(),
+                                    },
+                                );
+                            }
+                            Err(e) => out.unparsed.push(Unparsed {
+                                reason: format!("call: {e}"),
+                                raw: raw.get().to_string(),
+                            }),
+                        }
+                    }
+                    for raw in &v.statuses {
+                        match serde_json::from_str::<CallStatus>(raw.get()) {
+                            Ok(st) => {
+                                let who = st
+                                    .recipient_id
+                                    .as_deref()
+                                    .or(st.recipient_user_id.as_deref())
+                                    .unwrap_or("");
+                                let ts = st.timestamp.to_string();
+                                ctx.push(
+                                    &mut out,
+                                    EnvelopeKind::CallStatus,
+                                    None,
+                                    raw,
+                                    Ids {
+                                        group_id: conversation_group(pnid, who),
+                                        dedupe_id: sha256_hex(&[
+                                            "callstatus",
+                                            &st.id,
+                                            &st.status,
+                                            &ts,
+                                        ]),
+                                        label: st.id.clone(),
+                                    },
+                                );
+                            }
+                            Err(e) => out.unparsed.push(Unparsed {
+                                reason: format!("call status: {e}"),
+                                raw: raw.get().to_string(),
+                            }),
+                        }
+                    }
+                    if !v.errors.is_empty() && v.calls.is_empty() && v.statuses.is_empty() {
+                        out.unparsed
+                            .push(unparsed("calls change with errors only".to_string()));
+                    }
+                }
                 ChangeValue::Other { field } => {
                     out.unparsed
                         .push(unparsed(format!("field {field:?} is not handled")));
@@ -422,8 +570,8 @@ mod tests {
         split(&parse_notification(body.as_bytes()).unwrap(), body, 7)
     }
 
-    const TWO: &str = r#"{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"messages","value":{
-        "messaging_product":"whatsapp","metadata":{"display_phone_number":"1555","phone_number_id":"P"},
+    const TWO: &str = r#"{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"field":"messages","value":{
+        "messaging_product":"whatsapp","metadata":{"display_phone_number":"1555","phone_number_id":"106540352242922"},
         "contacts":[{"profile":{"name":"A"},"wa_id":"111"},{"profile":{"name":"B"},"wa_id":"222"},{"profile":{"name":"U"},"user_id":"US.abc"}],
         "messages":[
           {"from":"222","id":"wamid.2","timestamp":"2","type":"text","text":{"body":"b"},"x_new_field":{"kept":true}},
@@ -431,6 +579,25 @@ mod tests {
           {"from_user_id":"US.abc","id":"wamid.3","timestamp":"3","type":"text","text":{"body":"u"}},
           {"from":"333","timestamp":"4","type":"text","text":{"body":"no id"}}],
         "statuses":[{"id":"wamid.9","status":"read","timestamp":"9","recipient_id":"111"}]}}]}]}"#;
+
+    #[test]
+    fn ids_that_are_not_meta_ids_are_archived_not_queued() {
+        for (waba, pnid) in [
+            ("102290129340398", "<BUSINESS_PHONE_NUMBER_ID>"),
+            ("<WHATSAPP_BUSINESS_ACCOUNT_ID>", "106540352242922"),
+            ("102290129340398", "1065#40"),
+        ] {
+            let body = format!(
+                r#"{{"object":"whatsapp_business_account","entry":[{{"id":"{waba}","changes":[{{"field":"messages","value":{{
+                "messaging_product":"whatsapp","metadata":{{"display_phone_number":"1555","phone_number_id":"{pnid}"}},
+                "messages":[{{"from":"111","id":"wamid.1","timestamp":"1","type":"text","text":{{"body":"a"}}}}]}}}}]}}]}}"#
+            );
+            let out = split_str(&body);
+            assert!(out.queued.is_empty(), "{waba} / {pnid}");
+            assert_eq!(out.unparsed.len(), 1);
+            assert!(out.unparsed[0].reason.contains("is not a Meta id"));
+        }
+    }
 
     #[test]
     fn one_envelope_per_item_with_its_contact_and_raw_json() {
@@ -459,8 +626,8 @@ mod tests {
         assert!(envs[3].contact.is_none());
         // Unknown fields travel verbatim.
         assert!(envs[0].item.get().contains("x_new_field"));
-        assert_eq!(envs[0].phone_number_id.as_deref(), Some("P"));
-        assert_eq!(envs[0].waba_id, "W");
+        assert_eq!(envs[0].phone_number_id.as_deref(), Some("106540352242922"));
+        assert_eq!(envs[0].waba_id, "102290129340398");
         assert_eq!(envs[0].received_at_ms, 7);
     }
 
@@ -487,7 +654,7 @@ mod tests {
         assert!(s.queued.is_empty());
         assert_eq!(s.unparsed[0].raw, r#"{"object":"page","entry":[]}"#);
         let s = split_str(
-            r#"{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"calls","value":{"a":1}}]}]}"#,
+            r#"{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"field":"calls","value":{"a":1}}]}]}"#,
         );
         assert!(s.queued.is_empty());
         assert!(s.unparsed[0].raw.contains("\"calls\"") && s.unparsed[0].raw.contains("{\"a\":1}"));

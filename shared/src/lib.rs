@@ -13,6 +13,8 @@
 //! - [`crm_events`]: events exchanged with the CRM over EventBridge;
 //! - [`templates`]: message-template sync from Meta and the check of a template send;
 //! - [`http_edge`]: API Gateway HTTP API adaptation of the routers;
+//! - [`sqs_batch`]: SQS batches with Lambda's semantics (partial failures, parking, FIFO
+//!   order, the deadline);
 //! - [`queue`], [`archive`], [`secrets`], [`config`], [`telemetry`]: AWS adapters and plumbing.
 //!
 //! The library knows nothing of the Lambda binaries or of the local runner.
@@ -33,6 +35,7 @@ pub mod pacing;
 pub mod phone;
 pub mod queue;
 pub mod secrets;
+pub mod sqs_batch;
 pub mod store;
 pub mod telemetry;
 pub mod templates;

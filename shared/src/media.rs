@@ -9,7 +9,9 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 
-use crate::meta::graph::{GraphClient, GraphError};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+
+use crate::meta::graph::{GraphClient, GraphError, MediaDownload};
 use crate::store::{Store, StoreError, keys};
 
 /// Largest media Meta allows (documents: 100 MB).
@@ -82,6 +84,105 @@ impl MediaBucket {
         Ok(())
     }
 
+    /// Streams a download into `key`: one `PutObject` when it fits in one part, else a
+    /// multipart upload in parts of [`PART_BYTES`] (aborted on any failure, so no partial
+    /// object is ever visible). `verify` runs on the finished download before the object is
+    /// made visible. Returns the size.
+    pub async fn put_streamed(
+        &self,
+        key: &str,
+        mime: &str,
+        download: &mut MediaDownload,
+        verify: impl Fn(&MediaDownload) -> Result<(), GraphError>,
+    ) -> Result<u64, MediaError> {
+        let mut part = Vec::with_capacity(PART_BYTES);
+        let mut carry = None;
+        // Fill the first part; a small media is one PutObject.
+        let mut done = fill_part(download, &mut part, &mut carry).await?;
+        if done {
+            verify(download)?;
+            let size = part.len() as u64;
+            self.put(key, part, mime).await?;
+            return Ok(size);
+        }
+        let upload = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(mime)
+            .send()
+            .await
+            .map_err(|e| MediaError::Storage(DisplayErrorContext(&e).to_string()))?;
+        let upload_id = upload
+            .upload_id()
+            .ok_or_else(|| MediaError::Storage("CreateMultipartUpload gave no upload id".into()))?
+            .to_string();
+        let result = async {
+            let mut parts = Vec::new();
+            let mut number = 1;
+            loop {
+                let body = std::mem::replace(&mut part, Vec::with_capacity(PART_BYTES));
+                let out = self
+                    .client
+                    .upload_part()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(&upload_id)
+                    .part_number(number)
+                    .body(ByteStream::from(body))
+                    .send()
+                    .await
+                    .map_err(|e| MediaError::Storage(DisplayErrorContext(&e).to_string()))?;
+                parts.push(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(out.e_tag().map(str::to_string))
+                        .build(),
+                );
+                if done {
+                    break;
+                }
+                number += 1;
+                done = fill_part(download, &mut part, &mut carry).await?;
+                if done && part.is_empty() {
+                    break;
+                }
+            }
+            verify(download)?;
+            self.client
+                .complete_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| MediaError::Storage(DisplayErrorContext(&e).to_string()))?;
+            Ok::<u64, MediaError>(download.bytes_read() as u64)
+        }
+        .await;
+        if result.is_err() {
+            let abort = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+            if let Err(e) = abort {
+                // The bucket's lifecycle rule removes incomplete uploads after a day.
+                tracing::warn!(error = %DisplayErrorContext(&e), "could not abort a multipart upload");
+            }
+        }
+        result
+    }
+
     pub async fn get(
         &self,
         key: &str,
@@ -111,6 +212,8 @@ impl MediaBucket {
         Ok((data, ct))
     }
 
+    /// A short-lived download link. Served as an attachment: a file a customer sent (HTML,
+    /// SVG …) is never rendered inline on the bucket's origin; `<img>`/`<video>` still show it.
     pub async fn presign_get(&self, key: &str) -> Result<String, MediaError> {
         let cfg = PresigningConfig::expires_in(URL_TTL)
             .map_err(|e| MediaError::Storage(e.to_string()))?;
@@ -119,6 +222,7 @@ impl MediaBucket {
             .get_object()
             .bucket(&self.bucket)
             .key(key)
+            .response_content_disposition("attachment")
             .presigned(cfg)
             .await
             .map_err(|e| MediaError::Storage(DisplayErrorContext(&e).to_string()))?;
@@ -141,10 +245,80 @@ impl MediaBucket {
     }
 }
 
+/// Reads the download into `part` until it holds [`PART_BYTES`] or the download ends; true at
+/// the end of the download.
+/// A part never grows past [`PART_BYTES`] (no reallocation): what a chunk brings beyond it is
+/// kept in `carry` for the next part.
+async fn fill_part(
+    download: &mut MediaDownload,
+    part: &mut Vec<u8>,
+    carry: &mut Option<bytes::Bytes>,
+) -> Result<bool, MediaError> {
+    loop {
+        let chunk = match carry.take() {
+            Some(c) => c,
+            None => match download.chunk().await? {
+                Some(c) => c,
+                None => return Ok(true),
+            },
+        };
+        let room = PART_BYTES - part.len();
+        if chunk.len() > room {
+            part.extend_from_slice(&chunk[..room]);
+            *carry = Some(chunk.slice(room..));
+        } else {
+            part.extend_from_slice(&chunk);
+        }
+        if part.len() == PART_BYTES {
+            return Ok(false);
+        }
+    }
+}
+
 /// S3 key of an inbound media object.
 pub fn inbound_key(phone_number_id: &str, customer_id: &str, media_id: &str) -> String {
     format!("media/{phone_number_id}/{customer_id}/{media_id}")
 }
+
+/// What an inbound message's media is: the job the inbound function hands to the media function
+/// (its own queue, so copying never holds back a conversation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaJob {
+    /// Job format version.
+    pub v: u32,
+    pub media_id: String,
+    pub phone_number_id: String,
+    pub customer_id: String,
+    pub wamid: String,
+    /// The message item whose `media_state` the copy settles.
+    pub msg_pk: String,
+    pub msg_sk: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+}
+
+pub const MEDIA_JOB_VERSION: u32 = 1;
+
+impl MediaJob {
+    pub fn from_body(body: &str) -> Result<Self, String> {
+        let job: MediaJob =
+            serde_json::from_str(body).map_err(|e| format!("not a media job: {e}"))?;
+        if job.v != MEDIA_JOB_VERSION {
+            return Err(format!("media job version {} is not supported", job.v));
+        }
+        Ok(job)
+    }
+
+    pub fn to_body(&self) -> String {
+        serde_json::to_string(self).expect("a media job serialises")
+    }
+}
+
+pub use crate::store::model::MediaState;
+
+/// Size of each part of a multipart upload (S3's minimum is 5 MiB except for the last part):
+/// the memory a copy holds at once.
+pub const PART_BYTES: usize = 8 * 1024 * 1024;
 
 /// What an inbound message's media is.
 pub struct InboundMedia<'a> {
@@ -156,7 +330,8 @@ pub struct InboundMedia<'a> {
     pub now_ms: i64,
 }
 
-/// Copies one inbound media object from Meta to S3 once (idempotent on the media id).
+/// Copies one inbound media object from Meta to S3 once (idempotent on the media id), streaming
+/// it through in parts of [`PART_BYTES`] so memory stays bounded whatever the media's size.
 /// The download is done by the Graph client, which only ever talks to Meta's hosts over HTTPS.
 pub async fn copy_inbound(
     store: &Store,
@@ -171,12 +346,29 @@ pub async fn copy_inbound(
     {
         return Ok(existing);
     }
-    let (info, data) = graph
-        .fetch_media(m.media_id, token, MAX_MEDIA_BYTES)
-        .await?;
+    let info = graph.media_info(m.media_id, token).await?;
+    if info.file_size > MAX_MEDIA_BYTES as u64 {
+        return Err(GraphError::BadResponse(format!(
+            "media is {} bytes, over the {MAX_MEDIA_BYTES}-byte limit",
+            info.file_size
+        ))
+        .into());
+    }
     let key = inbound_key(m.phone_number_id, m.customer_id, m.media_id);
-    let size = data.len() as u64;
-    bucket.put(&key, data, &info.mime_type).await?;
+    let mut download = graph
+        .open_download(&info.url, token, MAX_MEDIA_BYTES)
+        .await?;
+    let size = bucket
+        .put_streamed(&key, &info.mime_type, &mut download, |d| {
+            if info.sha256.is_empty() || d.sha256_hex().eq_ignore_ascii_case(info.sha256.trim()) {
+                Ok(())
+            } else {
+                Err(GraphError::BadResponse(
+                    "downloaded media does not match its sha256".into(),
+                ))
+            }
+        })
+        .await?;
     let item = MediaItem {
         pk: media_pk(m.media_id),
         sk: "MEDIA".into(),
@@ -205,5 +397,41 @@ impl Store {
     pub async fn put_media(&self, item: &MediaItem) -> Result<(), StoreError> {
         self.put_new(item).await?;
         Ok(())
+    }
+
+    /// Records where a message's media copy stands. `copied` is final; `failed` and a retry's
+    /// last error never overwrite `copied`. `Ok(false)` when the message is gone or already
+    /// copied.
+    pub async fn set_media_state(
+        &self,
+        msg_pk: &str,
+        msg_sk: &str,
+        state: MediaState,
+        error: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(msg_pk.into()))
+            .key("sk", AttributeValue::S(msg_sk.into()))
+            .condition_expression("attribute_exists(pk) AND media_state <> :copied")
+            .expression_attribute_values(":copied", AttributeValue::S("copied".into()))
+            .expression_attribute_values(":state", AttributeValue::S(state.as_str().into()));
+        update = match error {
+            Some(e) => update
+                .update_expression("SET media_state = :state, media_error = :err")
+                .expression_attribute_values(
+                    ":err",
+                    AttributeValue::S(crate::store::dynamo::truncate(e, 500)),
+                ),
+            None => update.update_expression("SET media_state = :state REMOVE media_error"),
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if crate::store::dynamo::is_conditional_failure_update(&e) => Ok(false),
+            Err(e) => Err(StoreError::sdk(e)),
+        }
     }
 }

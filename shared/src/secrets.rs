@@ -24,16 +24,13 @@ impl Redacted {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
-    /// `abcd…wxyz`-style mask for showing that a value is set without revealing it.
+    /// A mask that shows a value is set without revealing any of it (not even its last
+    /// characters, which would narrow a guess and link a value across screens).
     pub fn masked(&self) -> String {
-        let n = self.0.chars().count();
-        if n == 0 {
+        if self.0.is_empty() {
             String::new()
-        } else if n <= 8 {
-            "•".repeat(8)
         } else {
-            let tail: String = self.0.chars().skip(n - 4).collect();
-            format!("••••••••{tail}")
+            "•".repeat(8)
         }
     }
 }
@@ -130,6 +127,8 @@ pub struct CachedSecret<T> {
     id: String,
     ttl: Duration,
     cached: RwLock<Option<(Instant, Arc<T>)>>,
+    /// When a forced re-read last ran (single-flight: the lock is held while it runs).
+    forced: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl<T: DeserializeOwned + Send + Sync> CachedSecret<T> {
@@ -139,6 +138,7 @@ impl<T: DeserializeOwned + Send + Sync> CachedSecret<T> {
             id: id.into(),
             ttl,
             cached: RwLock::new(None),
+            forced: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -148,6 +148,27 @@ impl<T: DeserializeOwned + Send + Sync> CachedSecret<T> {
         {
             return Ok(v.clone());
         }
+        self.fetch().await
+    }
+
+    /// Re-reads the secret now (a rotation may not be cached yet), but at most once per
+    /// `min_interval` and by one caller at a time: concurrent callers wait for that one read
+    /// and get its value. Within the interval the cached value is answered. Requests that anyone
+    /// can send (a webhook with a bad signature) thus never drive Secrets Manager calls.
+    pub async fn refresh_at_most_every(
+        &self,
+        min_interval: Duration,
+    ) -> Result<Arc<T>, SecretError> {
+        let mut last = self.forced.lock().await;
+        if last.is_some_and(|at| at.elapsed() < min_interval) {
+            drop(last);
+            return self.get().await;
+        }
+        *last = Some(Instant::now());
+        self.fetch().await
+    }
+
+    async fn fetch(&self) -> Result<Arc<T>, SecretError> {
         let text = self.source.secret_string(&self.id).await?;
         let value: T = serde_json::from_str(&text).map_err(|e| SecretError::Invalid {
             id: self.id.clone(),
@@ -187,7 +208,8 @@ mod tests {
         };
         let dbg = format!("{s:?}");
         assert!(!dbg.contains("super-secret"), "{dbg}");
-        assert_eq!(Redacted::new("EAAG-super-secret").masked(), "••••••••cret");
+        assert_eq!(Redacted::new("EAAG-super-secret").masked(), "••••••••");
+        assert_eq!(Redacted::new("").masked(), "");
         assert_eq!(Redacted::new("short").masked(), "••••••••");
     }
 
@@ -205,6 +227,35 @@ mod tests {
         c.invalidate().await;
         c.get().await.unwrap();
         assert_eq!(fake.0.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn forced_refreshes_are_single_flight_and_rate_limited() {
+        let fake = Arc::new(Fake(
+            AtomicUsize::new(0),
+            r#"{"cursor_key":"k","jwt_keys":"[]"}"#.into(),
+        ));
+        let c: Arc<CachedSecret<ApiSecrets>> = Arc::new(CachedSecret::new(
+            fake.clone(),
+            "id",
+            Duration::from_secs(300),
+        ));
+        c.get().await.unwrap();
+        assert_eq!(fake.0.load(Ordering::SeqCst), 1);
+        // A burst of forced refreshes (e.g. 50 webhooks with a bad signature): one read.
+        let burst: Vec<_> = (0..50)
+            .map(|_| {
+                let c = c.clone();
+                tokio::spawn(async move { c.refresh_at_most_every(Duration::from_secs(60)).await })
+            })
+            .collect();
+        for b in burst {
+            assert_eq!(b.await.unwrap().unwrap().cursor_key.expose(), "k");
+        }
+        assert_eq!(fake.0.load(Ordering::SeqCst), 2);
+        // Once the interval has passed, one more.
+        c.refresh_at_most_every(Duration::ZERO).await.unwrap();
+        assert_eq!(fake.0.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]

@@ -649,6 +649,92 @@ fn media_name(h: &HeaderShape) -> &'static str {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Components changed by a webhook
+// ---------------------------------------------------------------------------------------------
+
+/// The components (Graph API shape) after a `message_template_components_update`: the body,
+/// a text header and the footer are as reported (a text header or footer no longer reported
+/// is gone); URL and phone-number buttons are replaced in their positions (the only buttons
+/// Meta reports); media headers and other buttons are kept as they were.
+pub fn components_after_update(
+    existing: &[Value],
+    u: &crate::meta::webhook::TemplateComponentsUpdate,
+) -> Vec<Value> {
+    let find = |t: &str| {
+        existing.iter().find(|c| {
+            c["type"]
+                .as_str()
+                .is_some_and(|x| x.eq_ignore_ascii_case(t))
+        })
+    };
+    let mut out = Vec::new();
+    match (find("HEADER"), &u.message_template_title) {
+        (_, Some(title)) => {
+            out.push(serde_json::json!({"type": "HEADER", "format": "TEXT", "text": title}))
+        }
+        (Some(h), None)
+            if !h["format"]
+                .as_str()
+                .unwrap_or("TEXT")
+                .eq_ignore_ascii_case("TEXT") =>
+        {
+            out.push(h.clone())
+        }
+        _ => {}
+    }
+    match (&u.message_template_element, find("BODY")) {
+        (Some(text), _) => out.push(serde_json::json!({"type": "BODY", "text": text})),
+        (None, Some(b)) => out.push(b.clone()),
+        (None, None) => {}
+    }
+    if let Some(footer) = &u.message_template_footer {
+        out.push(serde_json::json!({"type": "FOOTER", "text": footer}));
+    }
+    let reported: Vec<Value> = u
+        .message_template_buttons
+        .iter()
+        .map(|b| {
+            let mut v = serde_json::json!({
+                "type": b.message_template_button_type,
+                "text": b.message_template_button_text.clone().unwrap_or_default(),
+            });
+            if let Some(url) = &b.message_template_button_url {
+                v["url"] = url.clone().into();
+            }
+            if let Some(p) = &b.message_template_button_phone_number {
+                v["phone_number"] = p.clone().into();
+            }
+            v
+        })
+        .collect();
+    let is_reported_kind = |b: &Value| {
+        b["type"].as_str().is_some_and(|t| {
+            t.eq_ignore_ascii_case("URL") || t.eq_ignore_ascii_case("PHONE_NUMBER")
+        })
+    };
+    let mut next = reported.into_iter();
+    let mut buttons: Vec<Value> = Vec::new();
+    for b in find("BUTTONS")
+        .and_then(|c| c["buttons"].as_array())
+        .into_iter()
+        .flatten()
+    {
+        if is_reported_kind(b) {
+            if let Some(r) = next.next() {
+                buttons.push(r);
+            }
+        } else {
+            buttons.push(b.clone());
+        }
+    }
+    buttons.extend(next);
+    if !buttons.is_empty() {
+        out.push(serde_json::json!({"type": "BUTTONS", "buttons": buttons}));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -673,7 +759,53 @@ mod tests {
             updated_at: Some(1),
             gone: false,
             gone_at: None,
+            quality_score: None,
+            quality_previous: None,
+            quality_at: None,
+            category_previous: None,
+            category_pending: None,
+            category_pending_at: None,
+            category_at: None,
+            components_at: None,
         }
+    }
+
+    #[test]
+    fn a_components_update_replaces_what_meta_reports_and_keeps_the_rest() {
+        let existing: Vec<Value> = serde_json::from_value(json!([
+            {"type": "HEADER", "format": "TEXT", "text": "Order {{1}}"},
+            {"type": "BODY", "text": "Hi {{1}}", "example": {"body_text": [["Ann"]]}},
+            {"type": "FOOTER", "text": "Reply STOP"},
+            {"type": "BUTTONS", "buttons": [
+                {"type": "QUICK_REPLY", "text": "Stop"},
+                {"type": "URL", "text": "Track", "url": "https://x.example/t/{{1}}"}
+            ]}
+        ]))
+        .unwrap();
+        let u: crate::meta::webhook::TemplateComponentsUpdate = serde_json::from_value(json!({
+            "message_template_id": 12, "message_template_name": "order_update",
+            "message_template_language": "en_US",
+            "message_template_element": "Hello {{1}}, your order {{2}} is ready",
+            "message_template_buttons": [
+                {"message_template_button_type": "URL", "message_template_button_text": "Follow",
+                 "message_template_button_url": "https://x.example/f/{{1}}"},
+                {"message_template_button_type": "PHONE_NUMBER", "message_template_button_text": "Call",
+                 "message_template_button_phone_number": "+15550001111"}
+            ]
+        }))
+        .unwrap();
+        let out = components_after_update(&existing, &u);
+        assert_eq!(
+            Value::Array(out),
+            json!([
+                {"type": "BODY", "text": "Hello {{1}}, your order {{2}} is ready"},
+                {"type": "BUTTONS", "buttons": [
+                    {"type": "QUICK_REPLY", "text": "Stop"},
+                    {"type": "URL", "text": "Follow", "url": "https://x.example/f/{{1}}"},
+                    {"type": "PHONE_NUMBER", "text": "Call", "phone_number": "+15550001111"}
+                ]}
+            ])
+        );
     }
 
     fn send(components: Value) -> TemplateMessage {

@@ -969,10 +969,12 @@ fn account_update_restriction() {
             Restriction {
                 restriction_type: Some("RESTRICTED_BIZ_INITIATED_MESSAGING".into()),
                 expiration: Some("2025-07-19T13:59:20+0000".into()),
+                remediation: None,
             },
             Restriction {
                 restriction_type: Some("RESTRICTED_ADD_PHONE_NUMBER_ACTION".into()),
                 expiration: Some("2025-07-19T13:59:20+0000".into()),
+                remediation: None,
             },
         ]
     );
@@ -990,7 +992,8 @@ fn account_update_violation() {
     assert_eq!(
         a.violation_info,
         Some(ViolationInfo {
-            violation_type: Some("SCAM".into())
+            violation_type: Some("SCAM".into()),
+            remediation: None,
         })
     );
     assert!(a.restriction_info.is_empty());
@@ -1122,11 +1125,14 @@ fn change_value_shape_errors() {
     assert!(matches!(e, WebhookError::Shape(_)), "{e:?}");
     // an unknown field never fails, whatever its value
     assert_eq!(
-        change("calls", "[1,2,3]").parse_value().unwrap(),
+        change("history", "[1,2,3]").parse_value().unwrap(),
         ChangeValue::Other {
-            field: "calls".into()
+            field: "history".into()
         }
     );
+    // a known field whose value is not its shape is a shape error (the caller archives it)
+    let e = change("calls", "[1,2,3]").parse_value().unwrap_err();
+    assert!(matches!(e, WebhookError::Shape(_)), "{e:?}");
 }
 
 #[test]
@@ -1301,4 +1307,82 @@ fn typed_values_round_trip_through_serde() {
     let n = notification("batch_multi.json");
     let back: Notification = serde_json::from_str(&serde_json::to_string(&n).unwrap()).unwrap();
     assert_eq!(back, n);
+}
+
+#[test]
+fn account_update_as_meta_documents_it_integer_expiration_and_remediation() {
+    let (_, v) = only_change("account_update_restriction_meta.json");
+    let ChangeValue::AccountUpdate(a) = v else {
+        panic!("{v:?}")
+    };
+    assert_eq!(a.event, "ACCOUNT_RESTRICTION");
+    assert!(!a.restriction_info.is_empty());
+    // Meta documents `expiration` as a Unix timestamp (a number): kept as text.
+    assert!(
+        a.restriction_info
+            .iter()
+            .filter_map(|r| r.expiration.as_deref())
+            .all(|e| e.parse::<i64>().is_ok())
+    );
+    for f in [
+        "account_update_violation_meta.json",
+        "account_update_ban.json",
+    ] {
+        let (_, v) = only_change(f);
+        assert!(matches!(v, ChangeValue::AccountUpdate(_)), "{f}: {v:?}");
+    }
+}
+
+#[test]
+fn template_quality_components_and_category_updates_parse() {
+    let (_, v) = only_change("template_quality_update.json");
+    let ChangeValue::TemplateQuality(q) = v else {
+        panic!("{v:?}")
+    };
+    assert!(!q.message_template_id.is_empty());
+    assert!(["GREEN", "YELLOW", "RED", "UNKNOWN"].contains(&q.new_quality_score.as_str()));
+    let (_, v) = only_change("template_components_update.json");
+    let ChangeValue::TemplateComponents(c) = v else {
+        panic!("{v:?}")
+    };
+    assert!(c.message_template_element.is_some());
+    assert!(!c.message_template_buttons.is_empty());
+    let (_, v) = only_change("template_category_update.json");
+    let ChangeValue::TemplateCategory(c) = v else {
+        panic!("{v:?}")
+    };
+    assert!(c.previous_category.is_some() && c.correct_category.is_none());
+    let (_, v) = only_change("template_category_update_impending.json");
+    let ChangeValue::TemplateCategory(c) = v else {
+        panic!("{v:?}")
+    };
+    assert!(c.correct_category.is_some() && c.category_update_timestamp.is_some());
+}
+
+#[test]
+fn calls_events_and_statuses_parse() {
+    use shared::meta::webhook::{CallEvent, CallStatus};
+    let (_, v) = only_change("calls_connect.json");
+    let ChangeValue::Calls(c) = v else {
+        panic!("{v:?}")
+    };
+    let e: CallEvent = serde_json::from_str(c.calls[0].get()).unwrap();
+    assert_eq!(e.event, "connect");
+    assert!(e.user_initiated());
+    assert!(e.customer().0.is_some() || e.customer().1.is_some());
+    let (_, v) = only_change("calls_terminate.json");
+    let ChangeValue::Calls(c) = v else {
+        panic!("{v:?}")
+    };
+    let e: CallEvent = serde_json::from_str(c.calls[0].get()).unwrap();
+    assert_eq!(e.event, "terminate");
+    assert!(e.duration.is_some_and(|d| d > 0));
+    assert!(!e.missed());
+    let (_, v) = only_change("calls_status.json");
+    let ChangeValue::Calls(c) = v else {
+        panic!("{v:?}")
+    };
+    let st: CallStatus = serde_json::from_str(c.statuses[0].get()).unwrap();
+    assert_eq!(st.kind.as_deref(), Some("call"));
+    assert_eq!(st.status, "RINGING");
 }

@@ -40,11 +40,17 @@ struct Inner {
     objects: std::collections::HashMap<String, Value>,
     /// `GET /cdn/{id}` bodies (media downloads).
     blobs: std::collections::HashMap<String, Vec<u8>>,
+    /// `GET /cdn/{id}` bodies generated as they are sent (large media, never held): their size.
+    generated: std::collections::HashMap<String, u64>,
+    /// Media whose `GET /{version}/{id}` answers Meta's error (HTTP status, `error.code`).
+    media_errors: std::collections::HashMap<String, (u16, i64)>,
     /// `GET /{version}/{waba_id}/message_templates`: the templates served, in 3 pages.
     templates: Vec<Value>,
     template_requests: Vec<Recorded>,
     /// When set, the template list answers Meta's error (HTTP status, `error.code`).
     template_error: Option<(u16, i64)>,
+    /// When set, only the pages after the first answer this error (a sync failing half-way).
+    template_error_later_pages: Option<(u16, i64)>,
     /// When set, `GET /{version}/me` answers Meta's error (an invalid token: 190).
     me_error: Option<(u16, i64)>,
     /// When set, an `appsecret_proof` must be HMAC-SHA256(token) keyed by it.
@@ -118,6 +124,40 @@ impl FakeGraph {
             .unwrap()
             .blobs
             .insert(id.to_string(), data.to_vec());
+    }
+
+    /// Serves a media of `size` bytes generated while it is sent (a 100 MB document is never
+    /// held in memory here); returns its sha256 (hex).
+    pub fn set_generated_media(&self, id: &str, mime: &str, size: u64) -> String {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        let mut at = 0;
+        while at < size {
+            let n = (size - at).min(GENERATED_CHUNK as u64);
+            h.update(pattern(at, n as usize));
+            at += n;
+        }
+        let sha = hex::encode(h.finalize());
+        self.set_object(
+            id,
+            json!({"messaging_product": "whatsapp", "id": id, "url": format!("{}/cdn/{id}", self.base_url),
+                   "mime_type": mime, "sha256": sha, "file_size": size}),
+        );
+        self.inner
+            .lock()
+            .unwrap()
+            .generated
+            .insert(id.to_string(), size);
+        sha
+    }
+
+    /// Makes `GET /{version}/{id}` of a media answer Meta's error (or serve it again: `None`).
+    pub fn fail_media(&self, id: &str, error: Option<(u16, i64)>) {
+        let mut inner = self.inner.lock().unwrap();
+        match error {
+            Some(e) => inner.media_errors.insert(id.to_string(), e),
+            None => inner.media_errors.remove(id),
+        };
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -229,6 +269,13 @@ async fn object(
     headers: HeaderMap,
 ) -> impl IntoResponse {
     record(&fake, format!("/{version}/{id}"), &headers, Value::Null);
+    if let Some((status, code)) = fake.inner.lock().unwrap().media_errors.get(&id).copied() {
+        return graph_error(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            code,
+            "An unknown error has occurred.",
+        );
+    }
     match fake.inner.lock().unwrap().objects.get(&id).cloned() {
         Some(v) => (StatusCode::OK, v.to_string()),
         None => (
@@ -238,15 +285,48 @@ async fn object(
     }
 }
 
+/// Chunk size of generated media.
+pub const GENERATED_CHUNK: usize = 64 * 1024;
+
+/// The bytes of generated media from `offset` (deterministic, not repetitive at chunk size).
+pub fn pattern(offset: u64, len: usize) -> Vec<u8> {
+    (offset..offset + len as u64)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect()
+}
+
 async fn blob(
     State(fake): State<FakeGraph>,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> impl IntoResponse {
+) -> axum::response::Response {
     record(&fake, format!("/cdn/{id}"), &headers, Value::Null);
-    match fake.inner.lock().unwrap().blobs.get(&id).cloned() {
-        Some(b) => (StatusCode::OK, b),
-        None => (StatusCode::NOT_FOUND, Vec::new()),
+    let (stored, generated) = {
+        let inner = fake.inner.lock().unwrap();
+        (
+            inner.blobs.get(&id).cloned(),
+            inner.generated.get(&id).copied(),
+        )
+    };
+    if let Some(size) = generated {
+        let chunks = futures::stream::unfold(0u64, move |at| async move {
+            (at < size).then(|| {
+                let n = (size - at).min(GENERATED_CHUNK as u64);
+                (
+                    Ok::<_, std::io::Error>(Bytes::from(pattern(at, n as usize))),
+                    at + n,
+                )
+            })
+        });
+        return (
+            [(axum::http::header::CONTENT_LENGTH, size.to_string())],
+            axum::body::Body::from_stream(chunks),
+        )
+            .into_response();
+    }
+    match stored {
+        Some(b) => (StatusCode::OK, b).into_response(),
+        None => (StatusCode::NOT_FOUND, Vec::new()).into_response(),
     }
 }
 
@@ -293,6 +373,11 @@ impl FakeGraph {
     }
 
     /// Makes the template list answer Meta's error (`None`: serve the templates again).
+    /// Makes every page after the first answer Meta's error (or serve again: `None`).
+    pub fn fail_later_template_pages(&self, error: Option<(u16, i64)>) {
+        self.inner.lock().unwrap().template_error_later_pages = error;
+    }
+
     pub fn fail_templates(&self, error: Option<(u16, i64)>) {
         self.inner.lock().unwrap().template_error = error;
     }
@@ -343,7 +428,8 @@ async fn message_templates(
         authorization,
         body: json!(q),
     });
-    if let Some((status, code)) = i.template_error {
+    let later_page_error = q.get("after").and(i.template_error_later_pages);
+    if let Some((status, code)) = i.template_error.or(later_page_error) {
         return (
             StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
             json!({"error": {"message": format!("fake error {code}"), "type": "OAuthException", "code": code,

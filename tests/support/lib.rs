@@ -169,6 +169,19 @@ impl TestStack {
         )
     }
 
+    /// The one envelope the webhook queues for a Meta payload with one message (as split by
+    /// the same code, received now).
+    pub fn drain_envelope_of(&self, body: &[u8]) -> Option<shared::envelope::QueuedEnvelope> {
+        let n = shared::meta::webhook::parse_notification(body).ok()?;
+        let text = std::str::from_utf8(body).ok()?;
+        let mut split = shared::envelope::split(&n, text, chrono::Utc::now().timestamp_millis());
+        (split.queued.len() == 1).then(|| split.queued.remove(0))
+    }
+
+    pub fn stack_ddb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.stack.aws)
+    }
+
     pub fn sqs(&self) -> aws_sdk_sqs::Client {
         aws_sdk_sqs::Client::new(&self.stack.aws)
     }

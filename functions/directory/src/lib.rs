@@ -4,13 +4,20 @@
 //! alone, last-writer-wins on `updated_at`, deduped on `event_id`. An event that can never be
 //! applied (not an EventBridge envelope, unknown detail-type, invalid detail) is parked in S3
 //! and acknowledged; a storage failure is reported as a batch item failure and retried.
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde::Deserialize;
 use shared::archive::RawArchive;
 use shared::crm_events::DirectoryChange;
 use shared::directory;
 use shared::phone::PhoneNormalizer;
-use shared::store::{Store, StoreError};
+use shared::sqs_batch::{self, BatchPolicy, Deadline, Ordering, RecordError, RecordHandler};
+use shared::store::Store;
+
+/// A standard queue: each event stands alone; 1 s is kept to answer.
+pub const BATCH_POLICY: BatchPolicy = BatchPolicy {
+    ordering: Ordering::Independent,
+    reserve: std::time::Duration::from_secs(1),
+};
 
 /// The EventBridge envelope as delivered to an SQS target.
 #[derive(Debug, Deserialize)]
@@ -48,9 +55,12 @@ impl DirectoryApp {
             .map_err(|e| Failure::Park(e.to_string()))?;
         let outcome = directory::apply(&self.store, &self.phones, &change, (self.now_ms)())
             .await
-            .map_err(|e| match e {
-                StoreError::Dynamo(m) => Failure::Retry(m),
-                StoreError::Corrupt(m) => Failure::Park(m),
+            .map_err(|e| {
+                if e.is_permanent() {
+                    Failure::Park(e.to_string())
+                } else {
+                    Failure::Retry(e.to_string())
+                }
             })?;
         tracing::info!(
             event_id = %change.event_id,
@@ -66,43 +76,20 @@ impl DirectoryApp {
         &self,
         archive: &dyn RawArchive,
         event: SqsEvent,
+        deadline: Deadline,
     ) -> SqsBatchResponse {
-        let mut failures = Vec::new();
-        for record in event.records {
-            let id = record.message_id.clone().unwrap_or_default();
-            let body = record.body.unwrap_or_default();
-            let retry = match self.apply_body(&body).await {
-                Ok(()) => false,
-                Err(Failure::Retry(reason)) => {
-                    tracing::warn!(message_id = %id, reason = %reason, "directory event will be retried");
-                    true
-                }
-                Err(Failure::Park(reason)) => {
-                    let parked =
-                        serde_json::json!({"message_id": id, "reason": reason, "body": body});
-                    match archive
-                        .archive("parked", &reason, parked.to_string().as_bytes())
-                        .await
-                    {
-                        Ok(key) => {
-                            tracing::error!(message_id = %id, key = %key, reason = %reason, "directory event parked");
-                            false
-                        }
-                        Err(e) => {
-                            tracing::error!(message_id = %id, error = %e, "could not park; retrying");
-                            true
-                        }
-                    }
-                }
-            };
-            if retry {
-                let mut f = BatchItemFailure::default();
-                f.item_identifier = id;
-                failures.push(f);
-            }
-        }
-        let mut resp = SqsBatchResponse::default();
-        resp.batch_item_failures = failures;
-        resp
+        sqs_batch::process(event, BATCH_POLICY, deadline, archive, self).await
+    }
+}
+
+#[async_trait::async_trait]
+impl RecordHandler for DirectoryApp {
+    async fn handle(&self, record: &SqsMessage) -> Result<(), RecordError> {
+        self.apply_body(record.body.as_deref().unwrap_or_default())
+            .await
+            .map_err(|f| match f {
+                Failure::Retry(m) => RecordError::Retry(m),
+                Failure::Park(m) => RecordError::Park(m),
+            })
     }
 }

@@ -5,6 +5,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::archive::S3Archive;
 use shared::config::Config;
 use shared::phone::PhoneNormalizer;
+use shared::sqs_batch::Deadline;
 use shared::store::Store;
 
 #[tokio::main]
@@ -27,7 +28,8 @@ async fn main() -> Result<(), Error> {
     );
     let (app, archive) = (&app, &archive);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<SqsBatchResponse, Error>(app.handle_batch(archive, event.payload).await)
+        let deadline = Deadline::from_epoch_ms(event.context.deadline);
+        Ok::<SqsBatchResponse, Error>(app.handle_batch(archive, event.payload, deadline).await)
     }))
     .await
 }

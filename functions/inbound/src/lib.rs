@@ -5,23 +5,24 @@
 //! activity / 24-hour window. Statuses are ranked upserts. Failure semantics (SYSTEM.md §5): a
 //! record that fails holds back every later record of its message group in the batch; a record
 //! that can never succeed is parked in S3 and acknowledged.
-use std::collections::HashSet;
 use std::sync::Arc;
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::archive::RawArchive;
 use shared::crm_events::{EventBus, LeadCreated};
+use shared::envelope::QueuedEnvelope;
 use shared::envelope::{Envelope, EnvelopeKind};
 use shared::identify::{self, Identity};
-use shared::media::{InboundMedia, MediaBucket, MediaError};
-use shared::meta::graph::{GraphClient, GraphError};
+use shared::media::{MEDIA_JOB_VERSION, MediaJob};
 use shared::meta::webhook::{MessageContent, RawMessage, RawStatus};
 use shared::phone::PhoneNormalizer;
-use shared::secrets::{CachedSecret, MetaSecrets};
+use shared::queue::EnvelopeSink;
+use shared::sqs_batch::{self, BatchPolicy, Deadline, Ordering, RecordError, RecordHandler};
 use shared::store::dynamo::{
     AcceptedOutbound, Activity, ConversationFacts, NewMessage, StatusUpdate, StoreOutcome,
 };
-use shared::store::model::{Customer, Direction, MessageItem, RelType, SendState};
+use shared::store::model::{Customer, Direction, MediaState, MessageItem, RelType, SendState};
+use shared::store::templates::{CategoryChange, TemplateRef};
 use shared::store::{Store, StoreError, keys};
 use tracing::Instrument;
 
@@ -37,9 +38,10 @@ pub enum ProcessError {
 
 impl From<StoreError> for ProcessError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Dynamo(m) => ProcessError::Retryable(m),
-            StoreError::Corrupt(m) => ProcessError::Permanent(m),
+        if e.is_permanent() {
+            ProcessError::Permanent(e.to_string())
+        } else {
+            ProcessError::Retryable(e.to_string())
         }
     }
 }
@@ -50,62 +52,41 @@ pub trait Processor: Send + Sync {
     async fn process(&self, envelope: &Envelope) -> Result<(), ProcessError>;
 }
 
-/// The FIFO batch semantics, independent of what processing does.
+/// The FIFO batch semantics (shared by every consumer), independent of what processing does.
 pub async fn handle_batch(
     processor: &dyn Processor,
     archive: &dyn RawArchive,
     event: SqsEvent,
+    deadline: Deadline,
 ) -> SqsBatchResponse {
-    let mut failed_groups: HashSet<String> = HashSet::new();
-    let mut failures = Vec::new();
-    for record in event.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        let group = record
-            .attributes
-            .get("MessageGroupId")
-            .cloned()
-            .unwrap_or_default();
-        if !group.is_empty() && failed_groups.contains(&group) {
-            // Keep the group's order: a later record never overtakes a failed one.
-            failures.push(item_failure(&id));
-            continue;
-        }
-        match process_record(processor, &record).await {
-            Ok(()) => {}
-            Err(ProcessError::Permanent(reason)) => {
-                let body = record.body.clone().unwrap_or_default();
-                let parked = serde_json::json!({"message_id": id, "group": group, "reason": reason, "body": body});
-                match archive
-                    .archive("parked", &reason, parked.to_string().as_bytes())
-                    .await
-                {
-                    Ok(key) => {
-                        tracing::error!(message_id = %id, key = %key, reason = %reason, "record parked")
-                    }
-                    Err(e) => {
-                        tracing::error!(message_id = %id, error = %e, "record could not be parked; retrying");
-                        failed_groups.insert(group);
-                        failures.push(item_failure(&id));
-                    }
-                }
-            }
-            Err(ProcessError::Retryable(reason)) => {
-                tracing::warn!(message_id = %id, reason = %reason, "record failed; it and the rest of its group will be retried");
-                failed_groups.insert(group);
-                failures.push(item_failure(&id));
-            }
-        }
-    }
-    let mut resp = SqsBatchResponse::default();
-    resp.batch_item_failures = failures;
-    resp
+    sqs_batch::process(
+        event,
+        BATCH_POLICY,
+        deadline,
+        archive,
+        &EnvelopeRecords(processor),
+    )
+    .await
 }
 
-fn item_failure(id: &str) -> BatchItemFailure {
-    let mut f = BatchItemFailure::default();
-    f.item_identifier = id.to_string();
-    f
+/// Each record is one envelope for the processor.
+struct EnvelopeRecords<'a>(&'a dyn Processor);
+
+#[async_trait::async_trait]
+impl RecordHandler for EnvelopeRecords<'_> {
+    async fn handle(&self, record: &SqsMessage) -> Result<(), RecordError> {
+        process_record(self.0, record).await.map_err(|e| match e {
+            ProcessError::Retryable(m) => RecordError::Retry(m),
+            ProcessError::Permanent(m) => RecordError::Park(m),
+        })
+    }
 }
+
+/// FIFO (group = conversation); 2 s are kept to answer and flush the activity log.
+pub const BATCH_POLICY: BatchPolicy = BatchPolicy {
+    ordering: Ordering::PerGroup,
+    reserve: std::time::Duration::from_secs(2),
+};
 
 async fn process_record(
     processor: &dyn Processor,
@@ -125,15 +106,9 @@ pub struct InboundProcessor {
     pub bus: Arc<dyn EventBus>,
     pub phones: PhoneNormalizer,
     pub now_ms: fn() -> i64,
-    /// Copies inbound media to S3 (absent: media stays at Meta, referenced by id).
-    pub media: Option<MediaCopier>,
-}
-
-/// What copying inbound media needs.
-pub struct MediaCopier {
-    pub bucket: MediaBucket,
-    pub graph: Arc<GraphClient>,
-    pub meta_secrets: Arc<CachedSecret<MetaSecrets>>,
+    /// The media function's queue: a media message's copy to S3 is handed off there, so it
+    /// never holds back the conversation (absent: media stays at Meta, referenced by id).
+    pub media_jobs: Option<Arc<dyn EnvelopeSink>>,
 }
 
 /// The media id (and file name) of a media message.
@@ -148,22 +123,28 @@ fn media_of(c: &MessageContent) -> Option<(&str, Option<&str>)> {
     }
 }
 
-/// Media that can never be fetched (refused host, gone, too large) is parked; the rest retried.
-fn media_failure(e: MediaError) -> ProcessError {
-    match e {
-        MediaError::Graph(g) => match &g {
-            GraphError::Refused(_) | GraphError::Validation(_) | GraphError::BadResponse(_) => {
-                permanent(g)
-            }
-            GraphError::Meta { code: 100, .. }
-            | GraphError::Meta {
-                http_status: 404, ..
-            } => permanent(g),
-            _ => ProcessError::Retryable(g.to_string()),
-        },
-        MediaError::Storage(m) => ProcessError::Retryable(m),
-        MediaError::Store(s) => s.into(),
+/// How long one invocation holds the right to announce an auto-lead.
+pub const EMIT_LEASE_MS: i64 = 60_000;
+
+/// Largest raw message kept on the message item (DynamoDB items hold 400 KB in all).
+pub const RAW_CAP_BYTES: usize = 100_000;
+
+/// The raw message as Meta sent it, or, over [`RAW_CAP_BYTES`], a marker with its size and
+/// hash (the summary and typed fields are still stored).
+pub fn capped_raw(raw: &str) -> String {
+    if raw.len() <= RAW_CAP_BYTES {
+        return raw.to_string();
     }
+    tracing::warn!(
+        bytes = raw.len(),
+        "raw message over the cap; stored as a marker"
+    );
+    serde_json::json!({
+        "truncated": true,
+        "bytes": raw.len(),
+        "sha256": shared::envelope::sha256_hex(&[raw]),
+    })
+    .to_string()
 }
 
 pub fn system_now_ms() -> i64 {
@@ -183,6 +164,11 @@ impl Processor for InboundProcessor {
             EnvelopeKind::Echo => self.echo(env).await,
             EnvelopeKind::UserPreference => self.preference(env).await,
             EnvelopeKind::TemplateStatus => self.template_status(env).await,
+            EnvelopeKind::TemplateQuality => self.template_quality(env).await,
+            EnvelopeKind::TemplateComponents => self.template_components(env).await,
+            EnvelopeKind::TemplateCategory => self.template_category(env).await,
+            EnvelopeKind::Call => self.call(env).await,
+            EnvelopeKind::CallStatus => self.call_status(env).await,
             EnvelopeKind::AccountUpdate => {
                 let dedupe = shared::envelope::sha256_hex(&[env.item.get()]);
                 self.store
@@ -273,7 +259,14 @@ impl InboundProcessor {
                 (self.now_ms)(),
             )
             .await?;
-        if !claim.emitted {
+        // One invocation announces it (a lease), even when two business numbers' messages
+        // from this customer are processed at once.
+        if !claim.emitted
+            && self
+                .store
+                .take_emit_lease(&identity_key, (self.now_ms)(), EMIT_LEASE_MS)
+                .await?
+        {
             let event = LeadCreated {
                 event_id: format!("lead.created:{}", claim.correlation_id),
                 correlation_id: claim.correlation_id.clone(),
@@ -288,10 +281,11 @@ impl InboundProcessor {
                 conversation_id: keys::conversation_id(pnid, &customer.customer_id),
                 first_message_at,
             };
-            self.bus
-                .publish(&[event.into_event()])
-                .await
-                .map_err(|e| ProcessError::Retryable(e.to_string()))?;
+            if let Err(e) = self.bus.publish(&[event.into_event()]).await {
+                // Given back so this record's retry announces it at once.
+                self.store.release_emit_lease(&identity_key).await?;
+                return Err(ProcessError::Retryable(e.to_string()));
+            }
             self.store.mark_claim_emitted(&identity_key).await?;
             tracing::info!(correlation_id = %claim.correlation_id, "auto-lead requested (lead.created)");
         }
@@ -347,7 +341,9 @@ impl InboundProcessor {
                     Direction::Inbound,
                     "inbound",
                     m.context.as_ref().and_then(|c| c.id.clone()),
+                    media_of(&m.content).map(|(id, _)| id),
                     now,
+                    true,
                 )
                 .await?;
             tracing::info!(
@@ -355,29 +351,30 @@ impl InboundProcessor {
                 duplicate = outcome == StoreOutcome::Duplicate,
                 "inbound message stored"
             );
-            if let (Some(mc), Some((media_id, filename))) = (&self.media, media_of(&m.content)) {
-                let secrets = mc
-                    .meta_secrets
-                    .get()
-                    .await
-                    .map_err(|e| ProcessError::Retryable(e.to_string()))?;
-                let item = shared::media::copy_inbound(
-                    &self.store,
-                    &mc.bucket,
-                    &mc.graph,
-                    secrets.access_token.expose(),
-                    &InboundMedia {
-                        media_id,
-                        phone_number_id: pnid,
-                        customer_id: &customer.customer_id,
-                        wamid: &m.id,
-                        filename,
-                        now_ms: now,
-                    },
-                )
+            // Handed off again on a redelivery too: a crash may have come between the store and
+            // the hand-off, and the media function copies each media once.
+            if let (Some(jobs), Some((media_id, filename))) =
+                (&self.media_jobs, media_of(&m.content))
+            {
+                let job = MediaJob {
+                    v: MEDIA_JOB_VERSION,
+                    media_id: media_id.to_string(),
+                    phone_number_id: pnid.to_string(),
+                    customer_id: customer.customer_id.clone(),
+                    wamid: m.id.clone(),
+                    msg_pk: keys::conversation_pk(pnid, &customer.customer_id),
+                    msg_sk: keys::message_sk(ts, &m.id),
+                    filename: filename.map(str::to_string),
+                };
+                jobs.send_all(&[QueuedEnvelope {
+                    group_id: String::new(),
+                    dedupe_id: String::new(),
+                    body: job.to_body(),
+                    label: format!("media {media_id}"),
+                }])
                 .await
-                .map_err(media_failure)?;
-                tracing::info!(media_id, bytes = item.size, "media copied to S3");
+                .map_err(|e| ProcessError::Retryable(format!("media hand-off: {e}")))?;
+                tracing::info!(media_id, "media copy handed to the media queue");
             }
             Ok(())
         }
@@ -399,7 +396,9 @@ impl InboundProcessor {
         direction: Direction,
         source: &str,
         context_wamid: Option<String>,
+        media_id: Option<&str>,
         now: i64,
+        opens_window: bool,
     ) -> Result<StoreOutcome, ProcessError> {
         let conv_id = keys::conversation_id(pnid, &customer.customer_id);
         let shard = keys::shard_of(&conv_id, self.store.shards());
@@ -413,11 +412,14 @@ impl InboundProcessor {
             kind: kind.to_string(),
             timestamp: ts,
             summary: shared::store::dynamo::truncate(&summary, 1000),
-            raw: env.item.get().to_string(),
+            raw: capped_raw(env.item.get()),
             source: source.to_string(),
             context_wamid,
             staff_id: None,
             stored_at: now,
+            media_id: media_id.map(str::to_string),
+            media_state: media_id.map(|_| MediaState::Pending),
+            media_error: None,
         };
         let inbound = direction == Direction::Inbound;
         let new = NewMessage {
@@ -441,7 +443,7 @@ impl InboundProcessor {
                 customer_id: &customer.customer_id,
                 at_ms: ts,
                 preview: &summary,
-                inbound,
+                inbound: inbound && opens_window,
                 shard,
                 rel_type,
                 wamid,
@@ -571,7 +573,9 @@ impl InboundProcessor {
                 Direction::Outbound,
                 "smb_echo",
                 None,
+                None,
                 now,
+                false,
             )
             .await?;
             tracing::info!("message sent from the business app stored");
@@ -635,10 +639,262 @@ impl InboundProcessor {
                 template_id: Some(t.message_template_id.as_str()),
                 category: t.message_template_category.as_deref(),
                 raw: env.item.get(),
-                at_ms: env.received_at_ms,
+                // Meta's time of the change, so a re-sent older status never undoes a newer one.
+                at_ms: env.happened_at_ms(),
             })
             .await?;
         tracing::info!(template = %t.message_template_name, language = %t.message_template_language, event = %t.event, applied, "template status");
         Ok(())
+    }
+
+    /// The template an update names, refused when it names none usable.
+    fn template_ref<'a>(
+        env: &'a Envelope,
+        name: &'a str,
+        language: &'a str,
+    ) -> Result<TemplateRef<'a>, ProcessError> {
+        if name.is_empty() || language.is_empty() || name.contains('#') {
+            return Err(permanent(
+                "template update without a usable template name or language",
+            ));
+        }
+        Ok(TemplateRef {
+            waba_id: &env.waba_id,
+            name,
+            language,
+        })
+    }
+
+    async fn template_quality(&self, env: &Envelope) -> Result<(), ProcessError> {
+        let q: shared::meta::webhook::TemplateQualityUpdate =
+            serde_json::from_str(env.item.get()).map_err(permanent)?;
+        let t = Self::template_ref(env, &q.message_template_name, &q.message_template_language)?;
+        let applied = self
+            .store
+            .apply_template_quality(
+                &t,
+                &q.new_quality_score,
+                q.previous_quality_score.as_deref(),
+                env.happened_at_ms(),
+            )
+            .await?;
+        tracing::info!(template = %t.name, language = %t.language, quality = %q.new_quality_score, applied, "template quality");
+        Ok(())
+    }
+
+    async fn template_category(&self, env: &Envelope) -> Result<(), ProcessError> {
+        let c: shared::meta::webhook::TemplateCategoryUpdate =
+            serde_json::from_str(env.item.get()).map_err(permanent)?;
+        let t = Self::template_ref(env, &c.message_template_name, &c.message_template_language)?;
+        // A category change alters what a send of the template costs.
+        let change = match c.correct_category.as_deref().filter(|x| !x.is_empty()) {
+            Some(to) => CategoryChange::Impending {
+                to,
+                effective_ms: c.category_update_timestamp.map(|s| s * 1000),
+            },
+            None => CategoryChange::Completed {
+                now: &c.new_category,
+                previous: c.previous_category.as_deref(),
+            },
+        };
+        let applied = self
+            .store
+            .apply_template_category(&t, &change, env.happened_at_ms())
+            .await?;
+        tracing::info!(template = %t.name, language = %t.language, change = ?change, applied, "template category");
+        Ok(())
+    }
+
+    async fn template_components(&self, env: &Envelope) -> Result<(), ProcessError> {
+        let u: shared::meta::webhook::TemplateComponentsUpdate =
+            serde_json::from_str(env.item.get()).map_err(permanent)?;
+        let t = Self::template_ref(env, &u.message_template_name, &u.message_template_language)?;
+        let existing: Vec<serde_json::Value> = self
+            .store
+            .template(t.waba_id, t.name, t.language)
+            .await?
+            .and_then(|s| s.components)
+            .and_then(|c| serde_json::from_str(&c).ok())
+            .unwrap_or_default();
+        let merged = shared::templates::components_after_update(&existing, &u);
+        let applied = self
+            .store
+            .apply_template_components(
+                &t,
+                &serde_json::Value::Array(merged).to_string(),
+                env.happened_at_ms(),
+            )
+            .await?;
+        tracing::info!(template = %t.name, language = %t.language, applied, "template components");
+        Ok(())
+    }
+
+    /// A call (WhatsApp Business Calling) is recorded in its conversation's history, so staff
+    /// see answered, missed and failed calls; a missed call counts as unread. Calls do not
+    /// move the 24-hour messaging window.
+    async fn call(&self, env: &Envelope) -> Result<(), ProcessError> {
+        let pnid = self.pnid(env)?;
+        let c: shared::meta::webhook::CallEvent =
+            serde_json::from_str(env.item.get()).map_err(permanent)?;
+        let (wa_id, bsuid) = c.customer();
+        let bsuid = bsuid.or_else(|| env.contact.as_ref().and_then(|x| x.user_id.as_deref()));
+        let name = env
+            .contact
+            .as_ref()
+            .and_then(|x| x.profile.as_ref())
+            .and_then(|p| p.name.as_deref());
+        let ts = c.timestamp * 1000;
+        let now = (self.now_ms)();
+        let (customer, identity) = self
+            .call_party(pnid, wa_id, bsuid, name, ts, c.user_initiated(), now)
+            .await?;
+        let direction = if c.user_initiated() {
+            Direction::Inbound
+        } else {
+            Direction::Outbound
+        };
+        let outcome = self
+            .store_call_event(
+                env,
+                pnid,
+                &customer,
+                &identity,
+                &format!("{}#{}", c.id, c.event),
+                "call",
+                ts,
+                c.summary(),
+                direction,
+                c.missed(),
+                now,
+            )
+            .await?;
+        tracing::info!(call_id = %c.id, event = %c.event, duplicate = outcome == StoreOutcome::Duplicate, "call recorded");
+        Ok(())
+    }
+
+    async fn call_status(&self, env: &Envelope) -> Result<(), ProcessError> {
+        let pnid = self.pnid(env)?;
+        let st: shared::meta::webhook::CallStatus =
+            serde_json::from_str(env.item.get()).map_err(permanent)?;
+        let ts = st.timestamp * 1000;
+        let now = (self.now_ms)();
+        let (customer, identity) = self
+            .call_party(
+                pnid,
+                st.recipient_id.as_deref(),
+                st.recipient_user_id.as_deref(),
+                None,
+                ts,
+                false,
+                now,
+            )
+            .await?;
+        let summary = format!("Outgoing call: {}", st.status.to_ascii_lowercase());
+        self.store_call_event(
+            env,
+            pnid,
+            &customer,
+            &identity,
+            &format!("{}#{}", st.id, st.status),
+            "call_status",
+            ts,
+            summary,
+            Direction::Outbound,
+            false,
+            now,
+        )
+        .await?;
+        tracing::info!(call_id = %st.id, status = %st.status, "call status recorded");
+        Ok(())
+    }
+
+    /// The customer on the other end of a call, and who they are in the CRM.
+    #[allow(clippy::too_many_arguments)]
+    async fn call_party(
+        &self,
+        pnid: &str,
+        wa_id: Option<&str>,
+        bsuid: Option<&str>,
+        name: Option<&str>,
+        ts: i64,
+        may_create_lead: bool,
+        now: i64,
+    ) -> Result<(Customer, Identity), ProcessError> {
+        let wa_id = wa_id.filter(|w| !w.is_empty());
+        let bsuid = bsuid.filter(|b| !b.is_empty());
+        if wa_id.is_none() && bsuid.is_none() {
+            return Err(permanent("the call names no customer"));
+        }
+        let e164 = wa_id.and_then(|w| PhoneNormalizer::from_wa_id(w).ok());
+        let customer = self
+            .store
+            .resolve_customer(wa_id, bsuid, e164.as_deref(), name, now)
+            .await?;
+        let identity = self.identify(&customer, pnid, ts, may_create_lead).await?;
+        Ok((customer, identity))
+    }
+
+    /// Stores a call event as a history item of its conversation (idempotent on its id).
+    #[allow(clippy::too_many_arguments)]
+    async fn store_call_event(
+        &self,
+        env: &Envelope,
+        pnid: &str,
+        customer: &Customer,
+        identity: &Identity,
+        event_id: &str,
+        kind: &str,
+        ts: i64,
+        summary: String,
+        direction: Direction,
+        unread: bool,
+        now: i64,
+    ) -> Result<StoreOutcome, ProcessError> {
+        let conv_id = keys::conversation_id(pnid, &customer.customer_id);
+        let shard = keys::shard_of(&conv_id, self.store.shards());
+        let rel_type = identity.rel_type();
+        let new = NewMessage {
+            message: MessageItem {
+                pk: keys::conversation_pk(pnid, &customer.customer_id),
+                sk: keys::message_sk(ts, event_id),
+                wamid: event_id.to_string(),
+                conversation_id: conv_id,
+                direction,
+                kind: kind.to_string(),
+                timestamp: ts,
+                summary: summary.clone(),
+                raw: capped_raw(env.item.get()),
+                source: "calls".into(),
+                context_wamid: None,
+                staff_id: None,
+                stored_at: now,
+                media_id: None,
+                media_state: None,
+                media_error: None,
+            },
+            conversation: ConversationFacts {
+                phone_number_id: pnid.to_string(),
+                customer: customer.clone(),
+                rel_type,
+                rel_id: identity.rel_id(),
+                shard,
+                now_ms: now,
+            },
+            unread,
+        };
+        let outcome = self.store.store_message(&new).await?;
+        self.store
+            .touch_conversation(&Activity {
+                phone_number_id: pnid,
+                customer_id: &customer.customer_id,
+                at_ms: ts,
+                preview: &summary,
+                inbound: false,
+                shard,
+                rel_type,
+                wamid: event_id,
+            })
+            .await?;
+        Ok(outcome)
     }
 }

@@ -8,6 +8,8 @@ use inbound::{ProcessError, Processor, handle_batch};
 use shared::archive::{ArchiveError, RawArchive};
 use shared::envelope::{self, Envelope, EnvelopeKind};
 use shared::meta::webhook::{MessageContent, RawMessage, parse_notification};
+use shared::sqs_batch::Deadline;
+use std::time::Duration;
 
 const INBOUND_EVENT: &str = include_str!("../../../events/inbound-sqs.json");
 const META_BODY: &str = include_str!("../../../events/webhook-text.json");
@@ -87,7 +89,13 @@ fn sample_is_what_the_webhook_queues() {
 async fn batch_is_processed_without_failures() {
     let processor = RecordingProcessor::default();
     let archive = RecordingArchive::default();
-    let resp = handle_batch(&processor, &archive, event()).await;
+    let resp = handle_batch(
+        &processor,
+        &archive,
+        event(),
+        Deadline::after(Duration::from_secs(30)),
+    )
+    .await;
     assert!(resp.batch_item_failures.is_empty());
     assert!(archive.0.lock().unwrap().is_empty(), "nothing parked");
 
@@ -122,7 +130,13 @@ async fn an_unreadable_body_is_parked_not_retried() {
     ev.records[0].body = Some("not an envelope".into());
     let processor = RecordingProcessor::default();
     let archive = RecordingArchive::default();
-    let resp = handle_batch(&processor, &archive, ev).await;
+    let resp = handle_batch(
+        &processor,
+        &archive,
+        ev,
+        Deadline::after(Duration::from_secs(30)),
+    )
+    .await;
     assert!(resp.batch_item_failures.is_empty());
     assert_eq!(archive.0.lock().unwrap().len(), 1);
     assert!(processor.0.lock().unwrap().is_empty());

@@ -22,7 +22,7 @@ use shared::store::dynamo::AcceptedOutbound;
 use shared::store::keys;
 use shared::store::model::{Conversation, Direction, MessageItem, SendIntent, SendState};
 
-use crate::{ApiError, Authed, CHAT_VIEW, StaffApp, parse_conv_id, parse_json};
+use crate::{ApiError, Authed, CHAT_VIEW, StaffApp, parse_json};
 
 /// What the inbox needs to reach Meta and the CRM.
 pub struct Messaging {
@@ -63,14 +63,6 @@ impl Messaging {
             )
         })
     }
-}
-
-async fn load_conversation(app: &StaffApp, id: &str) -> Result<Conversation, ApiError> {
-    let (pnid, cid) = parse_conv_id(id)?;
-    app.store
-        .conversation(pnid, cid)
-        .await?
-        .ok_or_else(|| ApiError::not_found("conversation"))
 }
 
 fn idempotency_key(headers: &HeaderMap, body_key: Option<String>) -> Result<String, ApiError> {
@@ -177,7 +169,7 @@ pub async fn send_message(
     let b: SendBody = parse_json(&body)?;
     let key = idempotency_key(&headers, b.idempotency_key)?;
     let m = app.messaging()?;
-    let conv = load_conversation(&app, &id).await?;
+    let conv = crate::visible_conversation(&app, &who, &id).await?;
     let content = crate::admin_crud::quick_replies::send_content(
         &app,
         &conv,
@@ -200,6 +192,7 @@ async fn send_to(
     reply_to: Option<String>,
     key: &str,
 ) -> Result<Response, ApiError> {
+    let deadline = std::time::Instant::now() + app.send_budget;
     let now = (app.now_ms)();
     if content.needs_open_window() && conv.window_expires_at.is_none_or(|exp| exp <= now) {
         let when = conv
@@ -273,6 +266,15 @@ async fn send_to(
                 existing.error_class.as_deref(),
                 Some("rate_limited" | "temporary" | "not_sent")
             );
+        if existing.request != intent.request {
+            // The same key for another message: answering from the first would hide that the
+            // second was never sent.
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this idempotency key was already used for a different message in this conversation",
+            ));
+        }
         if !retryable_failure
             || !app
                 .store
@@ -316,7 +318,11 @@ async fn send_to(
     let span =
         tracing::info_span!("send", msg_id = %msg_id, phone_number_id = %conv.phone_number_id);
     let _g = span.enter();
-    match m.graph.send(&conv.phone_number_id, &token, &msg).await {
+    match m
+        .graph
+        .send_within(&conv.phone_number_id, &token, &msg, deadline)
+        .await
+    {
         Ok(acc) => {
             // Stored before the intent is marked accepted: a crash here leaves the intent
             // pending and its first status settles it.
@@ -401,7 +407,7 @@ pub async fn mark_read(
 ) -> Result<Response, ApiError> {
     who.require(CHAT_VIEW)?;
     let m = app.messaging()?;
-    let conv = load_conversation(&app, &id).await?;
+    let conv = crate::visible_conversation(&app, &who, &id).await?;
     app.store
         .mark_read(&conv.phone_number_id, &conv.customer_id, (app.now_ms)())
         .await?;
@@ -450,7 +456,7 @@ pub async fn assign(
         }
     };
     let m = app.messaging()?;
-    let conv = load_conversation(&app, &id).await?;
+    let conv = crate::visible_conversation(&app, &who, &id).await?;
     let now = (app.now_ms)();
     app.store
         .assign(
@@ -491,6 +497,9 @@ pub async fn assign(
     )
 }
 
+/// Longest ticket description accepted (characters).
+pub const MAX_TICKET_DESCRIPTION: usize = 10_000;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TicketBody {
@@ -518,6 +527,15 @@ pub async fn create_ticket(
     if subject.is_empty() || subject.chars().count() > 200 {
         return Err(ApiError::bad_request("subject must be 1 to 200 characters"));
     }
+    // Bounded so `ticket.requested` (with its transcript) stays far below EventBridge's 256 KB.
+    if b.description
+        .as_deref()
+        .is_some_and(|d| d.chars().count() > MAX_TICKET_DESCRIPTION)
+    {
+        return Err(ApiError::bad_request(format!(
+            "description must be at most {MAX_TICKET_DESCRIPTION} characters"
+        )));
+    }
     let priority = b.priority.unwrap_or_else(|| "medium".into());
     if !["low", "medium", "high", "urgent"].contains(&priority.as_str()) {
         return Err(ApiError::bad_request(
@@ -526,7 +544,7 @@ pub async fn create_ticket(
     }
     let key = idempotency_key(&headers, b.idempotency_key)?;
     let m = app.messaging()?;
-    let conv = load_conversation(&app, &id).await?;
+    let conv = crate::visible_conversation(&app, &who, &id).await?;
     let now = (app.now_ms)();
     let ticket_ref = format!(
         "tkt_{}",
@@ -578,6 +596,9 @@ pub async fn create_ticket(
             context_wamid: None,
             staff_id: Some(who.staff_id.clone()),
             stored_at: now,
+            media_id: None,
+            media_state: None,
+            media_error: None,
         })
         .await?;
     Ok((
@@ -618,7 +639,17 @@ pub async fn start_conversation(
         .to_e164(&b.to)
         .map_err(|e| ApiError::bad_request(format!("to: {e}")))?;
     let pnid = match b.phone_number_id.filter(|p| !p.trim().is_empty()) {
-        Some(p) => p,
+        // Only a number of this business (the numbers registry) may send.
+        Some(p) => {
+            if app.store.number(&p).await?.is_none() {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "unknown_number",
+                    "phone_number_id is not one of the registered numbers (GET /api/v1/numbers)",
+                ));
+            }
+            p
+        }
         None => app.store.default_number_id().await?.ok_or_else(|| {
             ApiError::new(
                 StatusCode::CONFLICT,
@@ -634,7 +665,10 @@ pub async fn start_conversation(
         .resolve_customer(Some(&wa_id), None, Some(&e164), None, now)
         .await?;
     let conv = match app.store.conversation(&pnid, &customer.customer_id).await? {
-        Some(c) => c,
+        Some(c) => {
+            crate::visibility::require_visible(&app, &who, &c).await?;
+            c
+        }
         None => {
             let found = shared::identify::choose(
                 &app.store
@@ -642,7 +676,7 @@ pub async fn start_conversation(
                     .await?,
             );
             let conversation_id = keys::conversation_id(&pnid, &customer.customer_id);
-            Conversation {
+            let new = Conversation {
                 pk: keys::conversation_pk(&pnid, &customer.customer_id),
                 sk: keys::CONV_SK.into(),
                 gsi1pk: None,
@@ -670,6 +704,13 @@ pub async fn start_conversation(
                 last_inbound_wamid: None,
                 tickets: Vec::new(),
                 created_at: now,
+            };
+            // Written before the send (unless the send will be refused for the window), so a
+            // lost answer can be settled into it by the first status.
+            if b.content.needs_open_window() {
+                new
+            } else {
+                app.store.create_conversation(&new).await?
             }
         }
     };

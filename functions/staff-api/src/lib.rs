@@ -38,6 +38,7 @@ pub mod inbox;
 pub mod media;
 pub mod openapi;
 pub mod templates;
+pub mod visibility;
 pub const API_PREFIX: &str = "/api/v1";
 const MAX_IMPORT: usize = 1000;
 
@@ -49,10 +50,18 @@ pub struct StaffApp {
     pub audience: String,
     pub now_ms: fn() -> i64,
     keys: RwLock<Option<(Arc<ApiSecrets>, Arc<Keys>)>>,
+    /// The inbox-visibility setting, cached briefly ([`visibility`]).
+    pub(crate) visibility_cache: RwLock<Option<(std::time::Instant, visibility::Mode)>>,
     messaging: Option<inbox::Messaging>,
     media_bucket: Option<shared::media::MediaBucket>,
     settings: Option<settings::SettingsBackend>,
+    /// Overall time a send may take (pacing wait + every Graph API attempt), below API
+    /// Gateway's 29 s: past it the caller gets a clear answer, never a gateway timeout.
+    pub send_budget: std::time::Duration,
 }
+
+/// Default [`StaffApp::send_budget`].
+pub const SEND_BUDGET: std::time::Duration = std::time::Duration::from_secs(24);
 
 pub(crate) struct Keys {
     verifier: JwtVerifier,
@@ -76,10 +85,18 @@ impl StaffApp {
             audience: audience.into(),
             now_ms,
             keys: RwLock::new(None),
+            visibility_cache: RwLock::new(None),
             messaging: None,
             media_bucket: None,
             settings: None,
+            send_budget: SEND_BUDGET,
         }
+    }
+
+    /// A shorter (or longer) overall send budget than [`SEND_BUDGET`].
+    pub fn with_send_budget(mut self, budget: std::time::Duration) -> Self {
+        self.send_budget = budget;
+        self
     }
 
     /// Enables the routes that talk to Meta and the CRM bus (replies, read receipts,
@@ -137,11 +154,30 @@ impl StaffApp {
             })?;
         let k = Arc::new(Keys {
             verifier,
-            cursors: CursorSigner::new(secrets.cursor_key.expose().as_bytes()),
+            cursors: cursor_signer(secrets.cursor_key.expose())?,
         });
         *self.keys.write().await = Some((secrets, k.clone()));
         Ok(k)
     }
+}
+
+/// Shortest `cursor_key` accepted: an HMAC key of fewer bytes would make page cursors forgeable
+/// by guessing.
+pub const MIN_CURSOR_KEY_BYTES: usize = 32;
+
+fn cursor_signer(key: &str) -> Result<CursorSigner, ApiError> {
+    if key.len() < MIN_CURSOR_KEY_BYTES {
+        tracing::error!(
+            bytes = key.len(),
+            "ApiSecret.cursor_key is shorter than {MIN_CURSOR_KEY_BYTES} bytes"
+        );
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "auth_misconfigured",
+            "authentication is not configured",
+        ));
+    }
+    Ok(CursorSigner::new(key.as_bytes()))
 }
 
 // ---------- errors ----------
@@ -199,6 +235,14 @@ impl From<AuthError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "storage error");
+        if matches!(e, StoreError::Refused(_)) {
+            // Retrying the same request cannot help (e.g. over DynamoDB's 400 KB item size).
+            return Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not_storable",
+                "the request cannot be stored (too large or invalid)",
+            );
+        }
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "storage_unavailable",
@@ -266,6 +310,7 @@ pub fn router(app: Arc<StaffApp>) -> Router {
         .merge(templates::routes())
         .merge(activity::routes())
         .merge(settings::routes())
+        .merge(visibility::routes())
         .fallback(|| async { ApiError::not_found("route") })
         .with_state(app)
 }
@@ -436,6 +481,11 @@ fn message_json(m: &MessageItem, d: Option<&Delivery>) -> Value {
         "context_id": m.context_wamid,
         "staff_id": m.staff_id,
         "delivery": delivery,
+        "media": m.media_id.as_ref().map(|id| json!({
+            "id": id,
+            "state": m.media_state.map(|s| s.as_str()),
+            "error": m.media_error,
+        })),
         "message": raw,
     })
 }
@@ -453,6 +503,7 @@ async fn list_conversations(
         })?],
     };
     let filter = InboxFilter::new(q.assignee.clone(), q.q.clone())?;
+    let visible = visibility::of(&app, &who).await?;
     let scope = format!(
         "conversations:{}:{}",
         q.rel_type.as_deref().unwrap_or("all"),
@@ -466,7 +517,11 @@ async fn list_conversations(
     )?;
     let limit = parse_limit(q.limit.as_deref(), 25, 100)?;
     // Filters apply to the index pages in order; the cursor is the last conversation examined.
-    let batch = if filter.is_empty() { limit } else { 100 };
+    let batch = if filter.is_empty() && !visible.restricted() {
+        limit
+    } else {
+        100
+    };
     let mut rows = Vec::new();
     let mut cursor = before;
     let mut next = None;
@@ -481,7 +536,7 @@ async fn list_conversations(
                 break 'pages;
             }
             cursor = c.gsi1sk.clone();
-            if filter.matches(&c) {
+            if filter.matches(&c) && visible.sees(&c) {
                 rows.push(c);
             }
         }
@@ -527,8 +582,21 @@ async fn unread_counts(
 }
 
 /// Whether a staff member may see a conversation: `whatsapp_chat:view` sees the inbox.
-pub(crate) fn may_see(who: &Principal, _conv: &Conversation) -> bool {
-    who.can(CHAT_VIEW)
+/// The conversation `id` if it exists (404) and the caller may see it (403): the check of
+/// every conversation route.
+pub(crate) async fn visible_conversation(
+    app: &StaffApp,
+    who: &Principal,
+    id: &str,
+) -> Result<Conversation, ApiError> {
+    let (pnid, cid) = parse_conv_id(id)?;
+    let conv = app
+        .store
+        .conversation(pnid, cid)
+        .await?
+        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    visibility::require_visible(app, who, &conv).await?;
+    Ok(conv)
 }
 
 pub(crate) fn parse_conv_id(id: &str) -> Result<(&str, &str), ApiError> {
@@ -541,12 +609,7 @@ async fn get_conversation(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     who.require(CHAT_VIEW)?;
-    let (pnid, cid) = parse_conv_id(&id)?;
-    let conv = app
-        .store
-        .conversation(pnid, cid)
-        .await?
-        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    let conv = visible_conversation(&app, &who, &id).await?;
     Ok(axum::Json(conversation_json(&conv, (app.now_ms)())).into_response())
 }
 
@@ -557,10 +620,8 @@ async fn list_messages(
     Query(q): Query<PageQuery>,
 ) -> Result<Response, ApiError> {
     who.require(CHAT_VIEW)?;
-    let (pnid, cid) = parse_conv_id(&id)?;
-    if app.store.conversation(pnid, cid).await?.is_none() {
-        return Err(ApiError::not_found("conversation"));
-    }
+    let conv = visible_conversation(&app, &who, &id).await?;
+    let (pnid, cid) = (conv.phone_number_id.as_str(), conv.customer_id.as_str());
     let scope = format!("messages:{id}");
     let after: Option<String> = decode_cursor_as(
         &keys,
@@ -752,4 +813,16 @@ pub const SECRET_TTL: Duration = Duration::from_secs(300);
 
 pub fn window_ms() -> i64 {
     WINDOW_MS
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    #[test]
+    fn a_short_cursor_key_is_refused() {
+        assert!(cursor_signer("short-key").is_err());
+        assert!(cursor_signer(&"k".repeat(31)).is_err());
+        assert!(cursor_signer(&"k".repeat(32)).is_ok());
+    }
 }

@@ -62,13 +62,7 @@ async fn media_link(
         .conversation(&item.phone_number_id, &item.customer_id)
         .await?
         .ok_or_else(|| ApiError::not_found("media"))?;
-    if !crate::may_see(&who, &conv) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "this conversation is not visible to you",
-        ));
-    }
+    crate::visibility::require_visible(&app, &who, &conv).await?;
     let url = bucket(&app)?
         .presign_get(&item.s3_key)
         .await
@@ -159,12 +153,7 @@ async fn start_upload(
             "filename must be 1 to 240 characters without slashes",
         ));
     }
-    let (pnid, cid) = parse_conv_id(&b.conversation_id)?;
-    let conv = app
-        .store
-        .conversation(pnid, cid)
-        .await?
-        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    let conv = crate::visible_conversation(&app, &who, &b.conversation_id).await?;
     let upload_id = uuid::Uuid::new_v4().simple().to_string();
     let s3_key = format!(
         "uploads/{}/{upload_id}",
@@ -215,6 +204,8 @@ async fn complete_upload(
         .get_item(format!("UPLOAD#{upload_id}"), "UPLOAD")
         .await?
         .ok_or_else(|| ApiError::not_found("upload"))?;
+    // Only someone who may see the upload's conversation may complete it.
+    crate::visible_conversation(&app, &who, &up.conversation_id).await?;
     if let Some(media_id) = &up.media_id {
         return Ok(axum::Json(
             json!({"media_id": media_id, "mime_type": up.mime_type, "size": up.size}),

@@ -154,6 +154,20 @@ pub const ROUTES: &[RouteDoc] = &[
         r#"{"enabled":true,"status":"1","source":"2","assignee":"3"}"#,
         200,
     ),
+    r(
+        "GET",
+        "/api/v1/settings/inbox-visibility",
+        ADMIN,
+        "Which conversations non-admin staff see: all, or those assigned to them or to no one",
+    ),
+    w(
+        "PUT",
+        "/api/v1/settings/inbox-visibility",
+        ADMIN,
+        "Change the inbox visibility (mode all | assigned)",
+        r#"{"mode":"assigned"}"#,
+        200,
+    ),
     w(
         "POST",
         "/api/v1/directory/import",

@@ -281,12 +281,17 @@ fn secret_id<'a>(v: &'a Option<String>, what: &str, var: &str) -> Result<&'a str
     })
 }
 
+/// The error names no secret (its ARN carries the account id and names): the log has it.
 fn secret_failure(e: shared::secrets::SecretError) -> ApiError {
     tracing::error!(error = %e, "settings secret unavailable");
+    let what = match e {
+        shared::secrets::SecretError::Unavailable { .. } => "could not be read or written",
+        shared::secrets::SecretError::Invalid { .. } => "is not the expected JSON",
+    };
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "secrets_unavailable",
-        format!("Secrets Manager failed: {e}"),
+        format!("the settings secret {what}; retry later (details in the logs)"),
     )
 }
 
@@ -949,7 +954,7 @@ mod tests {
         );
         let v = Value::Object(masked_view(&stored, &CONNECTION));
         assert!(!v.to_string().contains("EAAB-secret"), "{v}");
-        assert_eq!(v["access_token"], "••••••••1234");
+        assert_eq!(v["access_token"], "••••••••", "no character of it is shown");
         assert_eq!(v["waba_id"], "1");
         assert_eq!(v["set"]["access_token"], true);
         assert_eq!(v["set"]["verify_token"], false);

@@ -79,6 +79,17 @@ pub(crate) fn template_json(t: &StoredTemplate) -> Value {
         "gone_at": t.gone_at,
         "synced_at": t.synced_at,
         "updated_at": t.updated_at,
+        "quality": t.quality_score.as_ref().map(|q| json!({
+            "score": q,
+            "previous": t.quality_previous.as_deref().filter(|p| !p.is_empty()),
+            "at": t.quality_at,
+        })),
+        "category_previous": t.category_previous.as_deref().filter(|p| !p.is_empty()),
+        "category_change": t.category_pending.as_ref().map(|c| json!({
+            "to": c,
+            "effective_at": t.category_pending_at,
+        })),
+        "components_at": t.components_at,
     })
 }
 

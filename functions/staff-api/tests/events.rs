@@ -31,7 +31,7 @@ impl SecretSource for FakeSecrets {
 fn app(key: &DevKeyPair) -> Arc<StaffApp> {
     let pk = key.public_config();
     let secret = json!({
-        "cursor_key": "test-cursor-key",
+        "cursor_key": "test-cursor-key-of-at-least-32-bytes!",
         "jwt_keys": [{"kid": pk.kid, "alg": pk.alg, "pem": pk.pem}],
     });
     // Never called by these tests: every request stops at authentication.

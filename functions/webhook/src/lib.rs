@@ -16,7 +16,7 @@ use shared::archive::RawArchive;
 use shared::envelope;
 use shared::meta::signature::{self, SIGNATURE_HEADER};
 use shared::meta::webhook::{WebhookError, parse_notification};
-use shared::queue::EnvelopeSink;
+use shared::queue::{EnvelopeSink, QueueError};
 use shared::secrets::{CachedSecret, MetaSecrets};
 use subtle::ConstantTimeEq;
 
@@ -31,6 +31,10 @@ pub struct WebhookApp {
     pub sink: Arc<dyn EnvelopeSink>,
     pub archive: Arc<dyn RawArchive>,
 }
+
+/// A request that fails verification may re-read the Meta secret (an admin may just have rotated
+/// it), at most this often: unauthenticated requests never drive Secrets Manager calls.
+pub const FORCED_REFRESH: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
     let body = serde_json::json!({"error": {"code": code, "message": message}});
@@ -77,9 +81,9 @@ async fn verify(
     };
     let mut decision = decide(secrets.verify_token.expose());
     if decision == Err(TOKEN_MISMATCH) {
-        // An admin may just have changed the token (settings API): re-read once before refusing.
-        app.secrets.invalidate().await;
-        if let Ok(fresh) = app.secrets.get().await {
+        // An admin may just have changed the token (settings API): re-read before refusing, at
+        // most once a minute whatever anyone sends.
+        if let Ok(fresh) = app.secrets.refresh_at_most_every(FORCED_REFRESH).await {
             decision = decide(fresh.verify_token.expose());
         }
     }
@@ -208,8 +212,7 @@ impl WebhookApp {
             // The secret may have been rotated since it was cached: re-read once before refusing.
             let retried = match e {
                 signature::SignatureError::Mismatch => {
-                    self.secrets.invalidate().await;
-                    match self.secrets.get().await {
+                    match self.secrets.refresh_at_most_every(FORCED_REFRESH).await {
                         Ok(fresh) => signature::verify(
                             fresh.app_secret.expose().as_bytes(),
                             body,
@@ -266,13 +269,42 @@ impl WebhookApp {
         };
         let queue = self.sink.send_all(&split.queued);
         let (archived, queued) = futures::join!(archive, queue);
-        if let Err(e) = queued {
-            tracing::error!(error = %e, envelopes = split.queued.len(), "queuing failed; Meta will retry");
-            return (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "queue_unavailable",
-                "could not queue the notification".into(),
-            );
+        match queued {
+            Ok(()) => {}
+            // Every other envelope is queued; these never can be: kept raw, acknowledged (a
+            // 5xx would make Meta retry a POST that can never succeed).
+            Err(QueueError::Refused { refused }) => {
+                for r in &refused {
+                    let Some(q) = split.queued.get(r.index) else {
+                        continue;
+                    };
+                    match self
+                        .archive
+                        .archive("raw", &r.reason, q.body.as_bytes())
+                        .await
+                    {
+                        Ok(key) => {
+                            tracing::error!(item = %q.label, reason = %r.reason, key = %key, "the queue refused an envelope; archived raw")
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "archiving a refused envelope failed; Meta will retry");
+                            return (
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "archive_unavailable",
+                                "could not archive the notification".into(),
+                            );
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, envelopes = split.queued.len(), "queuing failed; Meta will retry");
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "queue_unavailable",
+                    "could not queue the notification".into(),
+                );
+            }
         }
         if let Err(e) = archived {
             tracing::error!(error = %e, "archiving failed; Meta will retry");

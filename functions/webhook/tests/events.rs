@@ -21,11 +21,14 @@ const POST_EVENT: &str = include_str!("../../../events/webhook-post.json");
 const META_BODY: &str = include_str!("../../../events/webhook-text.json");
 const WAMID: &str = "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=";
 
-struct FakeSecrets;
+/// Counts its reads (Secrets Manager calls).
+#[derive(Default)]
+struct FakeSecrets(std::sync::atomic::AtomicUsize);
 
 #[async_trait::async_trait]
 impl SecretSource for FakeSecrets {
     async fn secret_string(&self, _id: &str) -> Result<String, SecretError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(r#"{"app_secret":"dev-app-secret","verify_token":"dev-verify-token"}"#.into())
     }
 }
@@ -60,6 +63,7 @@ impl RawArchive for RecordingArchive {
 
 struct Harness {
     app: Arc<WebhookApp>,
+    secrets: Arc<FakeSecrets>,
     sink: Arc<RecordingSink>,
     archive: Arc<RecordingArchive>,
 }
@@ -67,16 +71,22 @@ struct Harness {
 fn harness() -> Harness {
     let sink = Arc::new(RecordingSink::default());
     let archive = Arc::new(RecordingArchive::default());
+    let secrets = Arc::new(FakeSecrets::default());
     let app = Arc::new(WebhookApp {
         secrets: Arc::new(CachedSecret::new(
-            Arc::new(FakeSecrets),
+            secrets.clone(),
             "meta-secret",
             Duration::from_secs(300),
         )),
         sink: sink.clone(),
         archive: archive.clone(),
     });
-    Harness { app, sink, archive }
+    Harness {
+        app,
+        secrets,
+        sink,
+        archive,
+    }
 }
 
 /// What `lambda_http::run` does with the invocation payload.
@@ -183,6 +193,26 @@ async fn post_with_a_wrong_signature_queues_nothing() {
     let (status, _) = call(&h, lambda_request(&event)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(h.sink.0.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn bad_requests_never_drive_secrets_manager_calls() {
+    let h = harness();
+    let good = signature::sign(b"dev-app-secret", META_BODY.as_bytes());
+    let bad = signature::sign(b"another-secret", META_BODY.as_bytes());
+    let bad_post = POST_EVENT.replace(&good, &bad);
+    let bad_verify = VERIFY_EVENT.replace("dev-verify-token", "not-the-token");
+    for _ in 0..25 {
+        let (status, _) = call(&h, lambda_request(&bad_post)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, _) = call(&h, lambda_request(&bad_verify)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    // The first read, and one forced re-read (a rotation may not be cached yet) per minute.
+    assert_eq!(h.secrets.0.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // Good requests still pass.
+    let (status, _) = call(&h, lambda_request(POST_EVENT)).await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 /// A named stage prefixes `rawPath`, and lambda_http keeps it even with

@@ -45,6 +45,12 @@ pub const LOCAL_GRAPH_API: &str = "http://127.0.0.1:9";
 
 /// Wraps the inbound processor (tests use it to inject faults).
 pub type ProcessorWrapper = Arc<dyn Fn(Arc<dyn Processor>) -> Arc<dyn Processor> + Send + Sync>;
+/// Wraps the inbound function's CRM bus (tests use it to inject faults).
+pub type BusWrapper = Arc<
+    dyn Fn(Arc<dyn shared::crm_events::EventBus>) -> Arc<dyn shared::crm_events::EventBus>
+        + Send
+        + Sync,
+>;
 
 #[derive(Clone)]
 pub struct StackOptions {
@@ -56,10 +62,20 @@ pub struct StackOptions {
     /// Secrets are re-read this often (short locally, so rotations show at once).
     pub secret_ttl: Duration,
     pub inbound_wrapper: Option<ProcessorWrapper>,
+    pub inbound_bus_wrapper: Option<BusWrapper>,
     /// Overrides of function environment values (e.g. `DEFAULT_COUNTRY`).
     pub env_overrides: HashMap<String, String>,
     /// Tests only: `127.0.0.1:port` of a fake Meta allowed to serve media over http.
     pub media_test_host: Option<String>,
+    /// Invocations running at once per queue (Lambda's concurrent invocations of an event
+    /// source; a FIFO queue's run hold different message groups).
+    pub concurrency_per_queue: usize,
+    /// Attempts before the media function gives a copy up as `failed`.
+    pub media_max_attempts: u32,
+    /// Tests only: a shorter function timeout than `template.yaml`'s for every queue consumer.
+    pub timeout_override: Option<Duration>,
+    /// Tests only: another overall budget for a staff send than `staff_api::SEND_BUDGET`.
+    pub send_budget: Option<Duration>,
 }
 
 impl StackOptions {
@@ -70,6 +86,7 @@ impl StackOptions {
             retry_after: Duration::from_secs(1),
             secret_ttl: Duration::from_secs(2),
             inbound_wrapper: None,
+            inbound_bus_wrapper: None,
             // Locally nothing reaches Meta unless asked to: a closed loopback port (set
             // GRAPH_API_BASE_URL here, e.g. to a fake Graph API, to change it).
             env_overrides: HashMap::from([(
@@ -77,6 +94,10 @@ impl StackOptions {
                 LOCAL_GRAPH_API.to_string(),
             )]),
             media_test_host: None,
+            concurrency_per_queue: 4,
+            media_max_attempts: media::MAX_ATTEMPTS,
+            timeout_override: None,
+            send_budget: None,
         }
     }
 }
@@ -276,6 +297,10 @@ impl Stack {
                 shared::pacing::DynamoWindowCounter::new(ddb.clone(), &scfg.table_name),
             )),
         });
+        let staff_app = match opts.send_budget {
+            Some(b) => staff_app.with_send_budget(b),
+            None => staff_app,
+        };
         let staff_app = staff_app.with_media(MediaBucket::new(
             s3.clone(),
             Config::require(&scfg.media_bucket, "MEDIA_BUCKET").map_err(cfg_err)?,
@@ -308,34 +333,22 @@ impl Stack {
 
         // --- inbound (SQS FIFO) ---
         let icfg = Config::from_map(&env_of("inbound")?).map_err(cfg_err)?;
+        let mut inbound_bus: Arc<dyn shared::crm_events::EventBus> = Arc::new(EventBridgeBus::new(
+            aws_sdk_eventbridge::Client::new(&aws),
+            Config::require(&icfg.crm_bus_name, "CRM_BUS_NAME").map_err(cfg_err)?,
+        ));
+        if let Some(w) = &opts.inbound_bus_wrapper {
+            inbound_bus = w(inbound_bus);
+        }
         let mut processor: Arc<dyn Processor> = Arc::new(InboundProcessor {
             store: Store::new(ddb.clone(), &icfg.table_name, icfg.inbox_shards),
-            bus: Arc::new(EventBridgeBus::new(
-                aws_sdk_eventbridge::Client::new(&aws),
-                Config::require(&icfg.crm_bus_name, "CRM_BUS_NAME").map_err(cfg_err)?,
-            )),
+            bus: inbound_bus,
             phones: PhoneNormalizer::new(&icfg.default_country).map_err(cfg_err)?,
             now_ms: now,
-            media: Some(inbound::MediaCopier {
-                bucket: MediaBucket::new(
-                    s3.clone(),
-                    Config::require(&icfg.media_bucket, "MEDIA_BUCKET").map_err(cfg_err)?,
-                ),
-                graph: Arc::new(
-                    GraphClient::new(graph_config(&icfg, &opts.media_test_host))
-                        .map_err(cfg_err)?
-                        .with_observer(Arc::new(shared::activity::ActivityLog::start(
-                            Arc::new(Store::new(ddb.clone(), &icfg.table_name, icfg.inbox_shards)),
-                            shared::activity::ActivityConfig::for_source("inbound"),
-                            vec![staff_meta_secrets.clone()],
-                        ))),
-                ),
-                meta_secrets: Arc::new(CachedSecret::new(
-                    sm.clone(),
-                    Config::require(&icfg.meta_secret_arn, "META_SECRET_ARN").map_err(cfg_err)?,
-                    opts.secret_ttl,
-                )),
-            }),
+            media_jobs: Some(Arc::new(SqsSink::new(
+                sqs.clone(),
+                Config::require(&icfg.media_queue_url, "MEDIA_QUEUE_URL").map_err(cfg_err)?,
+            ))),
         });
         if let Some(w) = &opts.inbound_wrapper {
             processor = w(processor);
@@ -344,9 +357,9 @@ impl Stack {
             s3.clone(),
             Config::require(&icfg.media_bucket, "MEDIA_BUCKET").map_err(cfg_err)?,
         ));
-        let inbound_handler: driver::BatchHandler = Arc::new(move |event| {
+        let inbound_handler: driver::BatchHandler = Arc::new(move |event, deadline| {
             let (p, a) = (processor.clone(), inbound_archive.clone());
-            Box::pin(async move { handle_batch(p.as_ref(), a.as_ref(), event).await })
+            Box::pin(async move { handle_batch(p.as_ref(), a.as_ref(), event, deadline).await })
         });
 
         // --- directory (EventBridge rule → SQS) ---
@@ -360,9 +373,48 @@ impl Stack {
             s3.clone(),
             Config::require(&dcfg.media_bucket, "MEDIA_BUCKET").map_err(cfg_err)?,
         ));
-        let directory_handler: driver::BatchHandler = Arc::new(move |event| {
+        let directory_handler: driver::BatchHandler = Arc::new(move |event, deadline| {
             let (d, a) = (directory_app.clone(), directory_archive.clone());
-            Box::pin(async move { d.handle_batch(a.as_ref(), event).await })
+            Box::pin(async move { d.handle_batch(a.as_ref(), event, deadline).await })
+        });
+
+        // --- media (SQS, copies inbound media from Meta to S3) ---
+        let mcfg = Config::from_map(&env_of("media")?).map_err(cfg_err)?;
+        let media_meta_secrets = Arc::new(CachedSecret::new(
+            sm.clone(),
+            Config::require(&mcfg.meta_secret_arn, "META_SECRET_ARN").map_err(cfg_err)?,
+            opts.secret_ttl,
+        ));
+        let media_activity = shared::activity::ActivityLog::start(
+            Arc::new(Store::new(ddb.clone(), &mcfg.table_name, mcfg.inbox_shards)),
+            shared::activity::ActivityConfig::for_source("media"),
+            vec![media_meta_secrets.clone()],
+        );
+        let media_bucket = Config::require(&mcfg.media_bucket, "MEDIA_BUCKET").map_err(cfg_err)?;
+        let media_app = Arc::new(media::MediaApp {
+            store: Store::new(ddb.clone(), &mcfg.table_name, mcfg.inbox_shards),
+            bucket: MediaBucket::new(s3.clone(), media_bucket),
+            graph: Arc::new(
+                GraphClient::new(graph_config(&mcfg, &opts.media_test_host))
+                    .map_err(cfg_err)?
+                    .with_observer(Arc::new(media_activity.clone())),
+            ),
+            meta_secrets: media_meta_secrets,
+            now_ms: now,
+            max_attempts: opts.media_max_attempts,
+        });
+        let media_archive = Arc::new(S3Archive::new(s3.clone(), media_bucket));
+        let media_handler: driver::BatchHandler = Arc::new(move |event, deadline| {
+            let (m, a, log) = (
+                media_app.clone(),
+                media_archive.clone(),
+                media_activity.clone(),
+            );
+            Box::pin(async move {
+                let resp = m.handle_batch(a.as_ref(), event, deadline).await;
+                log.flush().await;
+                resp
+            })
         });
 
         // Every SQS event source of template.yaml gets a driver.
@@ -371,6 +423,7 @@ impl Stack {
                 let handler = match f.binary.as_str() {
                     "inbound" => inbound_handler.clone(),
                     "directory" => directory_handler.clone(),
+                    "media" => media_handler.clone(),
                     other => {
                         return Err(StackError::Config(format!(
                             "no local handler for SQS function {other}"
@@ -387,9 +440,13 @@ impl Stack {
                     batch_size: src.batch_size,
                     report_batch_item_failures: src.report_batch_item_failures,
                     retry_after: opts.retry_after,
+                    timeout: opts
+                        .timeout_override
+                        .unwrap_or(Duration::from_secs(f.timeout)),
+                    concurrency: opts.concurrency_per_queue,
                     handler,
                 };
-                tasks.push(d.spawn());
+                tasks.extend(d.spawn());
             }
         }
 

@@ -110,6 +110,7 @@ impl GraphConfig {
             version: cfg.graph_api_version.clone(),
             timeout: Duration::from_millis(cfg.graph_timeout_ms),
             connect_timeout: Duration::from_millis(cfg.graph_timeout_ms.min(3_000)),
+            download_timeout: Duration::from_millis(cfg.media_download_timeout_ms),
             ..Self::default()
         }
     }
@@ -294,6 +295,50 @@ pub struct MediaInfo {
     pub file_size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messaging_product: Option<String>,
+}
+
+/// A media download in progress ([`GraphClient::open_download`]): read it chunk by chunk; the
+/// size cap is enforced and the sha256 computed as it goes.
+pub struct MediaDownload {
+    resp: reqwest::Response,
+    limit: usize,
+    read: usize,
+    hasher: Sha256,
+}
+
+impl MediaDownload {
+    /// The next chunk, `None` at the end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, GraphError> {
+        match self.resp.chunk().await {
+            Ok(Some(c)) => {
+                self.read += c.len();
+                if self.read > self.limit {
+                    return Err(GraphError::BadResponse(format!(
+                        "media is over the {}-byte limit",
+                        self.limit
+                    )));
+                }
+                self.hasher.update(&c);
+                Ok(Some(c))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(GraphError::NotSent(format!(
+                "media download cut short after {} bytes: {}",
+                self.read,
+                describe(e)
+            ))),
+        }
+    }
+
+    /// Bytes read so far.
+    pub fn bytes_read(&self) -> usize {
+        self.read
+    }
+
+    /// Hex sha256 of what was read.
+    pub fn sha256_hex(&self) -> String {
+        hex::encode(self.hasher.clone().finalize())
+    }
 }
 
 /// One template of `GET /{waba_id}/message_templates`; fields we do not model are kept.
@@ -732,6 +777,8 @@ struct Call<'a> {
     recipient: Option<&'a str>,
     /// Cap on the response body.
     limit: usize,
+    /// When the whole call (every attempt and backoff) must be over.
+    deadline: Option<Instant>,
 }
 
 impl GraphClient {
@@ -801,6 +848,31 @@ impl GraphClient {
         token: &str,
         msg: &OutboundMessage,
     ) -> Result<Accepted, GraphError> {
+        self.send_call(phone_number_id, token, msg, None).await
+    }
+
+    /// [`Self::send`] bounded by `deadline`: each attempt's timeout is cut to the time left, and
+    /// no further attempt starts when it could not finish in time (the last error is answered:
+    /// a send that never left is `NotSent`/rate-limited, retryable by the caller; one whose
+    /// answer did not come in time is `Unknown`).
+    pub async fn send_within(
+        &self,
+        phone_number_id: &str,
+        token: &str,
+        msg: &OutboundMessage,
+        deadline: Instant,
+    ) -> Result<Accepted, GraphError> {
+        self.send_call(phone_number_id, token, msg, Some(deadline))
+            .await
+    }
+
+    async fn send_call(
+        &self,
+        phone_number_id: &str,
+        token: &str,
+        msg: &OutboundMessage,
+        deadline: Option<Instant>,
+    ) -> Result<Accepted, GraphError> {
         let pnid = path_segment("phone_number_id", phone_number_id)?;
         token_ok(token)?;
         msg.validate()?;
@@ -811,6 +883,7 @@ impl GraphClient {
             subject: Some(pnid),
             recipient: Some(&msg.to),
             limit: 64 * 1024,
+            deadline,
         };
         self.call(
             call,
@@ -846,6 +919,7 @@ impl GraphClient {
             subject: Some(pnid),
             recipient: None,
             limit: 64 * 1024,
+            deadline: None,
         };
         self.call(
             call,
@@ -895,6 +969,7 @@ impl GraphClient {
             subject: Some(pnid),
             recipient: None,
             limit: 64 * 1024,
+            deadline: None,
         };
         self.call(
             call,
@@ -924,6 +999,7 @@ impl GraphClient {
             subject: Some(id),
             recipient: None,
             limit: 64 * 1024,
+            deadline: None,
         };
         self.call(
             call,
@@ -954,6 +1030,7 @@ impl GraphClient {
             subject: None,
             recipient: None,
             limit: max_bytes,
+            deadline: None,
         };
         let timeout = self.cfg.download_timeout;
         self.call(
@@ -967,6 +1044,83 @@ impl GraphClient {
             |body| Ok(body.to_vec()),
         )
         .await
+    }
+
+    /// Opens a media download for reading chunk by chunk (bounded memory, for copying large
+    /// media to S3 as it arrives). The same host policy as [`Self::download_media`]: https on
+    /// Meta's hosts only, checked before connecting. One attempt (the caller's queue retries);
+    /// [`GraphConfig::download_timeout`] bounds the whole transfer.
+    pub async fn open_download(
+        &self,
+        url: &str,
+        token: &str,
+        max_bytes: usize,
+    ) -> Result<MediaDownload, GraphError> {
+        let parsed = Url::parse(url)
+            .map_err(|e| GraphError::Refused(format!("media URL is invalid: {e}")))?;
+        self.hosts.check(&parsed).map_err(GraphError::Refused)?;
+        token_ok(token)?;
+        let call = Call {
+            kind: CallKind::DownloadMedia,
+            subject: None,
+            recipient: None,
+            limit: max_bytes,
+            deadline: None,
+        };
+        let started = Instant::now();
+        let (status, result) = self.start_download(call, parsed, token, max_bytes).await;
+        self.observe(call, 1, status, started.elapsed(), &result, false);
+        result.map(|resp| MediaDownload {
+            resp,
+            limit: max_bytes,
+            read: 0,
+            hasher: Sha256::new(),
+        })
+    }
+
+    /// The request and its headers (an error answer read and classified); the HTTP status if
+    /// one came.
+    async fn start_download(
+        &self,
+        call: Call<'_>,
+        url: Url,
+        token: &str,
+        max_bytes: usize,
+    ) -> (Option<u16>, Result<reqwest::Response, GraphError>) {
+        let resp = match self
+            .http
+            .get(url)
+            .bearer_auth(token)
+            .timeout(self.cfg.download_timeout)
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return (None, Err(transport_error(e))),
+        };
+        let status = resp.status().as_u16();
+        if !resp.status().is_success() {
+            // An error body is small: read it (bounded) and classify it as any call's.
+            let err = match self.read_bounded(call, resp).await {
+                Ok((status, body)) => self
+                    .interpret(call, status, &body, &|_| Ok(()))
+                    .err()
+                    .unwrap_or_else(|| GraphError::BadResponse(format!("HTTP {status}"))),
+                Err(e) => e,
+            };
+            return (Some(status), Err(err));
+        }
+        if let Some(len) = resp.content_length()
+            && len > max_bytes as u64
+        {
+            return (
+                Some(status),
+                Err(GraphError::BadResponse(format!(
+                    "media of {len} bytes is over the {max_bytes}-byte limit"
+                ))),
+            );
+        }
+        (Some(status), Ok(resp))
     }
 
     /// [`Self::media_info`] then [`Self::download_media`], checking size and sha256.
@@ -1022,6 +1176,7 @@ impl GraphClient {
                 subject: Some(waba),
                 recipient: None,
                 limit: self.cfg.max_response_bytes,
+                deadline: None,
             };
             let page: TemplatePage = self
                 .call(
@@ -1084,6 +1239,7 @@ impl GraphClient {
             subject: segments.first().copied().filter(|s| *s != "me"),
             recipient: None,
             limit: self.cfg.max_response_bytes,
+            deadline: None,
         };
         self.call(
             call,
@@ -1130,11 +1286,28 @@ impl GraphClient {
         let mut attempt = 1;
         loop {
             let started = Instant::now();
-            let (status, result) = match self.once(call, build()).await {
+            let mut req = build();
+            if let Some(d) = call.deadline {
+                let left = d.saturating_duration_since(started);
+                if left.is_zero() {
+                    return Err(GraphError::NotSent(
+                        "the call's time budget ran out before it was sent".into(),
+                    ));
+                }
+                req = req.timeout(left.min(self.cfg.timeout));
+            }
+            let (status, result) = match self.once(call, req).await {
                 Ok((status, body)) => (Some(status), self.interpret(call, status, &body, &parse)),
                 Err(e) => (None, Err(e)),
             };
-            let will_retry = matches!(&result, Err(e) if e.is_retryable()) && attempt < max;
+            let backoff = self.backoff(attempt);
+            // Another attempt only if it can start, and get a reasonable share of time, before
+            // the deadline.
+            let in_time = call.deadline.is_none_or(|d| {
+                Instant::now() + backoff + self.cfg.connect_timeout.min(self.cfg.timeout) < d
+            });
+            let will_retry =
+                matches!(&result, Err(e) if e.is_retryable()) && attempt < max && in_time;
             self.observe(
                 call,
                 attempt,
@@ -1145,7 +1318,7 @@ impl GraphClient {
             );
             match result {
                 Err(_) if will_retry => {
-                    tokio::time::sleep(self.backoff(attempt)).await;
+                    tokio::time::sleep(backoff).await;
                     attempt += 1;
                 }
                 other => return other,
@@ -1158,7 +1331,16 @@ impl GraphClient {
         call: Call<'_>,
         req: reqwest::RequestBuilder,
     ) -> Result<(u16, Vec<u8>), GraphError> {
-        let mut resp = req.send().await.map_err(transport_error)?;
+        let resp = req.send().await.map_err(transport_error)?;
+        self.read_bounded(call, resp).await
+    }
+
+    /// Reads a response body under the call's size cap.
+    async fn read_bounded(
+        &self,
+        call: Call<'_>,
+        mut resp: reqwest::Response,
+    ) -> Result<(u16, Vec<u8>), GraphError> {
         let status = resp.status().as_u16();
         let success = resp.status().is_success();
         // Error bodies are small; success bodies are bounded by the call's limit.
@@ -1424,6 +1606,7 @@ mod tests {
             subject: None,
             recipient: None,
             limit: 1024,
+            deadline: None,
         };
         let e = client
             .interpret(call, 400, body, &|_| Ok::<(), GraphError>(()))

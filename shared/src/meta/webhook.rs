@@ -108,6 +108,14 @@ pub enum ChangeValue {
     TemplateStatus(TemplateStatusUpdate),
     /// field `account_update`.
     AccountUpdate(AccountUpdate),
+    /// field `message_template_quality_update`.
+    TemplateQuality(TemplateQualityUpdate),
+    /// field `message_template_components_update`.
+    TemplateComponents(TemplateComponentsUpdate),
+    /// field `template_category_update`.
+    TemplateCategory(TemplateCategoryUpdate),
+    /// field `calls` (WhatsApp Business Calling): call events and call statuses.
+    Calls(CallsValue),
     /// Any other field: the caller archives the raw value.
     Other { field: String },
 }
@@ -130,6 +138,16 @@ impl Change {
             "account_update" => {
                 ChangeValue::AccountUpdate(serde_json::from_str(raw).map_err(shape)?)
             }
+            "message_template_quality_update" => {
+                ChangeValue::TemplateQuality(serde_json::from_str(raw).map_err(shape)?)
+            }
+            "message_template_components_update" => {
+                ChangeValue::TemplateComponents(serde_json::from_str(raw).map_err(shape)?)
+            }
+            "template_category_update" => {
+                ChangeValue::TemplateCategory(serde_json::from_str(raw).map_err(shape)?)
+            }
+            "calls" => ChangeValue::Calls(serde_json::from_str(raw).map_err(shape)?),
             other => ChangeValue::Other {
                 field: other.to_owned(),
             },
@@ -712,6 +730,18 @@ impl RawEcho {
     }
 }
 
+impl PartialEq for CallsValue {
+    fn eq(&self, other: &Self) -> bool {
+        let raw = |v: &[Box<RawValue>]| v.iter().map(|r| r.get().to_string()).collect::<Vec<_>>();
+        self.messaging_product == other.messaging_product
+            && self.metadata == other.metadata
+            && self.contacts == other.contacts
+            && raw(&self.calls) == raw(&other.calls)
+            && raw(&self.statuses) == raw(&other.statuses)
+            && self.errors == other.errors
+    }
+}
+
 impl PartialEq for RawEcho {
     fn eq(&self, other: &Self) -> bool {
         self.0.get() == other.0.get()
@@ -862,6 +892,8 @@ pub struct AccountUpdate {
 #[serde(default)]
 pub struct ViolationInfo {
     pub violation_type: Option<String>,
+    /// What to do about it (calling restrictions, e.g. `USER_INITIATED_CALLS_LOW_PICKUP_RATE`).
+    pub remediation: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -870,7 +902,197 @@ pub struct Restriction {
     /// `RESTRICTED_ADD_PHONE_NUMBER_ACTION`, `RESTRICTED_BIZ_INITIATED_MESSAGING`,
     /// `RESTRICTED_CUSTOMER_INITIATED_MESSAGING`.
     pub restriction_type: Option<String>,
+    /// Meta documents a Unix timestamp (number); some deliveries carry a date string; it may
+    /// be absent. Kept as text either way.
+    #[serde(deserialize_with = "de_opt_string")]
     pub expiration: Option<String>,
+    pub remediation: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Template quality, components and category updates
+// ---------------------------------------------------------------------------------------------
+
+/// `value` of a `message_template_quality_update` change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateQualityUpdate {
+    /// `GREEN`, `YELLOW`, `RED`, `UNKNOWN` (quality pending).
+    #[serde(default)]
+    pub previous_quality_score: Option<String>,
+    pub new_quality_score: String,
+    #[serde(default, deserialize_with = "de_string")]
+    pub message_template_id: String,
+    pub message_template_name: String,
+    pub message_template_language: String,
+}
+
+/// `value` of a `message_template_components_update` change: the template's content after an
+/// edit (every key carries Meta's `message_template_` prefix).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateComponentsUpdate {
+    #[serde(default, deserialize_with = "de_string")]
+    pub message_template_id: String,
+    pub message_template_name: String,
+    pub message_template_language: String,
+    /// The body text (with `{{1}}` or named placeholders).
+    #[serde(default)]
+    pub message_template_element: Option<String>,
+    /// Only for a template with a text header.
+    #[serde(default)]
+    pub message_template_title: Option<String>,
+    /// Only for a template with a footer.
+    #[serde(default)]
+    pub message_template_footer: Option<String>,
+    /// Only URL and phone-number buttons are reported.
+    #[serde(default)]
+    pub message_template_buttons: Vec<TemplateButtonUpdate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TemplateButtonUpdate {
+    /// `URL`, `PHONE_NUMBER`, `QUICK_REPLY`, `COPY_CODE`, `FLOW`, …
+    pub message_template_button_type: String,
+    pub message_template_button_text: Option<String>,
+    pub message_template_button_url: Option<String>,
+    pub message_template_button_phone_number: Option<String>,
+}
+
+/// `value` of a `template_category_update` change: a completed change (`previous_category`
+/// set, `new_category` the category now) or an impending one (`correct_category` set: the
+/// category the template gets at `category_update_timestamp`; `new_category` the current one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateCategoryUpdate {
+    #[serde(default, deserialize_with = "de_string")]
+    pub message_template_id: String,
+    pub message_template_name: String,
+    pub message_template_language: String,
+    pub new_category: String,
+    #[serde(default)]
+    pub previous_category: Option<String>,
+    #[serde(default)]
+    pub correct_category: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_int")]
+    pub category_update_timestamp: Option<i64>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// `calls` field (WhatsApp Business Calling)
+// ---------------------------------------------------------------------------------------------
+
+/// `value` of a `calls` change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CallsValue {
+    #[serde(default)]
+    pub messaging_product: Option<String>,
+    pub metadata: Metadata,
+    #[serde(default)]
+    pub contacts: Vec<Contact>,
+    /// `connect` / `terminate` events, kept verbatim ([`CallEvent`] is the typed view).
+    #[serde(default)]
+    pub calls: Vec<Box<RawValue>>,
+    /// Statuses of business-initiated calls (`RINGING`, `ACCEPTED`, `REJECTED`).
+    #[serde(default)]
+    pub statuses: Vec<Box<RawValue>>,
+    #[serde(default)]
+    pub errors: Vec<serde_json::Value>,
+}
+
+/// One `calls[]` item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallEvent {
+    /// `wacid.…`
+    pub id: String,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub from: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub to: Option<String>,
+    #[serde(default)]
+    pub from_user_id: Option<String>,
+    #[serde(default)]
+    pub to_user_id: Option<String>,
+    /// `connect` or `terminate`.
+    pub event: String,
+    #[serde(deserialize_with = "de_int")]
+    pub timestamp: i64,
+    /// `USER_INITIATED` (the default when absent) or `BUSINESS_INITIATED`.
+    #[serde(default)]
+    pub direction: Option<String>,
+    /// Terminate: `COMPLETED` or `FAILED` (documented as one string, sometimes as a list).
+    #[serde(default, deserialize_with = "de_first_of_one_or_many")]
+    pub status: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_int")]
+    pub start_time: Option<i64>,
+    #[serde(default, deserialize_with = "de_opt_int")]
+    pub end_time: Option<i64>,
+    /// Seconds, when the call was answered.
+    #[serde(default, deserialize_with = "de_opt_int")]
+    pub duration: Option<i64>,
+    #[serde(default)]
+    pub errors: Vec<serde_json::Value>,
+    #[serde(default)]
+    pub biz_opaque_callback_data: Option<String>,
+}
+
+impl CallEvent {
+    /// Whether the customer called the business.
+    pub fn user_initiated(&self) -> bool {
+        !self
+            .direction
+            .as_deref()
+            .is_some_and(|d| d.eq_ignore_ascii_case("BUSINESS_INITIATED"))
+    }
+
+    /// The customer's wa_id and BSUID.
+    pub fn customer(&self) -> (Option<&str>, Option<&str>) {
+        if self.user_initiated() {
+            (self.from.as_deref(), self.from_user_id.as_deref())
+        } else {
+            (self.to.as_deref(), self.to_user_id.as_deref())
+        }
+    }
+
+    /// A line for the conversation's history.
+    pub fn summary(&self) -> String {
+        let who = if self.user_initiated() {
+            "Incoming call"
+        } else {
+            "Outgoing call"
+        };
+        match self.event.as_str() {
+            "connect" => format!("{who}: ringing"),
+            "terminate" => match (self.status.as_deref(), self.duration) {
+                (Some(st), _) if st.eq_ignore_ascii_case("FAILED") => format!("{who}: failed"),
+                (_, Some(d)) if d > 0 => format!("{who}: {} min {} s", d / 60, d % 60),
+                _ if self.user_initiated() => "Missed call".to_string(),
+                _ => format!("{who}: not answered"),
+            },
+            other => format!("{who}: {other}"),
+        }
+    }
+
+    /// A call the customer made that nobody answered.
+    pub fn missed(&self) -> bool {
+        self.user_initiated() && self.event == "terminate" && self.duration.unwrap_or(0) <= 0
+    }
+}
+
+/// One `statuses[]` item of a `calls` change (`type: "call"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallStatus {
+    pub id: String,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// `RINGING`, `ACCEPTED`, `REJECTED`.
+    pub status: String,
+    #[serde(deserialize_with = "de_int")]
+    pub timestamp: i64,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub recipient_id: Option<String>,
+    #[serde(default)]
+    pub recipient_user_id: Option<String>,
+    #[serde(default)]
+    pub biz_opaque_callback_data: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1315,6 +1537,21 @@ fn de_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 
 fn de_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(Option::<Str>::deserialize(d)?.map(|s| s.0))
+}
+
+/// A string, or the first of a list of strings.
+fn de_first_of_one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(d)? {
+        None => None,
+        Some(OneOrMany::One(s)) => Some(s),
+        Some(OneOrMany::Many(v)) => v.into_iter().next(),
+    })
 }
 
 /// A list, or a single object taken as a list of one; `null` is an empty list.

@@ -256,7 +256,11 @@ impl Store {
     }
 }
 
-fn sdk_err<E: std::error::Error + 'static, R: std::fmt::Debug>(e: SdkError<E, R>) -> StoreError {
+fn sdk_err<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
     StoreError::sdk(e)
 }
 

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::keys::{self, AliasKind};
+use super::keys;
 use super::model::*;
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
@@ -22,13 +22,28 @@ pub enum StoreError {
     Dynamo(String),
     #[error("stored item is not readable: {0}")]
     Corrupt(String),
+    /// DynamoDB refused the request itself (`ValidationException`: an item over 400 KB, a key
+    /// too long …): retrying the same request can never succeed.
+    #[error("DynamoDB refused the request: {0}")]
+    Refused(String),
 }
 
 impl StoreError {
-    pub(crate) fn sdk<E: std::error::Error + 'static, R: std::fmt::Debug>(
-        e: SdkError<E, R>,
-    ) -> Self {
+    pub(crate) fn sdk<E, R>(e: SdkError<E, R>) -> Self
+    where
+        E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + 'static,
+        R: std::fmt::Debug,
+    {
+        use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+        if e.code() == Some("ValidationException") {
+            return StoreError::Refused(DisplayErrorContext(&e).to_string());
+        }
         StoreError::Dynamo(DisplayErrorContext(&e).to_string())
+    }
+
+    /// Whether the same call can never succeed (park the record rather than retry it).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, StoreError::Corrupt(_) | StoreError::Refused(_))
     }
 }
 
@@ -189,19 +204,7 @@ impl Store {
     // ---------- settings ----------
 
     pub async fn auto_lead_settings(&self) -> Result<AutoLeadSettings, StoreError> {
-        #[derive(serde::Deserialize)]
-        struct Row {
-            value: String,
-        }
-        match self
-            .get::<Row>(keys::SETTINGS_PK.into(), "auto_lead")
-            .await?
-        {
-            None => Ok(AutoLeadSettings::default()),
-            Some(r) => {
-                serde_json::from_str(&r.value).map_err(|e| StoreError::Corrupt(e.to_string()))
-            }
-        }
+        Ok(self.setting("auto_lead").await?.unwrap_or_default())
     }
 
     pub async fn put_auto_lead_settings(
@@ -209,225 +212,7 @@ impl Store {
         v: &AutoLeadSettings,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let mut item = key(keys::SETTINGS_PK, "auto_lead");
-        item.insert(
-            "value".into(),
-            s(serde_json::to_string(v).expect("settings serialise")),
-        );
-        item.insert("updated_at".into(), n(now_ms));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(StoreError::sdk)?;
-        Ok(())
-    }
-
-    // ---------- customers ----------
-
-    async fn alias(&self, kind: AliasKind, value: &str) -> Result<Option<Alias>, StoreError> {
-        self.get(keys::alias_pk(kind, value), keys::ALIAS_SK).await
-    }
-
-    pub async fn customer(&self, customer_id: &str) -> Result<Option<Customer>, StoreError> {
-        self.get(keys::customer_pk(customer_id), keys::PROFILE_SK)
-            .await
-    }
-
-    pub async fn customer_by_alias(
-        &self,
-        kind: AliasKind,
-        value: &str,
-    ) -> Result<Option<Customer>, StoreError> {
-        match self.alias(kind, value).await? {
-            Some(a) => self.customer(&a.customer_id).await,
-            None => Ok(None),
-        }
-    }
-
-    /// Finds the customer behind a wa_id and/or BSUID, creating it (with its aliases) on first
-    /// contact. The id is derived from the first identifier, so retries and races converge.
-    pub async fn resolve_customer(
-        &self,
-        wa_id: Option<&str>,
-        bsuid: Option<&str>,
-        e164: Option<&str>,
-        name: Option<&str>,
-        now_ms: i64,
-    ) -> Result<Customer, StoreError> {
-        let mut found = None;
-        if let Some(w) = wa_id {
-            found = self.alias(AliasKind::WaId, w).await?;
-        }
-        if found.is_none()
-            && let Some(b) = bsuid
-        {
-            found = self.alias(AliasKind::Bsuid, b).await?;
-        }
-        let customer_id = match &found {
-            Some(a) => a.customer_id.clone(),
-            None => {
-                let first = match (wa_id, bsuid) {
-                    (Some(w), _) => format!("wa:{w}"),
-                    (None, Some(b)) => format!("bsuid:{b}"),
-                    (None, None) => {
-                        return Err(StoreError::Corrupt(
-                            "sender has neither wa_id nor BSUID".into(),
-                        ));
-                    }
-                };
-                keys::customer_id_for(&first)
-            }
-        };
-        let existing = self.customer(&customer_id).await?;
-        let mut customer = existing.clone().unwrap_or_else(|| Customer {
-            pk: keys::customer_pk(&customer_id),
-            sk: keys::PROFILE_SK.into(),
-            customer_id: customer_id.clone(),
-            wa_id: None,
-            bsuid: None,
-            e164: None,
-            name: None,
-            marketing_opt_out: false,
-            marketing_pref_at: None,
-            created_at: now_ms,
-        });
-        let mut changed = existing.is_none();
-        for (slot, v) in [
-            (&mut customer.wa_id, wa_id),
-            (&mut customer.bsuid, bsuid),
-            (&mut customer.e164, e164),
-        ] {
-            if let Some(v) = v
-                && slot.as_deref() != Some(v)
-            {
-                *slot = Some(v.to_string());
-                changed = true;
-            }
-        }
-        if let Some(nm) = name.filter(|n| !n.trim().is_empty())
-            && customer.name.as_deref() != Some(nm)
-        {
-            customer.name = Some(nm.to_string());
-            changed = true;
-        }
-        if changed {
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(to_item(&customer)?))
-                .send()
-                .await
-                .map_err(StoreError::sdk)?;
-        }
-        // Aliases: idempotent, written after the profile so an alias never points at nothing.
-        for (kind, v) in [
-            (AliasKind::WaId, wa_id),
-            (AliasKind::Bsuid, bsuid),
-            (AliasKind::E164, e164),
-        ] {
-            if let Some(v) = v {
-                self.put_alias(kind, v, &customer_id).await?;
-            }
-        }
-        Ok(customer)
-    }
-
-    async fn put_alias(
-        &self,
-        kind: AliasKind,
-        value: &str,
-        customer_id: &str,
-    ) -> Result<(), StoreError> {
-        let alias = Alias {
-            pk: keys::alias_pk(kind, value),
-            sk: keys::ALIAS_SK.into(),
-            customer_id: customer_id.into(),
-        };
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&alias)?))
-            .send()
-            .await
-            .map_err(StoreError::sdk)?;
-        Ok(())
-    }
-
-    /// A `system` number change: the customer keeps its id; aliases move to the new number.
-    pub async fn move_number(
-        &self,
-        customer_id: &str,
-        old_wa_id: Option<&str>,
-        new_wa_id: &str,
-        new_e164: Option<&str>,
-    ) -> Result<(), StoreError> {
-        self.put_alias(AliasKind::WaId, new_wa_id, customer_id)
-            .await?;
-        if let Some(e) = new_e164 {
-            self.put_alias(AliasKind::E164, e, customer_id).await?;
-        }
-        let mut upd = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::customer_pk(customer_id), keys::PROFILE_SK)))
-            .update_expression("SET wa_id = :w, previous_wa_ids = list_append(if_not_exists(previous_wa_ids, :empty), :old)")
-            .expression_attribute_values(":w", s(new_wa_id))
-            .expression_attribute_values(":empty", AttributeValue::L(vec![]))
-            .expression_attribute_values(":old", AttributeValue::L(old_wa_id.map(s).into_iter().collect()));
-        if let Some(e) = new_e164 {
-            upd = upd
-                .update_expression(
-                    "SET wa_id = :w, e164 = :e, previous_wa_ids = list_append(if_not_exists(previous_wa_ids, :empty), :old)",
-                )
-                .expression_attribute_values(":e", s(e));
-        }
-        upd.send().await.map_err(StoreError::sdk)?;
-        // The old number may be given to someone else: release its aliases if still ours.
-        if let Some(old) = old_wa_id.filter(|o| *o != new_wa_id) {
-            let r = self
-                .client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(key(
-                    keys::alias_pk(AliasKind::WaId, old),
-                    keys::ALIAS_SK,
-                )))
-                .condition_expression("customer_id = :c")
-                .expression_attribute_values(":c", s(customer_id))
-                .send()
-                .await;
-            if let Err(e) = r
-                && !matches!(&e, SdkError::ServiceError(se) if se.err().is_conditional_check_failed_exception())
-            {
-                return Err(StoreError::sdk(e));
-            }
-        }
-        Ok(())
-    }
-
-    /// Marketing opt-out / resume from `user_preferences`, newest timestamp wins.
-    pub async fn set_marketing_preference(
-        &self,
-        customer_id: &str,
-        opt_out: bool,
-        at_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let r = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::customer_pk(customer_id), keys::PROFILE_SK)))
-            .update_expression("SET marketing_opt_out = :o, marketing_pref_at = :t")
-            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(marketing_pref_at) OR marketing_pref_at <= :t)")
-            .expression_attribute_values(":o", AttributeValue::Bool(opt_out))
-            .expression_attribute_values(":t", n(at_ms))
-            .send()
-            .await;
-        applied(r)
+        self.put_setting("auto_lead", v, now_ms).await
     }
 
     // ---------- directory ----------
@@ -490,21 +275,17 @@ impl Store {
     ) -> Result<Option<DirectoryOutcome>, StoreError> {
         let previous = self.directory_record(&record.kind, &record.id).await?;
         if let Some(p) = &previous
-            && p.updated_at > record.updated_at
+            && !supersedes(record, event_id, p)
         {
             return Ok(Some(DirectoryOutcome::Stale));
         }
         // Conversion is one-way: a later update of a converted lead keeps it converted.
-        let merged;
-        let record = if previous.as_ref().is_some_and(|p| p.converted) && !record.converted {
-            merged = DirectoryRecord {
-                converted: true,
-                ..record.clone()
-            };
-            &merged
-        } else {
-            record
+        let merged = DirectoryRecord {
+            converted: record.converted || previous.as_ref().is_some_and(|p| p.converted),
+            event_id: Some(event_id.to_string()),
+            ..record.clone()
         };
+        let record = &merged;
         let mut items = Vec::new();
         // The record itself, guarded by the updated_at we read (optimistic concurrency).
         let mut put = Put::builder()
@@ -646,6 +427,53 @@ impl Store {
         Ok(())
     }
 
+    /// Takes the right to announce a claim (`lead.created`) for `lease_ms`: two invocations that
+    /// both find the claim unannounced (two business numbers, processed at once) publish it
+    /// once. A holder that died leaves the lease to expire; the next message re-announces.
+    pub async fn take_emit_lease(
+        &self,
+        identity: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::lead_claim_pk(identity), keys::CLAIM_SK)))
+            .update_expression("SET emit_lease_until = :until")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(emitted) OR emitted = :f) \
+                 AND (attribute_not_exists(emit_lease_until) OR emit_lease_until < :now)",
+            )
+            .expression_attribute_values(":until", n(now_ms + lease_ms))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":f", AttributeValue::Bool(false))
+            .send()
+            .await;
+        applied(r)
+    }
+
+    /// Gives the lease back after a failed announcement, so the retry can take it at once.
+    pub async fn release_emit_lease(&self, identity: &str) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::lead_claim_pk(identity), keys::CLAIM_SK)))
+            .update_expression("REMOVE emit_lease_until")
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|e| {
+                if is_conditional_failure_update(&e) {
+                    Ok(())
+                } else {
+                    Err(StoreError::sdk(e))
+                }
+            })
+    }
+
     // ---------- messages & conversations ----------
 
     /// Stores a message, its wamid record and the conversation counters in ONE transaction:
@@ -763,21 +591,43 @@ impl Store {
             .expression_attribute_values(":p", s(truncate(preview, 200)))
             .expression_attribute_values(":g1", s(keys::inbox_pk(rel_type.as_str(), shard)))
             .expression_attribute_values(":g1s", s(keys::inbox_sk(at_ms, &conv_id)))
+            // The window decision below needs the conversation as it was: the update answers it
+            // (also when its condition failed), so no read is needed.
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
             .send()
             .await;
-        match r {
-            Ok(_) => {}
-            Err(e) if is_conditional_failure_update(&e) => {}
+        let before = match r {
+            Ok(out) => out.attributes,
+            Err(SdkError::ServiceError(se))
+                if matches!(
+                    se.err(),
+                    UpdateItemError::ConditionalCheckFailedException(_)
+                ) =>
+            {
+                match se.into_err() {
+                    UpdateItemError::ConditionalCheckFailedException(c) => c.item,
+                    _ => None,
+                }
+            }
             Err(e) => return Err(StoreError::sdk(e)),
-        }
+        };
         if !inbound {
             return Ok(());
         }
         // The customer-service window: opens (session start) when the previous one had expired.
-        let current: Option<Conversation> = self.get(conv_pk.clone(), keys::CONV_SK).await?;
-        let Some(current) = current else {
+        // No item before the update: the conversation does not exist (yet).
+        let Some(before) = before.filter(|i| i.contains_key("pk")) else {
             return Ok(());
         };
+        #[derive(serde::Deserialize)]
+        struct Window {
+            last_inbound_at: Option<i64>,
+            window_expires_at: Option<i64>,
+        }
+        let current: Window = from_item(before)?;
         if current.last_inbound_at.is_some_and(|t| t >= at_ms) {
             return Ok(());
         }
@@ -814,6 +664,18 @@ impl Store {
             keys::CONV_SK,
         )
         .await
+    }
+
+    /// Writes a new conversation unless it exists; answers the stored one. A business-initiated
+    /// send writes its conversation first, so a send whose answer is lost can be settled into
+    /// it by its first status.
+    pub async fn create_conversation(&self, c: &Conversation) -> Result<Conversation, StoreError> {
+        if self.put_new(c).await? {
+            return Ok(c.clone());
+        }
+        self.conversation(&c.phone_number_id, &c.customer_id)
+            .await?
+            .ok_or_else(|| StoreError::Dynamo("conversation vanished after a conflict".into()))
     }
 
     /// Inbox of some `rel_type`s, newest activity first, strictly older than `before` (a GSI1
@@ -1091,6 +953,20 @@ impl Store {
             .await
             .map_err(StoreError::sdk)?;
         Ok(())
+    }
+}
+
+/// Last-writer-wins on `updated_at`; a tie (the CRM's timestamps are often whole seconds) goes
+/// to a delete, then to the greater `event_id`, so every order of delivery ends the same. The
+/// event that wrote `previous` itself goes on (its dedupe marker reports the duplicate).
+fn supersedes(record: &DirectoryRecord, event_id: &str, previous: &DirectoryRecord) -> bool {
+    match record.updated_at.cmp(&previous.updated_at) {
+        std::cmp::Ordering::Greater => true,
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Equal => {
+            let prev_event = previous.event_id.as_deref().unwrap_or("");
+            prev_event == event_id || (record.deleted, event_id) > (previous.deleted, prev_event)
+        }
     }
 }
 
@@ -1380,6 +1256,8 @@ impl Store {
             marketing_opt_out: false,
             marketing_pref_at: None,
             created_at: c.created_at,
+            previous_wa_ids: Vec::new(),
+            aliases: Vec::new(),
         };
         let message = MessageItem {
             pk: keys::conversation_pk(&c.phone_number_id, &c.customer_id),
@@ -1395,6 +1273,9 @@ impl Store {
             context_wamid: None,
             staff_id: o.staff_id.map(str::to_string),
             stored_at: o.now_ms,
+            media_id: None,
+            media_state: None,
+            media_error: None,
         };
         let outcome = self
             .store_message(&NewMessage {

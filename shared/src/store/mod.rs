@@ -27,11 +27,13 @@
 pub mod activity;
 pub mod audiences;
 pub mod crud;
+pub mod customers;
 pub mod dynamo;
 pub mod keys;
 pub mod model;
 pub mod numbers;
 pub mod quick_replies;
+pub mod settings;
 pub mod templates;
 
 pub use dynamo::{Store, StoreError};

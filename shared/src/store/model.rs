@@ -51,6 +51,16 @@ pub struct Customer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub marketing_pref_at: Option<i64>,
     pub created_at: i64,
+    /// Numbers this customer had before a `system` number change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_wa_ids: Vec<String>,
+    /// Alias items (`ALIAS#…` keys) known to exist for this customer.
+    #[serde(
+        default,
+        with = "serde_dynamo::string_set",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub aliases: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,6 +151,35 @@ pub struct MessageItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staff_id: Option<String>,
     pub stored_at: i64,
+    /// The media of an inbound media message (image, video, audio, document, sticker) …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_id: Option<String>,
+    /// … and where its copy to S3 stands (set by the media function).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_state: Option<MediaState>,
+    /// Why the copy failed (or last failed, while it is retried).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_error: Option<String>,
+}
+
+/// Where a message's media stands: `pending` until the media function has copied it to S3
+/// (`copied`), or has given up on it (`failed`, with the reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaState {
+    Pending,
+    Copied,
+    Failed,
+}
+
+impl MediaState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Copied => "copied",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 /// Delivery state of a message, by wamid. Also the idempotency record of a stored message
@@ -198,6 +237,9 @@ pub struct DirectoryRecord {
     pub updated_at: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
+    /// The event that wrote this version (breaks ties of `updated_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
 }
 
 /// Index item: phone → record.

@@ -66,6 +66,27 @@ pub struct StoredTemplate {
     pub gone: bool,
     #[serde(default)]
     pub gone_at: Option<i64>,
+    /// Meta's quality rating (`GREEN`, `YELLOW`, `RED`, `UNKNOWN`) from
+    /// `message_template_quality_update`, the one before it, and when it changed (ms).
+    #[serde(default)]
+    pub quality_score: Option<String>,
+    #[serde(default)]
+    pub quality_previous: Option<String>,
+    #[serde(default)]
+    pub quality_at: Option<i64>,
+    /// The category before the last `template_category_update` (what a send cost before).
+    #[serde(default)]
+    pub category_previous: Option<String>,
+    /// An announced category change: the category the template gets at `category_pending_at`.
+    #[serde(default)]
+    pub category_pending: Option<String>,
+    #[serde(default)]
+    pub category_pending_at: Option<i64>,
+    #[serde(default)]
+    pub category_at: Option<i64>,
+    /// When the components were last changed by a `message_template_components_update` (ms).
+    #[serde(default)]
+    pub components_at: Option<i64>,
 }
 
 impl StoredTemplate {
@@ -118,6 +139,29 @@ pub struct TemplateStatusChange<'a> {
     pub raw: &'a str,
     /// When it was received (ms).
     pub at_ms: i64,
+}
+
+/// Which template an update is about.
+#[derive(Debug, Clone, Copy)]
+pub struct TemplateRef<'a> {
+    pub waba_id: &'a str,
+    pub name: &'a str,
+    pub language: &'a str,
+}
+
+/// A `template_category_update`.
+#[derive(Debug, Clone, Copy)]
+pub enum CategoryChange<'a> {
+    /// The template's category is now `now` (was `previous`).
+    Completed {
+        now: &'a str,
+        previous: Option<&'a str>,
+    },
+    /// The template will be `to` from `effective_ms`.
+    Impending {
+        to: &'a str,
+        effective_ms: Option<i64>,
+    },
 }
 
 /// Filters of a template list; `None` = any.
@@ -496,6 +540,103 @@ impl Store {
             expr.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
         applied(b.update_expression(expr).send().await)
+    }
+
+    /// Applies a `message_template_quality_update` (newest `quality_at` wins). `Ok(false)` when
+    /// a newer rating was stored.
+    pub async fn apply_template_quality(
+        &self,
+        t: &TemplateRef<'_>,
+        score: &str,
+        previous: Option<&str>,
+        at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let r = self
+            .template_update(t)
+            .update_expression(
+                "SET #n = :n, #l = :l, waba_id = :w, quality_score = :q, quality_previous = :p, \
+                 quality_at = :t, updated_at = :t",
+            )
+            .condition_expression("attribute_not_exists(quality_at) OR quality_at <= :t")
+            .expression_attribute_values(":q", s(score))
+            .expression_attribute_values(":p", s(previous.unwrap_or("")))
+            .expression_attribute_values(":t", n(at_ms))
+            .send()
+            .await;
+        applied(r)
+    }
+
+    /// Applies a `template_category_update`: a completed change sets the category (and keeps
+    /// the previous one); an impending one records the category to come and when. Newest
+    /// `category_at` wins. `Ok(false)` when a newer change was stored.
+    pub async fn apply_template_category(
+        &self,
+        t: &TemplateRef<'_>,
+        change: &CategoryChange<'_>,
+        at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let b = self
+            .template_update(t)
+            .condition_expression("attribute_not_exists(category_at) OR category_at <= :t")
+            .expression_attribute_values(":t", n(at_ms));
+        let b = match change {
+            CategoryChange::Completed { now, previous } => b
+                .update_expression(
+                    "SET #n = :n, #l = :l, waba_id = :w, category = :c, category_previous = :p, \
+                     category_at = :t, updated_at = :t REMOVE category_pending, category_pending_at",
+                )
+                .expression_attribute_values(":c", s(*now))
+                .expression_attribute_values(":p", s(previous.unwrap_or(""))),
+            CategoryChange::Impending { to, effective_ms } => b
+                .update_expression(
+                    "SET #n = :n, #l = :l, waba_id = :w, category_pending = :c, \
+                     category_pending_at = :e, category_at = :t, updated_at = :t",
+                )
+                .expression_attribute_values(":c", s(*to))
+                .expression_attribute_values(":e", n(effective_ms.unwrap_or(0))),
+        };
+        applied(b.send().await)
+    }
+
+    /// Replaces a template's components after a `message_template_components_update`
+    /// (`components` as JSON text, merged by the caller). Newest `components_at` wins.
+    pub async fn apply_template_components(
+        &self,
+        t: &TemplateRef<'_>,
+        components: &str,
+        at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let r = self
+            .template_update(t)
+            .update_expression(
+                "SET #n = :n, #l = :l, waba_id = :w, components = :c, components_at = :t, \
+                 updated_at = :t",
+            )
+            .condition_expression("attribute_not_exists(components_at) OR components_at <= :t")
+            .expression_attribute_values(":c", s(components))
+            .expression_attribute_values(":t", n(at_ms))
+            .send()
+            .await;
+        applied(r)
+    }
+
+    /// An update of one template item, with its name, language and WABA set.
+    fn template_update(
+        &self,
+        t: &TemplateRef<'_>,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::template_pk(t.waba_id),
+                keys::template_sk(t.name, t.language),
+            )))
+            .expression_attribute_names("#n", "name")
+            .expression_attribute_names("#l", "language")
+            .expression_attribute_values(":n", s(t.name))
+            .expression_attribute_values(":l", s(t.language))
+            .expression_attribute_values(":w", s(t.waba_id))
     }
 
     pub async fn put_template_sync(&self, r: &TemplateSyncRecord) -> Result<(), StoreError> {
