@@ -38,6 +38,7 @@ async fn concurrent_updates_of_a_customer_are_never_lost() {
     let store = t.store();
     let c = store
         .resolve_customer(
+            None,
             Some("15550001111"),
             None,
             Some("+15550001111"),
@@ -56,6 +57,7 @@ async fn concurrent_updates_of_a_customer_are_never_lost() {
     // A name change from this number keeps it.
     let renamed = store
         .resolve_customer(
+            None,
             Some("15550001111"),
             None,
             Some("+15550001111"),
@@ -81,6 +83,7 @@ async fn concurrent_updates_of_a_customer_are_never_lost() {
         .unwrap();
     let moved = store
         .resolve_customer(
+            None,
             Some("15550002222"),
             None,
             Some("+15550002222"),
@@ -103,6 +106,7 @@ async fn a_message_that_changes_nothing_writes_nothing_and_lost_aliases_are_repa
     let store = t.store();
     let c = store
         .resolve_customer(
+            None,
             Some("15550003333"),
             Some("US.bsuid.1"),
             Some("+15550003333"),
@@ -124,6 +128,7 @@ async fn a_message_that_changes_nothing_writes_nothing_and_lost_aliases_are_repa
     // Same identifiers, same name: no item is written (a write would have dropped the probes).
     store
         .resolve_customer(
+            None,
             Some("15550003333"),
             Some("US.bsuid.1"),
             Some("+15550003333"),
@@ -157,6 +162,7 @@ async fn a_message_that_changes_nothing_writes_nothing_and_lost_aliases_are_repa
     // The next message repairs it.
     store
         .resolve_customer(
+            None,
             Some("15550003333"),
             Some("US.bsuid.1"),
             Some("+15550003333"),

@@ -330,7 +330,7 @@ async fn a_status_webhook_applies_at_once_and_keeps_the_components() {
     // the sync: a change older than what the sync saw would not undo it).
     let mut rejected: Value =
         serde_json::from_slice(&fixture("template_status_rejected.json")).unwrap();
-    rejected["entry"][0]["time"] = json!(chrono::Utc::now().timestamp() + 1);
+    rejected["entry"][0]["time"] = json!(chrono::Utc::now().timestamp());
     t.post_signed(rejected.to_string().as_bytes()).await;
     let a = eventually(Duration::from_secs(20), || async {
         let (_, a) = view(&t, "/api/v1/templates/abandoned_cart/en").await;
@@ -361,7 +361,10 @@ async fn a_status_webhook_applies_at_once_and_keeps_the_components() {
     let (_, o) = view(&t, "/api/v1/templates/order_update/en_US").await;
     assert_eq!(o["status"], "PAUSED");
 
-    // A later sync is newer than the webhook: Meta's list is the truth again.
+    // A later sync is newer than the webhooks: Meta's list is the truth again. (Meta's
+    // `entry.time` is whole seconds, taken as the end of its second: a sync started within the
+    // same second would not be newer.)
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let (_, r) = load(&t).await;
     assert_eq!(r["updated"], 2, "{r}");
     let (_, o) = view(&t, "/api/v1/templates/order_update/en_US").await;

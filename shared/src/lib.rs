@@ -10,6 +10,7 @@
 //! - [`directory`]: the CRM directory kept from CRM events and the bulk import;
 //! - [`auth`]: staff JWT verification and permissions; [`cursor`]: signed page cursors;
 //! - [`media`]: inbound media copied to S3, presigned URLs, uploads;
+//! - [`privacy`]: forgetting a customer (erasure across the table and the bucket);
 //! - [`crm_events`]: events exchanged with the CRM over EventBridge;
 //! - [`templates`]: message-template sync from Meta and the check of a template send;
 //! - [`http_edge`]: API Gateway HTTP API adaptation of the routers;
@@ -33,6 +34,7 @@ pub mod media;
 pub mod meta;
 pub mod pacing;
 pub mod phone;
+pub mod privacy;
 pub mod queue;
 pub mod secrets;
 pub mod sqs_batch;

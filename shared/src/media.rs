@@ -212,6 +212,18 @@ impl MediaBucket {
         Ok((data, ct))
     }
 
+    /// Deletes an object (no error when it does not exist).
+    pub async fn delete(&self, key: &str) -> Result<(), MediaError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| MediaError::Storage(DisplayErrorContext(&e).to_string()))?;
+        Ok(())
+    }
+
     /// A short-lived download link. Served as an attachment: a file a customer sent (HTML,
     /// SVG …) is never rendered inline on the bucket's origin; `<img>`/`<video>` still show it.
     pub async fn presign_get(&self, key: &str) -> Result<String, MediaError> {

@@ -314,7 +314,7 @@ impl InboundProcessor {
             let ts = m.timestamp * 1000;
             let mut customer = self
                 .store
-                .resolve_customer(wa_id, bsuid, e164.as_deref(), name, now)
+                .resolve_customer(Some(pnid), wa_id, bsuid, e164.as_deref(), name, now)
                 .await?;
             if let MessageContent::System(sys) = &m.content
                 && let Some(new_wa) = sys.new_wa_id.as_deref().filter(|n| Some(*n) != wa_id)
@@ -556,7 +556,7 @@ impl InboundProcessor {
             let e164 = PhoneNormalizer::from_wa_id(to).ok();
             let customer = self
                 .store
-                .resolve_customer(Some(to), None, e164.as_deref(), None, now)
+                .resolve_customer(Some(pnid), Some(to), None, e164.as_deref(), None, now)
                 .await?;
             let identity = self
                 .identify(&customer, pnid, e.timestamp * 1000, false)
@@ -601,7 +601,14 @@ impl InboundProcessor {
             .and_then(|p| p.name.as_deref());
         let customer = self
             .store
-            .resolve_customer(wa_id, bsuid, e164.as_deref(), name, (self.now_ms)())
+            .resolve_customer(
+                env.phone_number_id.as_deref(),
+                wa_id,
+                bsuid,
+                e164.as_deref(),
+                name,
+                (self.now_ms)(),
+            )
             .await?;
         let opt_out = match p.value.as_str() {
             "stop" => true,
@@ -828,7 +835,7 @@ impl InboundProcessor {
         let e164 = wa_id.and_then(|w| PhoneNormalizer::from_wa_id(w).ok());
         let customer = self
             .store
-            .resolve_customer(wa_id, bsuid, e164.as_deref(), name, now)
+            .resolve_customer(Some(pnid), wa_id, bsuid, e164.as_deref(), name, now)
             .await?;
         let identity = self.identify(&customer, pnid, ts, may_create_lead).await?;
         Ok((customer, identity))

@@ -53,7 +53,7 @@ impl Messaging {
         Ok(s.access_token.expose().to_string())
     }
 
-    async fn publish(&self, event: OutboundEvent) -> Result<(), ApiError> {
+    pub(crate) async fn publish(&self, event: OutboundEvent) -> Result<(), ApiError> {
         self.bus.publish(&[event]).await.map_err(|e| {
             tracing::error!(error = %e, "CRM bus unavailable");
             ApiError::new(
@@ -662,7 +662,7 @@ pub async fn start_conversation(
     let wa_id = shared::phone::PhoneNormalizer::digits(&e164);
     let customer = app
         .store
-        .resolve_customer(Some(&wa_id), None, Some(&e164), None, now)
+        .resolve_customer(Some(&pnid), Some(&wa_id), None, Some(&e164), None, now)
         .await?;
     let conv = match app.store.conversation(&pnid, &customer.customer_id).await? {
         Some(c) => {

@@ -34,6 +34,7 @@ pub mod activity;
 pub mod settings;
 
 pub mod admin_crud;
+pub mod customers;
 pub mod inbox;
 pub mod media;
 pub mod openapi;
@@ -311,6 +312,7 @@ pub fn router(app: Arc<StaffApp>) -> Router {
         .merge(activity::routes())
         .merge(settings::routes())
         .merge(visibility::routes())
+        .merge(customers::routes())
         .fallback(|| async { ApiError::not_found("route") })
         .with_state(app)
 }

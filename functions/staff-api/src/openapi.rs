@@ -154,6 +154,14 @@ pub const ROUTES: &[RouteDoc] = &[
         r#"{"enabled":true,"status":"1","source":"2","assignee":"3"}"#,
         200,
     ),
+    w(
+        "POST",
+        "/api/v1/customers/{id}/forget",
+        ADMIN,
+        "Erase everything stored of a customer (id, or phone number); emits customer.forgotten",
+        r#"{}"#,
+        200,
+    ),
     r(
         "GET",
         "/api/v1/settings/inbox-visibility",

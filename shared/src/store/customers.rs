@@ -41,6 +41,7 @@ impl Store {
     /// only when they are not yet recorded on the profile.
     pub async fn resolve_customer(
         &self,
+        phone_number_id: Option<&str>,
         wa_id: Option<&str>,
         bsuid: Option<&str>,
         e164: Option<&str>,
@@ -121,9 +122,16 @@ impl Store {
                 }
             }
         }
-        self.record_aliases(&customer_id, &written).await?;
+        // The business numbers it talks to: where to look when the customer is erased.
+        let new_number = phone_number_id
+            .filter(|p| !p.is_empty() && !customer.phone_number_ids.iter().any(|x| x == p));
+        self.record_known(&customer_id, &written, new_number)
+            .await?;
         let mut customer = customer;
         customer.aliases.extend(written);
+        customer
+            .phone_number_ids
+            .extend(new_number.map(str::to_string));
         Ok(customer)
     }
 
@@ -177,16 +185,36 @@ impl Store {
         customer_id: &str,
         alias_pks: &[String],
     ) -> Result<(), StoreError> {
-        if alias_pks.is_empty() {
-            return Ok(());
-        }
-        self.client
+        self.record_known(customer_id, alias_pks, None).await
+    }
+
+    /// Records alias items known to exist, and a business number, on the profile (one write,
+    /// none when there is nothing new).
+    async fn record_known(
+        &self,
+        customer_id: &str,
+        alias_pks: &[String],
+        phone_number_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut adds = Vec::new();
+        let mut req = self
+            .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(keys::customer_pk(customer_id), keys::PROFILE_SK)))
-            .update_expression("ADD aliases :a")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":a", AttributeValue::Ss(alias_pks.to_vec()))
+            .condition_expression("attribute_exists(pk)");
+        if !alias_pks.is_empty() {
+            adds.push("aliases :a");
+            req = req.expression_attribute_values(":a", AttributeValue::Ss(alias_pks.to_vec()));
+        }
+        if let Some(p) = phone_number_id {
+            adds.push("phone_number_ids :p");
+            req = req.expression_attribute_values(":p", AttributeValue::Ss(vec![p.to_string()]));
+        }
+        if adds.is_empty() {
+            return Ok(());
+        }
+        req.update_expression(format!("ADD {}", adds.join(", ")))
             .send()
             .await
             .map(|_| ())
@@ -197,6 +225,31 @@ impl Store {
                 }
                 _ => Err(StoreError::sdk(e)),
             })
+    }
+
+    /// Deletes an alias item if it still points at `customer_id` (a number given to someone
+    /// else meanwhile keeps its new owner's alias).
+    pub async fn delete_alias_if_ours(
+        &self,
+        alias_pk: &str,
+        customer_id: &str,
+    ) -> Result<bool, StoreError> {
+        let r = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(alias_pk, keys::ALIAS_SK)))
+            .condition_expression("customer_id = :c")
+            .expression_attribute_values(":c", s(customer_id))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::sdk(e)),
+        }
     }
 
     async fn put_alias(

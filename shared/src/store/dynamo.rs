@@ -1258,6 +1258,7 @@ impl Store {
             created_at: c.created_at,
             previous_wa_ids: Vec::new(),
             aliases: Vec::new(),
+            phone_number_ids: Vec::new(),
         };
         let message = MessageItem {
             pk: keys::conversation_pk(&c.phone_number_id, &c.customer_id),

@@ -29,6 +29,7 @@ pub mod audiences;
 pub mod crud;
 pub mod customers;
 pub mod dynamo;
+pub mod erasure;
 pub mod keys;
 pub mod model;
 pub mod numbers;
