@@ -164,3 +164,56 @@ async fn a_forgotten_customer_cannot_be_read_back_through_any_route() {
         .await;
     assert_eq!(s, 404);
 }
+
+/// The retention setting: with `MESSAGE_RETENTION_DAYS`, messages and their status records carry
+/// a DynamoDB TTL that many days after Meta's timestamp (moto does not expire items: the
+/// attribute is what AWS acts on).
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_expire_after_the_retention_days() {
+    let mut opts = local_runner::StackOptions::new(unique_prefix());
+    opts.env_overrides
+        .insert("MESSAGE_RETENTION_DAYS".into(), "30".into());
+    let t = start_with(opts).await;
+    let ts = chrono::Utc::now().timestamp();
+    t.post_signed(&text_payload(
+        PNID,
+        "15559870003",
+        "Ida",
+        "wamid.r1",
+        ts,
+        "hi",
+    ))
+    .await;
+    let conv = t.conversation_of("15559870003").await;
+    let customer_id = conv["customer"]["id"].as_str().unwrap();
+    let ttl_of = |pk: String, sk: String| {
+        let t = &t;
+        async move {
+            t.stack_ddb()
+                .get_item()
+                .table_name(t.store().table())
+                .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk))
+                .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(sk))
+                .consistent_read(true)
+                .send()
+                .await
+                .unwrap()
+                .item
+                .and_then(|i| i.get("ttl").and_then(|v| v.as_n().ok()).cloned())
+                .and_then(|n| n.parse::<i64>().ok())
+        }
+    };
+    let expected = ts + 30 * 86_400;
+    let msg_ttl = ttl_of(
+        shared::store::keys::conversation_pk(PNID, customer_id),
+        shared::store::keys::message_sk(ts * 1000, "wamid.r1"),
+    )
+    .await;
+    assert_eq!(msg_ttl, Some(expected));
+    let wamid_ttl = ttl_of(
+        shared::store::keys::wamid_pk("wamid.r1"),
+        shared::store::keys::WAMID_SK.to_string(),
+    )
+    .await;
+    assert_eq!(wamid_ttl, Some(expected));
+}

@@ -37,6 +37,8 @@ pub struct Config {
     /// Bound on a whole media download (`MEDIA_DOWNLOAD_TIMEOUT_MS`, default 90 s): shorter
     /// than the media function's timeout.
     pub media_download_timeout_ms: u64,
+    /// Days messages are kept (`MESSAGE_RETENTION_DAYS`, 0 = forever).
+    pub message_retention_days: u32,
 }
 
 impl Config {
@@ -87,6 +89,17 @@ impl Config {
                     .ok_or_else(|| ConfigError::Invalid {
                         name: "GRAPH_API_TIMEOUT_MS",
                         reason: format!("{v:?} is not a number of milliseconds from 100 to 60000"),
+                    })?,
+            },
+            message_retention_days: match get("MESSAGE_RETENTION_DAYS") {
+                None => 0,
+                Some(v) => v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n <= 3650)
+                    .ok_or_else(|| ConfigError::Invalid {
+                        name: "MESSAGE_RETENTION_DAYS",
+                        reason: format!("{v:?} is not a number of days from 0 to 3650"),
                     })?,
             },
             media_download_timeout_ms: match get("MEDIA_DOWNLOAD_TIMEOUT_MS") {

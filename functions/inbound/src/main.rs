@@ -21,7 +21,8 @@ async fn main() -> Result<(), Error> {
             aws_sdk_dynamodb::Client::new(&aws),
             &cfg.table_name,
             cfg.inbox_shards,
-        ),
+        )
+        .with_message_retention_days(cfg.message_retention_days),
         bus: Arc::new(EventBridgeBus::new(
             aws_sdk_eventbridge::Client::new(&aws),
             Config::require(&cfg.crm_bus_name, "CRM_BUS_NAME")?,

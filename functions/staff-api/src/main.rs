@@ -20,7 +20,8 @@ async fn main() -> Result<(), lambda_http::Error> {
             aws_sdk_dynamodb::Client::new(&aws),
             &cfg.table_name,
             cfg.inbox_shards,
-        ),
+        )
+        .with_message_retention_days(cfg.message_retention_days),
         PhoneNormalizer::new(&cfg.default_country)?,
         Arc::new(CachedSecret::new(
             Arc::new(aws_sdk_secretsmanager::Client::new(&aws)),

@@ -271,7 +271,8 @@ impl Stack {
             ),
         );
         let staff_app = staff_api::StaffApp::new(
-            Store::new(ddb.clone(), &scfg.table_name, scfg.inbox_shards),
+            Store::new(ddb.clone(), &scfg.table_name, scfg.inbox_shards)
+                .with_message_retention_days(scfg.message_retention_days),
             PhoneNormalizer::new(&scfg.default_country).map_err(cfg_err)?,
             Arc::new(CachedSecret::new(
                 sm.clone(),
@@ -341,7 +342,8 @@ impl Stack {
             inbound_bus = w(inbound_bus);
         }
         let mut processor: Arc<dyn Processor> = Arc::new(InboundProcessor {
-            store: Store::new(ddb.clone(), &icfg.table_name, icfg.inbox_shards),
+            store: Store::new(ddb.clone(), &icfg.table_name, icfg.inbox_shards)
+                .with_message_retention_days(icfg.message_retention_days),
             bus: inbound_bus,
             phones: PhoneNormalizer::new(&icfg.default_country).map_err(cfg_err)?,
             now_ms: now,

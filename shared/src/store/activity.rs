@@ -111,7 +111,7 @@ impl Store {
     }
 
     /// `BatchWriteItem` of any number of requests, 25 at a time, unprocessed ones retried.
-    async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+    pub(crate) async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
         for chunk in requests.chunks(25) {
             let mut pending: Vec<WriteRequest> = chunk.to_vec();
             let mut attempt = 0;
@@ -119,7 +119,7 @@ impl Store {
                 attempt += 1;
                 if attempt > BATCH_ATTEMPTS {
                     return Err(StoreError::Dynamo(format!(
-                        "{} activity-log items still unprocessed after {BATCH_ATTEMPTS} attempts",
+                        "{} batch-write items still unprocessed after {BATCH_ATTEMPTS} attempts",
                         pending.len()
                     )));
                 }

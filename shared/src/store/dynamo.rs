@@ -148,6 +148,8 @@ pub struct Store {
     pub(crate) client: Client,
     pub(crate) table: String,
     shards: u8,
+    /// Messages expire this long after Meta's timestamp (seconds; `None`: kept).
+    message_ttl_secs: Option<i64>,
 }
 
 impl Store {
@@ -156,7 +158,19 @@ impl Store {
             client,
             table: table.into(),
             shards: shards.max(1),
+            message_ttl_secs: None,
         }
+    }
+
+    /// Messages and their status records expire `days` after Meta's timestamp (DynamoDB TTL;
+    /// the retention setting, `MessageRetentionDays`); 0 keeps them.
+    pub fn with_message_retention_days(mut self, days: u32) -> Self {
+        self.message_ttl_secs = (days > 0).then(|| i64::from(days) * 86_400);
+        self
+    }
+
+    fn message_ttl(&self, timestamp_ms: i64) -> Option<i64> {
+        self.message_ttl_secs.map(|t| timestamp_ms / 1000 + t)
     }
 
     pub fn shards(&self) -> u8 {
@@ -483,16 +497,31 @@ impl Store {
         let msg = &m.message;
         let conv_pk = msg.pk.clone();
         let conv_id = keys::conversation_id(&f.phone_number_id, &f.customer.customer_id);
+        let ttl = self.message_ttl(msg.timestamp);
+        let mut item = to_item(msg)?;
+        if let Some(t) = ttl {
+            item.insert("ttl".into(), n(t));
+        }
         let put_msg = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(to_item(msg)?))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .expect("put");
-        let upd_wamid = Update::builder()
+        let mut upd_wamid = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(key(keys::wamid_pk(&msg.wamid), keys::WAMID_SK)))
-            .update_expression("SET msg_pk = :p, msg_sk = :s, conversation_id = :c, direction = :d")
+            .set_key(Some(key(keys::wamid_pk(&msg.wamid), keys::WAMID_SK)));
+        upd_wamid = match ttl {
+            Some(t) => upd_wamid
+                .update_expression(
+                    "SET msg_pk = :p, msg_sk = :s, conversation_id = :c, direction = :d, #ttl = :ttl",
+                )
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":ttl", n(t)),
+            None => upd_wamid
+                .update_expression("SET msg_pk = :p, msg_sk = :s, conversation_id = :c, direction = :d"),
+        };
+        let upd_wamid = upd_wamid
             .condition_expression("attribute_not_exists(msg_pk)")
             .expression_attribute_values(":p", s(&conv_pk))
             .expression_attribute_values(":s", s(&msg.sk))

@@ -47,45 +47,16 @@ impl Store {
     /// Deletes items by key, 25 per `BatchWriteItem`, retrying what DynamoDB leaves
     /// unprocessed. Deleting an item that does not exist is not an error.
     pub async fn delete_keys(&self, items: &[(String, String)]) -> Result<(), StoreError> {
-        for chunk in items.chunks(25) {
-            let mut pending: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|(pk, sk)| {
-                    WriteRequest::builder()
-                        .delete_request(
-                            DeleteRequest::builder()
-                                .set_key(Some(key(pk.clone(), sk.clone())))
-                                .build()
-                                .expect("key set"),
-                        )
-                        .build()
-                })
-                .collect();
-            let mut attempt = 0;
-            while !pending.is_empty() {
-                if attempt > 0 {
-                    tokio::time::sleep(crate::queue::backoff(attempt)).await;
-                }
-                if attempt == 8 {
-                    return Err(StoreError::Dynamo(format!(
-                        "{} deletes stayed unprocessed",
-                        pending.len()
-                    )));
-                }
-                attempt += 1;
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, pending)
-                    .send()
-                    .await
-                    .map_err(StoreError::sdk)?;
-                pending = out
-                    .unprocessed_items
-                    .and_then(|mut m| m.remove(&self.table))
-                    .unwrap_or_default();
-            }
-        }
-        Ok(())
+        let requests = items
+            .iter()
+            .map(|(pk, sk)| {
+                DeleteRequest::builder()
+                    .set_key(Some(key(pk.clone(), sk.clone())))
+                    .build()
+                    .map(|d| WriteRequest::builder().delete_request(d).build())
+                    .map_err(|e| StoreError::Dynamo(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.batch_write(requests).await
     }
 }
