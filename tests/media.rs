@@ -272,6 +272,15 @@ async fn an_upload_goes_to_s3_then_to_meta_then_into_a_reply() {
         .api("POST", "/api/v1/media/uploads", Some(&chat), Some(json!({"conversation_id": conv, "filename": "invoice.pdf", "mime_type": "application/pdf", "size": pdf.len()})))
         .await;
     assert_eq!(s, 201, "{v}");
+    // The link is bound to the declared size (a signed Content-Length).
+    assert!(
+        v["url"]
+            .as_str()
+            .unwrap()
+            .to_ascii_lowercase()
+            .contains("content-length"),
+        "{v}"
+    );
     let put = t
         .http
         .put(v["url"].as_str().unwrap())
@@ -325,4 +334,54 @@ async fn an_upload_goes_to_s3_then_to_meta_then_into_a_reply() {
         .api("POST", "/api/v1/media/uploads", Some(&chat), Some(json!({"conversation_id": conv, "filename": "big.jpg", "mime_type": "image/jpeg", "size": 6 * 1024 * 1024})))
         .await;
     assert_eq!(s, 400);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_of_another_size_than_declared_is_refused() {
+    let (t, graph) = stack_with_graph().await;
+    t.post_signed(&text_payload(
+        PNID,
+        "15551230707",
+        "Up",
+        "wamid.up7",
+        chrono::Utc::now().timestamp(),
+        "send it",
+    ))
+    .await;
+    let conv = t.conversation_of("15551230707").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let chat = t.token(&["whatsapp_chat:view"]);
+    let (s, v) = t
+        .api("POST", "/api/v1/media/uploads", Some(&chat), Some(json!({"conversation_id": conv, "filename": "a.pdf", "mime_type": "application/pdf", "size": 100})))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    // S3 refuses a body of another size than the signed one; moto does not check signatures,
+    // so the staff API's own check is what this proves.
+    let put = t
+        .http
+        .put(v["url"].as_str().unwrap())
+        .header("content-type", "application/pdf")
+        .body(vec![b'x'; 50])
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success() || put.status().is_client_error());
+    let (s, e) = t
+        .api(
+            "POST",
+            &format!(
+                "/api/v1/media/uploads/{}/complete",
+                v["upload_id"].as_str().unwrap()
+            ),
+            Some(&chat),
+            None,
+        )
+        .await;
+    assert_eq!(s, 409, "{e}");
+    assert!(
+        graph.requests().iter().all(|r| !r.path.ends_with("/media")),
+        "nothing sent to Meta"
+    );
 }

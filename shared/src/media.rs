@@ -241,7 +241,14 @@ impl MediaBucket {
         Ok(r.uri().to_string())
     }
 
-    pub async fn presign_put(&self, key: &str, mime: &str) -> Result<String, MediaError> {
+    /// A short-lived upload link bound to one content type and one size: `Content-Length` is a
+    /// signed header, so S3 refuses any other size.
+    pub async fn presign_put(
+        &self,
+        key: &str,
+        mime: &str,
+        size: u64,
+    ) -> Result<String, MediaError> {
         let cfg = PresigningConfig::expires_in(URL_TTL)
             .map_err(|e| MediaError::Storage(e.to_string()))?;
         let r = self
@@ -250,6 +257,7 @@ impl MediaBucket {
             .bucket(&self.bucket)
             .key(key)
             .content_type(mime)
+            .content_length(i64::try_from(size).unwrap_or(i64::MAX))
             .presigned(cfg)
             .await
             .map_err(|e| MediaError::Storage(DisplayErrorContext(&e).to_string()))?;

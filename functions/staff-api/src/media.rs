@@ -160,7 +160,7 @@ async fn start_upload(
         conv.conversation_id.replace(':', "/")
     );
     let url = bucket(&app)?
-        .presign_put(&s3_key, &b.mime_type)
+        .presign_put(&s3_key, &b.mime_type, b.size)
         .await
         .map_err(storage)?;
     let up = Upload {
@@ -214,13 +214,26 @@ async fn complete_upload(
     }
     let (_, max) =
         limit_for(&up.mime_type).ok_or_else(|| ApiError::bad_request("unsupported mime_type"))?;
-    let (data, _) = bucket(&app)?.get(&up.s3_key, max).await.map_err(|e| {
+    // Never more than was declared (and allowed) when the link was given.
+    let declared = (up.size as usize).min(max);
+    let (data, _) = bucket(&app)?.get(&up.s3_key, declared).await.map_err(|e| {
         ApiError::new(
             StatusCode::CONFLICT,
             "upload_missing",
             format!("the file was not uploaded (or is too large): {e}"),
         )
     })?;
+    if data.len() as u64 != up.size {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "upload_size_mismatch",
+            format!(
+                "the uploaded file is {} bytes, not the {} declared",
+                data.len(),
+                up.size
+            ),
+        ));
+    }
     let (pnid, cid) = parse_conv_id(&up.conversation_id)?;
     let m = app.messaging()?;
     let token = m.token().await?;
