@@ -239,6 +239,16 @@ async fn inbox_visibility_limits_staff_to_their_conversations() {
             "{method} {path}: {v}"
         );
     }
+    // The unread counts count only what staff 7 sees (each conversation has one unread).
+    let (s, v) = t
+        .api("GET", "/api/v1/conversations/unread", Some(&seven), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["total"]["conversations"], 2, "{v}");
+    let (_, v) = t
+        .api("GET", "/api/v1/conversations/unread", Some(&admin), None)
+        .await;
+    assert_eq!(v["total"]["conversations"], 3, "{v}");
     // Their own and the unassigned one still work.
     for id in &mine {
         assert_eq!(

@@ -565,10 +565,13 @@ async fn unread_counts(
     Authed(who, _): Authed,
 ) -> Result<Response, ApiError> {
     who.require(CHAT_VIEW)?;
+    // Counts only what the caller may see.
+    let visible = visibility::of(&app, &who).await?;
+    let visible_to = visible.restricted().then_some(who.staff_id.as_str());
     let mut out = serde_json::Map::new();
     let (mut messages, mut conversations) = (0i64, 0i64);
     for r in RelType::ALL {
-        let (m, c) = app.store.unread_counts(r).await?;
+        let (m, c) = app.store.unread_counts(r, visible_to).await?;
         messages += m;
         conversations += c;
         out.insert(

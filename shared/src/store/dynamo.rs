@@ -1404,12 +1404,18 @@ impl Store {
 impl Store {
     /// Unread messages and conversations with unread messages of one `rel_type` (every shard,
     /// every page of the index; only the `unread` attribute is read).
-    pub async fn unread_counts(&self, rel_type: RelType) -> Result<(i64, i64), StoreError> {
+    /// Unread messages and conversations of a `rel_type`; with `visible_to`, only those
+    /// assigned to that staff member or to no one (the `assigned` inbox visibility).
+    pub async fn unread_counts(
+        &self,
+        rel_type: RelType,
+        visible_to: Option<&str>,
+    ) -> Result<(i64, i64), StoreError> {
         let (mut messages, mut conversations) = (0i64, 0i64);
         for shard in 0..self.shards {
             let mut start: Option<Item> = None;
             loop {
-                let out = self
+                let mut q = self
                     .client
                     .query()
                     .table_name(&self.table)
@@ -1418,7 +1424,18 @@ impl Store {
                     .filter_expression("unread > :z")
                     .projection_expression("unread")
                     .expression_attribute_values(":p", s(keys::inbox_pk(rel_type.as_str(), shard)))
-                    .expression_attribute_values(":z", n(0))
+                    .expression_attribute_values(":z", n(0));
+                if let Some(me) = visible_to {
+                    q = q
+                        .filter_expression(
+                            "unread > :z AND (attribute_not_exists(assignee) \
+                             OR attribute_type(assignee, :null) OR assignee = :me OR assignee = :none)",
+                        )
+                        .expression_attribute_values(":null", s("NULL"))
+                        .expression_attribute_values(":me", s(me))
+                        .expression_attribute_values(":none", s(""));
+                }
+                let out = q
                     .set_exclusive_start_key(start.take())
                     .send()
                     .await
