@@ -307,6 +307,8 @@ async fn an_upload_goes_to_s3_then_to_meta_then_into_a_reply() {
         .find(|r| r.path.ends_with("/media"))
         .expect("uploaded to Meta");
     assert_eq!(up.body["well_formed"], true);
+    // Streamed from S3 to Meta byte for byte, with an exact Content-Length.
+    assert_eq!(up.body["file"], "%PDF-1.4 fake invoice");
     let (s, v) = t
         .api("POST", &format!("/api/v1/conversations/{conv}/messages"), Some(&chat),
              Some(json!({"content": {"type": "media", "kind": "document", "source": {"id": media_id}, "filename": "invoice.pdf"}})))

@@ -212,6 +212,43 @@ impl MediaBucket {
         Ok((data, ct))
     }
 
+    /// An object read as it is consumed: its size and its bytes as a stream (refused over
+    /// `max_bytes` before anything is read).
+    pub async fn get_stream(
+        &self,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<
+        (
+            u64,
+            impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
+        ),
+        MediaError,
+    > {
+        let o = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| MediaError::Storage(DisplayErrorContext(&e).to_string()))?;
+        let size = o.content_length().unwrap_or(0).max(0) as u64;
+        if size > max_bytes {
+            return Err(MediaError::Storage(format!(
+                "object is over {max_bytes} bytes"
+            )));
+        }
+        let stream = futures::stream::unfold(o.body, |mut body| async move {
+            match body.try_next().await {
+                Ok(Some(chunk)) => Some((Ok(chunk), body)),
+                Ok(None) => None,
+                Err(e) => Some((Err(std::io::Error::other(e.to_string())), body)),
+            }
+        });
+        Ok((size, stream))
+    }
+
     /// Deletes an object (no error when it does not exist).
     pub async fn delete(&self, key: &str) -> Result<(), MediaError> {
         self.client

@@ -340,11 +340,22 @@ async fn media_upload(
     let ok = text.contains("name=\"messaging_product\"")
         && text.contains("whatsapp")
         && text.contains("name=\"file\"");
+    // The file part's bytes: after the part's blank line, up to the closing boundary.
+    let file = text.find("name=\"file\"").and_then(|at| {
+        let start = at + text[at..].find("\r\n\r\n")? + 4;
+        let end = text.rfind("\r\n--")?;
+        (end >= start).then(|| text[start..end].to_string())
+    });
+    let length_ok = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        == Some(body.len());
     record(
         &fake,
         format!("/{version}/{pnid}/media"),
         &headers,
-        json!({"multipart_bytes": body.len(), "well_formed": ok}),
+        json!({"multipart_bytes": body.len(), "well_formed": ok && length_ok, "file": file}),
     );
     let id = {
         let mut i = fake.inner.lock().unwrap();

@@ -216,20 +216,22 @@ async fn complete_upload(
         limit_for(&up.mime_type).ok_or_else(|| ApiError::bad_request("unsupported mime_type"))?;
     // Never more than was declared (and allowed) when the link was given.
     let declared = (up.size as usize).min(max);
-    let (data, _) = bucket(&app)?.get(&up.s3_key, declared).await.map_err(|e| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "upload_missing",
-            format!("the file was not uploaded (or is too large): {e}"),
-        )
-    })?;
-    if data.len() as u64 != up.size {
+    let (size, file) = bucket(&app)?
+        .get_stream(&up.s3_key, declared as u64)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "upload_missing",
+                format!("the file was not uploaded (or is too large): {e}"),
+            )
+        })?;
+    if size != up.size {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "upload_size_mismatch",
             format!(
-                "the uploaded file is {} bytes, not the {} declared",
-                data.len(),
+                "the uploaded file is {size} bytes, not the {} declared",
                 up.size
             ),
         ));
@@ -239,7 +241,8 @@ async fn complete_upload(
     let token = m.token().await?;
     let media_id = m
         .graph
-        .upload_media(pnid, &token, &data, &up.mime_type, &up.filename)
+        // Streamed from S3 to Meta: the file is never held in memory.
+        .upload_media_stream(pnid, &token, &up.mime_type, &up.filename, size, file)
         .await
         .map_err(|e| crate::inbox::meta_refusal(&e))?;
     let now = (app.now_ms)();
@@ -254,7 +257,7 @@ async fn complete_upload(
             wamid: None,
             s3_key: up.s3_key.clone(),
             mime_type: up.mime_type.clone(),
-            size: data.len() as u64,
+            size,
             sha256: None,
             filename: Some(up.filename.clone()),
             origin: "upload".into(),
@@ -264,7 +267,7 @@ async fn complete_upload(
     app.store.set_upload_media(&upload_id, &media_id).await?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({"media_id": media_id, "mime_type": up.mime_type, "size": data.len()})),
+        axum::Json(json!({"media_id": media_id, "mime_type": up.mime_type, "size": size})),
     )
         .into_response())
 }

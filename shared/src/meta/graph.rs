@@ -710,7 +710,17 @@ pub fn backoff_ceiling(base: Duration, cap: Duration, attempt: u32) -> Duration 
 
 /// Multipart boundary characters never occur in a body we build except as boundaries.
 fn multipart_body(boundary: &str, mime: &str, filename: &str, data: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(data.len() + 400);
+    let (head, tail) = multipart_frame(boundary, mime, filename);
+    let mut out = Vec::with_capacity(head.len() + data.len() + tail.len());
+    out.extend_from_slice(&head);
+    out.extend_from_slice(data);
+    out.extend_from_slice(&tail);
+    Bytes::from(out)
+}
+
+/// What goes before and after the file's bytes in the upload's multipart body.
+fn multipart_frame(boundary: &str, mime: &str, filename: &str) -> (Bytes, Bytes) {
+    let mut out = Vec::with_capacity(400);
     let mut part = |name: &str, value: &str| {
         out.extend_from_slice(b"--");
         out.extend_from_slice(boundary.as_bytes());
@@ -729,11 +739,8 @@ fn multipart_body(boundary: &str, mime: &str, filename: &str, data: &[u8]) -> By
     out.extend_from_slice(b"\"\r\nContent-Type: ");
     out.extend_from_slice(mime.as_bytes());
     out.extend_from_slice(b"\r\n\r\n");
-    out.extend_from_slice(data);
-    out.extend_from_slice(b"\r\n--");
-    out.extend_from_slice(boundary.as_bytes());
-    out.extend_from_slice(b"--\r\n");
-    Bytes::from(out)
+    let tail = format!("\r\n--{boundary}--\r\n");
+    (Bytes::from(out), Bytes::from(tail.into_bytes()))
 }
 
 /// `type/subtype` with token characters only.
@@ -987,6 +994,79 @@ impl GraphClient {
             },
         )
         .await
+    }
+
+    /// [`Self::upload_media`] for a file read as it is sent (`size` bytes from `file`): memory
+    /// stays bounded whatever the size. One attempt (a stream cannot be sent twice); the caller
+    /// retries the whole request.
+    pub async fn upload_media_stream<S>(
+        &self,
+        phone_number_id: &str,
+        token: &str,
+        mime: &str,
+        filename: &str,
+        size: u64,
+        file: S,
+    ) -> Result<String, GraphError>
+    where
+        S: futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+    {
+        use futures::StreamExt;
+        let pnid = path_segment("phone_number_id", phone_number_id)?;
+        token_ok(token)?;
+        if !is_mime(mime) {
+            return Err(
+                ValidationError::new("type", "must be a MIME type such as image/jpeg").into(),
+            );
+        }
+        if size == 0 {
+            return Err(ValidationError::new("file", "must not be empty").into());
+        }
+        let boundary = format!(
+            "----wacrm{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let (head, tail) = multipart_frame(&boundary, mime, &safe_filename(filename));
+        let length = head.len() as u64 + size + tail.len() as u64;
+        let body = futures::stream::once(async move { Ok::<_, std::io::Error>(head) })
+            .chain(file)
+            .chain(futures::stream::once(async move { Ok(tail) }));
+        let url = format!("{}/{pnid}/media", self.api_base);
+        let call = Call {
+            kind: CallKind::UploadMedia,
+            subject: Some(pnid),
+            recipient: None,
+            limit: 64 * 1024,
+            deadline: None,
+        };
+        let started = Instant::now();
+        let req = self
+            .http
+            .request(Method::POST, &url)
+            .bearer_auth(token)
+            .header(
+                CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .header(reqwest::header::CONTENT_LENGTH, length)
+            .timeout(self.cfg.download_timeout)
+            .body(reqwest::Body::wrap_stream(body));
+        let (status, result) = match self.once(call, req).await {
+            Ok((status, body)) => (
+                Some(status),
+                self.interpret(call, status, &body, &|b: &[u8]| {
+                    serde_json::from_slice::<UploadResponse>(b)
+                        .map(|r| r.id)
+                        .map_err(|e| {
+                            GraphError::BadResponse(format!("upload answer has no id ({e})"))
+                        })
+                }),
+            ),
+            Err(e) => (None, Err(e)),
+        };
+        self.observe(call, 1, status, started.elapsed(), &result, false);
+        result
     }
 
     /// `GET /{version}/{media-id}`: the short-lived URL, type, sha256 and size of a media.
