@@ -183,35 +183,6 @@ impl MediaBucket {
         result
     }
 
-    pub async fn get(
-        &self,
-        key: &str,
-        max_bytes: usize,
-    ) -> Result<(Vec<u8>, Option<String>), MediaError> {
-        let o = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| MediaError::Storage(DisplayErrorContext(&e).to_string()))?;
-        if o.content_length().unwrap_or(0) as usize > max_bytes {
-            return Err(MediaError::Storage(format!(
-                "object is over {max_bytes} bytes"
-            )));
-        }
-        let ct = o.content_type().map(str::to_string);
-        let data = o
-            .body
-            .collect()
-            .await
-            .map_err(|e| MediaError::Storage(e.to_string()))?
-            .into_bytes()
-            .to_vec();
-        Ok((data, ct))
-    }
-
     /// An object read as it is consumed: its size and its bytes as a stream (refused over
     /// `max_bytes` before anything is read).
     pub async fn get_stream(

@@ -718,6 +718,23 @@ fn multipart_body(boundary: &str, mime: &str, filename: &str, data: &[u8]) -> By
     Bytes::from(out)
 }
 
+/// A multipart boundary no file realistically contains.
+fn multipart_boundary() -> String {
+    format!(
+        "----wacrm{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+fn mime_ok(mime: &str) -> Result<(), GraphError> {
+    if is_mime(mime) {
+        Ok(())
+    } else {
+        Err(ValidationError::new("type", "must be a MIME type such as image/jpeg").into())
+    }
+}
+
 /// What goes before and after the file's bytes in the upload's multipart body.
 fn multipart_frame(boundary: &str, mime: &str, filename: &str) -> (Bytes, Bytes) {
     let mut out = Vec::with_capacity(400);
@@ -955,19 +972,11 @@ impl GraphClient {
     ) -> Result<String, GraphError> {
         let pnid = path_segment("phone_number_id", phone_number_id)?;
         token_ok(token)?;
-        if !is_mime(mime) {
-            return Err(
-                ValidationError::new("type", "must be a MIME type such as image/jpeg").into(),
-            );
-        }
+        mime_ok(mime)?;
         if data.is_empty() {
             return Err(ValidationError::new("file", "must not be empty").into());
         }
-        let boundary = format!(
-            "----wacrm{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
+        let boundary = multipart_boundary();
         let body = multipart_body(&boundary, mime, &safe_filename(filename), data);
         let content_type = format!("multipart/form-data; boundary={boundary}");
         let url = format!("{}/{pnid}/media", self.api_base);
@@ -1014,19 +1023,11 @@ impl GraphClient {
         use futures::StreamExt;
         let pnid = path_segment("phone_number_id", phone_number_id)?;
         token_ok(token)?;
-        if !is_mime(mime) {
-            return Err(
-                ValidationError::new("type", "must be a MIME type such as image/jpeg").into(),
-            );
-        }
+        mime_ok(mime)?;
         if size == 0 {
             return Err(ValidationError::new("file", "must not be empty").into());
         }
-        let boundary = format!(
-            "----wacrm{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
+        let boundary = multipart_boundary();
         let (head, tail) = multipart_frame(&boundary, mime, &safe_filename(filename));
         let length = head.len() as u64 + size + tail.len() as u64;
         let body = futures::stream::once(async move { Ok::<_, std::io::Error>(head) })
@@ -1101,17 +1102,7 @@ impl GraphClient {
         token: &str,
         max_bytes: usize,
     ) -> Result<Vec<u8>, GraphError> {
-        let parsed = Url::parse(url)
-            .map_err(|e| GraphError::Refused(format!("media URL is invalid: {e}")))?;
-        self.hosts.check(&parsed).map_err(GraphError::Refused)?;
-        token_ok(token)?;
-        let call = Call {
-            kind: CallKind::DownloadMedia,
-            subject: None,
-            recipient: None,
-            limit: max_bytes,
-            deadline: None,
-        };
+        let (parsed, call) = self.media_download_call(url, token, max_bytes)?;
         let timeout = self.cfg.download_timeout;
         self.call(
             call,
@@ -1126,16 +1117,14 @@ impl GraphClient {
         .await
     }
 
-    /// Opens a media download for reading chunk by chunk (bounded memory, for copying large
-    /// media to S3 as it arrives). The same host policy as [`Self::download_media`]: https on
-    /// Meta's hosts only, checked before connecting. One attempt (the caller's queue retries);
-    /// [`GraphConfig::download_timeout`] bounds the whole transfer.
-    pub async fn open_download(
+    /// The checks of a media download (https on Meta's hosts, a usable token), before any
+    /// connection, and the call's facts.
+    fn media_download_call(
         &self,
         url: &str,
         token: &str,
         max_bytes: usize,
-    ) -> Result<MediaDownload, GraphError> {
+    ) -> Result<(Url, Call<'static>), GraphError> {
         let parsed = Url::parse(url)
             .map_err(|e| GraphError::Refused(format!("media URL is invalid: {e}")))?;
         self.hosts.check(&parsed).map_err(GraphError::Refused)?;
@@ -1147,6 +1136,20 @@ impl GraphClient {
             limit: max_bytes,
             deadline: None,
         };
+        Ok((parsed, call))
+    }
+
+    /// Opens a media download for reading chunk by chunk (bounded memory, for copying large
+    /// media to S3 as it arrives). The same host policy as [`Self::download_media`]: https on
+    /// Meta's hosts only, checked before connecting. One attempt (the caller's queue retries);
+    /// [`GraphConfig::download_timeout`] bounds the whole transfer.
+    pub async fn open_download(
+        &self,
+        url: &str,
+        token: &str,
+        max_bytes: usize,
+    ) -> Result<MediaDownload, GraphError> {
+        let (parsed, call) = self.media_download_call(url, token, max_bytes)?;
         let started = Instant::now();
         let (status, result) = self.start_download(call, parsed, token, max_bytes).await;
         self.observe(call, 1, status, started.elapsed(), &result, false);
