@@ -27,12 +27,17 @@ pub enum PrivacyError {
 }
 
 /// What was erased.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ForgetReport {
     pub customer_id: String,
+    /// Ids of the conversations erased.
     pub conversations: Vec<String>,
+    /// Messages erased.
     pub messages: usize,
+    /// Media of those messages erased (records and stored files).
     pub media: usize,
+    /// Aliases erased (wa_id, BSUID, E.164, previous numbers).
     pub aliases: usize,
     /// The customer's profile was found and erased.
     pub profile: bool,

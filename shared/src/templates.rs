@@ -33,6 +33,7 @@ const WRITE_CONCURRENCY: usize = 8;
 // ---------------------------------------------------------------------------------------------
 
 /// What a sync did.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SyncReport {
     pub waba_id: String,
@@ -249,6 +250,7 @@ pub fn placeholders(text: &str) -> Vec<String> {
 }
 
 /// The header of a stored template.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "format", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum HeaderShape {
@@ -264,6 +266,7 @@ pub enum HeaderShape {
 }
 
 /// One button of a stored template.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ButtonShape {
     pub index: usize,
@@ -276,6 +279,7 @@ pub struct ButtonShape {
 }
 
 /// What a send of a stored template must fill.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct TemplateShape {
     pub header: Option<HeaderShape>,

@@ -12,20 +12,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{Query, Request, State};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::{Json, Router};
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use shared::activity::{
     ActivityEntry, ActivityLog, DEFAULT_TTL, KIND_LOG_CLEARED, Outcome, PendingEntry,
 };
 use shared::auth::{Action, Permission, Resource};
 use shared::store::activity::{ActivityFilter, LogPosition, LoggedEntry, oldest_kept_ms};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::conversations::Page;
 use crate::{ApiError, Authed, StaffApp};
 
 pub const LOG_VIEW: Permission = Permission {
@@ -42,8 +43,8 @@ pub const MAX_CLEAR: usize = 2000;
 /// Bound on the wait for the log's writer after a request.
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub fn routes() -> Router<Arc<StaffApp>> {
-    Router::new().route("/api/v1/activity-log", get(list).delete(clear))
+pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
+    OpenApiRouter::new().routes(routes!(list, clear))
 }
 
 /// `router` with the activity log flushed after every request: a Lambda is frozen once it has
@@ -67,16 +68,83 @@ pub fn flush_after(router: Router, log: ActivityLog) -> Router {
     ))
 }
 
-#[derive(Deserialize)]
+/// Filters and paging of the activity log. The cursor only continues the same filters.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct LogQuery {
+    /// Call kind: `send`, `mark_read`, `upload_media`, `media_info`, `download_media`,
+    /// `templates`, `account`, `log_cleared`, … (lowercase letters and `_`, at most 40).
     kind: Option<String>,
+    /// Business phone number id, WABA id or media id the call was about (at most 64).
     number: Option<String>,
+    /// Recipient phone number (any format) or WhatsApp user id.
     recipient: Option<String>,
+    /// `ok` or `error`.
     status: Option<String>,
+    /// Oldest instant: RFC 3339, a day `YYYY-MM-DD` (UTC, from its start) or unix ms; at most
+    /// 30 days back (the log's retention).
     from: Option<String>,
+    /// Newest instant: RFC 3339, a day `YYYY-MM-DD` (UTC, to its end) or unix ms.
     to: Option<String>,
+    /// Page size, 1–200 (default 50).
     limit: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+}
+
+/// Meta's error of a failed call.
+#[derive(Serialize, ToSchema)]
+pub struct ActivityError {
+    /// `meta`, `not_sent`, `unknown`, `bad_response`, `refused`, `validation` or `config`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Meta's `error.code`.
+    pub code: Option<i64>,
+    pub subcode: Option<i64>,
+    /// What the code means (`auth`, `rate_limited`, `recipient_invalid`, …).
+    pub class: Option<String>,
+    /// Redacted of credentials.
+    pub message: Option<String>,
+    pub fbtrace_id: Option<String>,
+}
+
+/// One attempt of one Graph API call (or a log event such as a clear).
+#[derive(Serialize, ToSchema)]
+pub struct ActivityEntryView {
+    pub id: String,
+    /// Start of the attempt, unix ms.
+    pub at: i64,
+    /// `at` as RFC 3339 (UTC, milliseconds).
+    pub at_iso: Option<String>,
+    /// Call kind (`send`, `mark_read`, …) or `log_cleared`.
+    pub kind: String,
+    /// Attempt number of the call (retries count up).
+    pub attempt: u32,
+    /// Business phone number id, WABA id or media id the call was about.
+    pub number: Option<String>,
+    pub recipient: Option<String>,
+    /// `ok` or `error`.
+    pub status: String,
+    pub http_status: Option<u16>,
+    pub duration_ms: u64,
+    /// The client retries this call.
+    pub will_retry: bool,
+    /// Present when `status` is `error`.
+    pub error: Option<ActivityError>,
+    /// Function that made the call (`staff-api`, …).
+    pub source: String,
+    /// Staff member behind a log event (e.g. who cleared the log).
+    pub actor: Option<String>,
+    pub note: Option<String>,
+}
+
+/// What a clear deleted.
+#[derive(Serialize, ToSchema)]
+pub struct ActivityClearReport {
+    /// Entries deleted by this call.
+    pub deleted: usize,
+    /// Entries of the range remain: call again.
+    pub more: bool,
 }
 
 fn bad(field: &str, why: &str) -> ApiError {
@@ -186,37 +254,37 @@ fn filter_of(q: &LogQuery) -> Result<ActivityFilter, ApiError> {
     Ok(f)
 }
 
-fn entry_json(e: &LoggedEntry) -> Value {
-    let x = &e.entry;
-    let at = DateTime::<Utc>::from_timestamp_millis(x.at)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
-    let error = (x.outcome == Outcome::Error).then(|| {
-        json!({
-            "type": x.error_type,
-            "code": x.error_code,
-            "subcode": x.error_subcode,
-            "class": x.error_class,
-            "message": x.error_message,
-            "fbtrace_id": x.fbtrace_id,
-        })
-    });
-    json!({
-        "id": e.id,
-        "at": x.at,
-        "at_iso": at,
-        "kind": x.kind,
-        "attempt": x.attempt,
-        "number": x.number,
-        "recipient": x.recipient,
-        "status": x.outcome.as_str(),
-        "http_status": x.http_status,
-        "duration_ms": x.duration_ms,
-        "will_retry": x.will_retry,
-        "error": error,
-        "source": x.source,
-        "actor": x.actor,
-        "note": x.note,
-    })
+impl ActivityEntryView {
+    fn new(e: &LoggedEntry) -> Self {
+        let x = &e.entry;
+        let at_iso = DateTime::<Utc>::from_timestamp_millis(x.at)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        let error = (x.outcome == Outcome::Error).then(|| ActivityError {
+            kind: x.error_type.clone(),
+            code: x.error_code,
+            subcode: x.error_subcode,
+            class: x.error_class.clone(),
+            message: x.error_message.clone(),
+            fbtrace_id: x.fbtrace_id.clone(),
+        });
+        Self {
+            id: e.id.clone(),
+            at: x.at,
+            at_iso,
+            kind: x.kind.clone(),
+            attempt: x.attempt,
+            number: x.number.clone(),
+            recipient: x.recipient.clone(),
+            status: x.outcome.as_str().to_string(),
+            http_status: x.http_status,
+            duration_ms: x.duration_ms,
+            will_retry: x.will_retry,
+            error,
+            source: x.source.clone(),
+            actor: x.actor.clone(),
+            note: x.note.clone(),
+        }
+    }
 }
 
 /// The cursor is bound to the filters as the caller wrote them.
@@ -236,11 +304,21 @@ fn scope_of(q: &LogQuery) -> String {
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/activity-log",
+    tag = "activity-log",
+    summary = "Graph API calls (?kind=&number=&recipient=&status=&from=&to=&limit=&cursor=)",
+    description = "Newest first; kept 30 days.",
+    security(("bearer" = ["whatsapp_log_activity:view"])),
+    params(LogQuery),
+    responses((status = 200, description = "One page of entries", body = Page<ActivityEntryView>))
+)]
 async fn list(
     State(app): State<Arc<StaffApp>>,
     Authed(who, keys): Authed,
     Query(q): Query<LogQuery>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<Page<ActivityEntryView>>, ApiError> {
     who.require(LOG_VIEW)?;
     let now = (app.now_ms)();
     let filter = filter_of(&q)?;
@@ -257,18 +335,30 @@ async fn list(
         .store
         .activity_page(&filter, from, to, position.as_ref(), limit, now)
         .await?;
-    Ok(axum::Json(json!({
-        "data": rows.iter().map(entry_json).collect::<Vec<_>>(),
-        "next_cursor": next.map(|p| keys.cursors.encode(&scope, &p)),
+    Ok(Json(Page {
+        data: rows.iter().map(ActivityEntryView::new).collect(),
+        next_cursor: next.map(|p| keys.cursors.encode(&scope, &p)),
     }))
-    .into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/activity-log",
+    tag = "activity-log",
+    summary = "Clear the activity log",
+    description = "Deletes the entries of the range, at most 2000 per call: repeat while `more` is true. Who cleared it is logged as a `log_cleared` entry.",
+    security(("bearer" = ["whatsapp_log_activity:clear_log"])),
+    params(
+        ("from" = Option<String>, Query, description = "Oldest instant to delete: RFC 3339, a day `YYYY-MM-DD` (UTC) or unix ms (default: the oldest kept)"),
+        ("to" = Option<String>, Query, description = "Newest instant to delete: RFC 3339, a day `YYYY-MM-DD` (UTC, to its end) or unix ms (default: now)")
+    ),
+    responses((status = 200, description = "What was deleted", body = ActivityClearReport))
+)]
 async fn clear(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     Query(q): Query<LogQuery>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<ActivityClearReport>, ApiError> {
     who.require(LOG_CLEAR)?;
     let now = (app.now_ms)();
     let (from, to) = range(
@@ -306,7 +396,7 @@ async fn clear(
     app.store
         .put_activity(&[PendingEntry { seq, entry: audit }], ttl)
         .await?;
-    Ok(axum::Json(json!({"deleted": deleted, "more": more})).into_response())
+    Ok(Json(ActivityClearReport { deleted, more }))
 }
 
 #[cfg(test)]

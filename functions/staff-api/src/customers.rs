@@ -4,18 +4,19 @@
 //! number in any format.
 use std::sync::Arc;
 
-use axum::Router;
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use serde_json::json;
 use shared::crm_events::OutboundEvent;
+use shared::privacy::ForgetReport;
 use shared::store::keys::AliasKind;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::{ApiError, Authed, StaffApp};
 
-pub fn routes() -> Router<Arc<StaffApp>> {
-    Router::new().route("/api/v1/customers/{id}/forget", post(forget))
+pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
+    OpenApiRouter::new().routes(routes!(forget))
 }
 
 /// A customer id is 32 lowercase hex characters (UUIDv5, simple form).
@@ -48,11 +49,21 @@ async fn by_phone(app: &StaffApp, phone: &str) -> Result<Option<String>, ApiErro
         .map(|c| c.customer_id))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/customers/{id}/forget",
+    tag = "customers",
+    summary = "Erase everything stored of a customer (id, or phone number); emits customer.forgotten",
+    description = "Erases the customer's conversations, messages, media, aliases and profile, then publishes `customer.forgotten` to the CRM. A run interrupted half-way (503) is finished by calling again; once everything is erased the customer is not found (404). No request body.",
+    security(("bearer" = ["admin"])),
+    params(("id" = String, Path, description = "The customer id a conversation shows (`customer.id`, 32 hex characters), or the customer's phone number in any format")),
+    responses((status = 200, description = "What was erased", body = ForgetReport))
+)]
 async fn forget(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<ForgetReport>, ApiError> {
     who.require_admin()?;
     let customer_id = if is_customer_id(&id) {
         id.clone()
@@ -99,5 +110,5 @@ async fn forget(
     })
     .await?;
     tracing::info!(staff_id = %who.staff_id, customer_id = %customer_id, messages = report.messages, media = report.media, "customer forgotten");
-    Ok(axum::Json(report).into_response())
+    Ok(Json(report))
 }

@@ -7,11 +7,11 @@
 //! function matches `biz_opaque_callback_data`), never re-sent blindly.
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use shared::crm_events::{EventBus, OutboundEvent};
 use shared::meta::graph::{ErrorClass, GraphClient, GraphError};
@@ -21,8 +21,20 @@ use shared::secrets::{CachedSecret, MetaSecrets};
 use shared::store::dynamo::AcceptedOutbound;
 use shared::store::keys;
 use shared::store::model::{Conversation, Direction, MessageItem, SendIntent, SendState};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::{ApiError, Authed, CHAT_VIEW, StaffApp, parse_json};
+
+pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
+    OpenApiRouter::new()
+        .routes(routes!(start_conversation))
+        .routes(routes!(send_message))
+        .routes(routes!(mark_read))
+        .routes(routes!(assign))
+        .routes(routes!(create_ticket))
+}
 
 /// What the inbox needs to reach Meta and the CRM.
 pub struct Messaging {
@@ -45,7 +57,7 @@ impl Messaging {
         })?;
         if s.access_token.is_empty() {
             return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
+                StatusCode::CONFLICT,
                 "not_connected",
                 "no Meta access token is configured (connection settings)",
             ));
@@ -80,30 +92,71 @@ fn idempotency_key(headers: &HeaderMap, body_key: Option<String>) -> Result<Stri
     Ok(key)
 }
 
-#[derive(Deserialize)]
+/// A reply: `content`, or a quick reply by id.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SendBody {
+pub(crate) struct SendBody {
+    /// What to send (text, media, interactive, location, contacts, reaction or template).
+    /// Anything but a template needs the 24-hour window open.
     #[serde(default)]
     content: Option<OutboundContent>,
     /// Instead of `content`: a quick reply, sent as text with its placeholders filled.
     #[serde(default)]
     quick_reply_id: Option<String>,
+    /// The `wamid` this message replies to (quoted in the customer's app).
     #[serde(default)]
     reply_to: Option<String>,
+    /// Same as the `Idempotency-Key` header (the header wins): a retried request with the same
+    /// key is answered from the first, never sent twice; the same key with another message is
+    /// refused (422 `idempotency_key_reused`). Without either, a retried click sends twice.
     #[serde(default)]
     idempotency_key: Option<String>,
 }
 
-fn intent_json(i: &SendIntent) -> Value {
-    json!({
-        "id": i.msg_id,
-        "conversation_id": i.conversation_id,
-        "state": i.state,
-        "wamid": i.wamid,
-        "type": i.kind,
-        "error": i.error_code.map(|c| json!({"code": c, "class": i.error_class, "message": i.error_message})),
-    })
+/// Why Meta refused a send.
+#[derive(Serialize, ToSchema)]
+pub struct SendErrorView {
+    /// Meta's error code (0: refused before reaching Meta).
+    pub code: i64,
+    /// `rate_limited`, `needs_template`, `recipient_invalid`, `opted_out`, `temporary`, …
+    pub class: Option<String>,
+    pub message: Option<String>,
 }
+
+/// A send and where it stands: `accepted` (Meta gave a `wamid`), `unknown` (Meta's answer was
+/// lost; the first status settles it), `failed`, or `pending` while it runs.
+#[derive(Serialize, ToSchema)]
+pub struct SendView {
+    /// The send's id (derived from the conversation and the idempotency key).
+    pub id: String,
+    pub conversation_id: String,
+    pub state: SendState,
+    pub wamid: Option<String>,
+    /// Meta's message type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub error: Option<SendErrorView>,
+}
+
+impl SendView {
+    fn new(i: &SendIntent) -> Self {
+        Self {
+            id: i.msg_id.clone(),
+            conversation_id: i.conversation_id.clone(),
+            state: i.state,
+            wamid: i.wamid.clone(),
+            kind: i.kind.clone(),
+            error: i.error_code.map(|code| SendErrorView {
+                code,
+                class: i.error_class.clone(),
+                message: i.error_message.clone(),
+            }),
+        }
+    }
+}
+
+/// 201 sent (accepted by Meta), 202 outcome unknown, 200 the answer to a repeated request.
+type SendAnswer = Result<(StatusCode, Json<SendView>), ApiError>;
 
 /// Short text of an outbound message for previews.
 fn summary_of(c: &OutboundContent) -> String {
@@ -158,13 +211,31 @@ pub(crate) fn meta_refusal(e: &GraphError) -> ApiError {
 }
 
 /// `POST /api/v1/conversations/{id}/messages`: reply with text, media, interactive or template.
+#[utoipa::path(
+    post,
+    path = "/api/v1/conversations/{id}/messages",
+    tag = "inbox",
+    summary = "Reply (text, media, interactive, template or a quick reply)",
+    description = "Outside the 24-hour window only a template can be sent (409 `window_closed`).",
+    security(("bearer" = ["whatsapp_chat:view"])),
+    params(
+        ("id" = String, Path, description = "Conversation id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1–200 printable characters; a retried request with the same key is never sent twice"),
+    ),
+    request_body = SendBody,
+    responses(
+        (status = 201, description = "Accepted by Meta", body = SendView),
+        (status = 202, description = "Meta's answer was lost: the outcome is settled by the first status", body = SendView),
+        (status = 200, description = "A repeated request, answered from the first", body = SendView),
+    )
+)]
 pub async fn send_message(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> SendAnswer {
     who.require(CHAT_VIEW)?;
     let b: SendBody = parse_json(&body)?;
     let key = idempotency_key(&headers, b.idempotency_key)?;
@@ -191,7 +262,7 @@ async fn send_to(
     content: OutboundContent,
     reply_to: Option<String>,
     key: &str,
-) -> Result<Response, ApiError> {
+) -> SendAnswer {
     let deadline = std::time::Instant::now() + app.send_budget;
     let now = (app.now_ms)();
     if content.needs_open_window() && conv.window_expires_at.is_none_or(|exp| exp <= now) {
@@ -289,7 +360,7 @@ async fn send_to(
                 .await?
         {
             tracing::info!(msg_id = %msg_id, state = ?existing.state, "duplicate send request answered from its intent");
-            return Ok((StatusCode::OK, axum::Json(intent_json(&existing))).into_response());
+            return Ok((StatusCode::OK, Json(SendView::new(&existing))));
         }
     }
     let token = m.token().await?;
@@ -355,7 +426,7 @@ async fn send_to(
                 wamid: Some(acc.wamid),
                 ..intent
             };
-            Ok((StatusCode::CREATED, axum::Json(intent_json(&done))).into_response())
+            Ok((StatusCode::CREATED, Json(SendView::new(&done))))
         }
         Err(GraphError::Unknown(reason)) => {
             app.store
@@ -373,7 +444,7 @@ async fn send_to(
                 state: SendState::Unknown,
                 ..intent
             };
-            Ok((StatusCode::ACCEPTED, axum::Json(intent_json(&v))).into_response())
+            Ok((StatusCode::ACCEPTED, Json(SendView::new(&v))))
         }
         Err(e) => {
             let class = match &e {
@@ -398,13 +469,32 @@ async fn send_to(
     }
 }
 
+/// What marking a conversation read did.
+#[derive(Serialize, ToSchema)]
+pub struct ReadView {
+    pub conversation_id: String,
+    /// Always 0.
+    pub unread: i64,
+    /// Meta's read receipt: `sent`, or `none` when the customer never wrote.
+    pub receipt: String,
+}
+
 /// `POST /api/v1/conversations/{id}/read`: unread back to 0 and Meta's read receipt for the
 /// customer's latest message.
+#[utoipa::path(
+    post,
+    path = "/api/v1/conversations/{id}/read",
+    tag = "inbox",
+    summary = "Mark read (and send Meta's read receipt)",
+    security(("bearer" = ["whatsapp_chat:view"])),
+    params(("id" = String, Path, description = "Conversation id")),
+    responses((status = 200, description = "Marked read", body = ReadView))
+)]
 pub async fn mark_read(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<ReadView>, ApiError> {
     who.require(CHAT_VIEW)?;
     let m = app.messaging()?;
     let conv = crate::visible_conversation(&app, &who, &id).await?;
@@ -412,11 +502,11 @@ pub async fn mark_read(
         .mark_read(&conv.phone_number_id, &conv.customer_id, (app.now_ms)())
         .await?;
     let receipt = match &conv.last_inbound_wamid {
-        None => json!("none"),
+        None => "none",
         Some(w) => {
             let token = m.token().await?;
             match m.graph.mark_read(&conv.phone_number_id, &token, w).await {
-                Ok(()) => json!("sent"),
+                Ok(()) => "sent",
                 Err(e) => {
                     tracing::warn!(error = %e, "read receipt failed");
                     return Err(meta_refusal(&e));
@@ -424,25 +514,47 @@ pub async fn mark_read(
             }
         }
     };
-    Ok(axum::Json(
-        json!({"conversation_id": conv.conversation_id, "unread": 0, "receipt": receipt}),
-    )
-    .into_response())
+    Ok(Json(ReadView {
+        conversation_id: conv.conversation_id,
+        unread: 0,
+        receipt: receipt.to_string(),
+    }))
 }
 
-#[derive(Deserialize)]
+/// The new assignee.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AssignBody {
+pub(crate) struct AssignBody {
+    /// A staff id (string of at most 64 characters, or number); `null` unassigns.
+    #[schema(value_type = Option<String>)]
     staff_id: Option<Value>,
 }
 
+/// Who a conversation is assigned to now.
+#[derive(Serialize, ToSchema)]
+pub struct AssignView {
+    pub conversation_id: String,
+    pub assignee: Option<String>,
+}
+
 /// `PUT /api/v1/conversations/{id}/assignee` `{"staff_id": "12" | null}` → `conversation.assigned`.
+#[utoipa::path(
+    put,
+    path = "/api/v1/conversations/{id}/assignee",
+    tag = "inbox",
+    summary = "Assign (or unassign) a conversation",
+    description = "Publishes `conversation.assigned` to the CRM bus.",
+    security(("bearer" = ["whatsapp_chat:view"])),
+    params(("id" = String, Path, description = "Conversation id")),
+    request_body = AssignBody,
+    responses((status = 200, description = "Assigned", body = AssignView))
+)]
 pub async fn assign(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Json<AssignView>, ApiError> {
     who.require(CHAT_VIEW)?;
     let b: AssignBody = parse_json(&body)?;
     let assignee = match b.staff_id {
@@ -491,36 +603,63 @@ pub async fn assign(
     })
     .await?;
     tracing::info!(conversation_id = %conv.conversation_id, "conversation assigned");
-    Ok(
-        axum::Json(json!({"conversation_id": conv.conversation_id, "assignee": assignee}))
-            .into_response(),
-    )
+    Ok(Json(AssignView {
+        conversation_id: conv.conversation_id,
+        assignee,
+    }))
 }
 
 /// Longest ticket description accepted (characters).
 pub const MAX_TICKET_DESCRIPTION: usize = 10_000;
 
-#[derive(Deserialize)]
+/// A ticket request for the CRM.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TicketBody {
+pub(crate) struct TicketBody {
+    /// 1 to 200 characters.
     subject: String,
+    /// At most 10 000 characters.
     #[serde(default)]
     description: Option<String>,
+    /// `low`, `medium` (default), `high` or `urgent`.
     #[serde(default)]
     priority: Option<String>,
+    /// As the `Idempotency-Key` header: the same key asks for the same ticket.
     #[serde(default)]
     idempotency_key: Option<String>,
 }
 
+/// The ticket asked for.
+#[derive(Serialize, ToSchema)]
+pub struct TicketView {
+    /// Our reference, echoed by the CRM with the ticket it creates.
+    pub ticket_ref: String,
+    pub conversation_id: String,
+}
+
 /// `POST /api/v1/conversations/{id}/tickets`: asks the CRM for a ticket (`ticket.requested`
 /// with the recent transcript); the reference is kept on the conversation and in its history.
+#[utoipa::path(
+    post,
+    path = "/api/v1/conversations/{id}/tickets",
+    tag = "inbox",
+    summary = "Ask the CRM for a ticket",
+    description = "Publishes `ticket.requested` (with the recent transcript) to the CRM bus.",
+    security(("bearer" = ["whatsapp_chat:view"])),
+    params(
+        ("id" = String, Path, description = "Conversation id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "The same key asks for the same ticket"),
+    ),
+    request_body = TicketBody,
+    responses((status = 201, description = "Requested", body = TicketView))
+)]
 pub async fn create_ticket(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<(StatusCode, Json<TicketView>), ApiError> {
     who.require(CHAT_VIEW)?;
     let b: TicketBody = parse_json(&body)?;
     let subject = b.subject.trim().to_string();
@@ -603,20 +742,25 @@ pub async fn create_ticket(
         .await?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({"ticket_ref": ticket_ref, "conversation_id": conv.conversation_id})),
-    )
-        .into_response())
+        Json(TicketView {
+            ticket_ref,
+            conversation_id: conv.conversation_id,
+        }),
+    ))
 }
 
-#[derive(Deserialize)]
+/// A business-initiated message.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct StartBody {
+pub(crate) struct StartBody {
     /// The customer's number in any format (E.164, the CRM's digits, national).
     to: String,
-    /// Sender; the default number when absent.
+    /// Sender, one of the registered numbers; the default number when absent.
     #[serde(default)]
     phone_number_id: Option<String>,
+    /// Usually a template: no window is open with a customer who has not written.
     content: OutboundContent,
+    /// As the `Idempotency-Key` header.
     #[serde(default)]
     idempotency_key: Option<String>,
 }
@@ -624,12 +768,26 @@ struct StartBody {
 /// `POST /api/v1/messages`: a business-initiated message to a number (usually a template, as
 /// no window is open), from the named number or the default one. The conversation is found or
 /// created; its `rel_type` comes from the CRM directory.
+#[utoipa::path(
+    post,
+    path = "/api/v1/messages",
+    tag = "inbox",
+    summary = "Message a number (business-initiated, usually a template)",
+    security(("bearer" = ["whatsapp_chat:view"])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–200 printable characters; a retried request with the same key is never sent twice")),
+    request_body = StartBody,
+    responses(
+        (status = 201, description = "Accepted by Meta", body = SendView),
+        (status = 202, description = "Meta's answer was lost: the outcome is settled by the first status", body = SendView),
+        (status = 200, description = "A repeated request, answered from the first", body = SendView),
+    )
+)]
 pub async fn start_conversation(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> SendAnswer {
     who.require(CHAT_VIEW)?;
     let b: StartBody = parse_json(&body)?;
     let key = idempotency_key(&headers, b.idempotency_key)?;

@@ -2,27 +2,24 @@
 //! outbound files uploaded by the browser to S3 (presigned PUT), then handed to Meta.
 use std::sync::Arc;
 
-use axum::Router;
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use shared::media::{MAX_MEDIA_BYTES, MediaBucket, MediaItem, media_pk};
 use shared::store::keys;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::{ApiError, Authed, CHAT_VIEW, StaffApp, parse_conv_id, parse_json};
 
-pub fn routes() -> Router<Arc<StaffApp>> {
-    Router::new()
-        .route("/api/v1/media/{media_id}", get(media_link))
-        .route("/api/v1/media/uploads", post(start_upload))
-        .route(
-            "/api/v1/media/uploads/{upload_id}/complete",
-            post(complete_upload),
-        )
+pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
+    OpenApiRouter::new()
+        .routes(routes!(media_link))
+        .routes(routes!(start_upload))
+        .routes(routes!(complete_upload))
 }
 
 fn bucket(app: &StaffApp) -> Result<&MediaBucket, ApiError> {
@@ -44,13 +41,38 @@ fn storage(e: impl std::fmt::Display) -> ApiError {
     )
 }
 
+/// A short-lived link to a stored media object.
+#[derive(Serialize, ToSchema)]
+pub struct MediaLink {
+    /// Meta's media id.
+    pub media_id: String,
+    pub conversation_id: String,
+    /// Presigned GET URL, valid `expires_in` seconds.
+    pub url: String,
+    pub mime_type: String,
+    /// Bytes.
+    pub size: u64,
+    pub filename: Option<String>,
+    /// Seconds the URL stays valid.
+    pub expires_in: u64,
+}
+
 /// `GET /api/v1/media/{media_id}` → `{url, mime_type, size, expires_in}` after checking the
 /// caller may see the conversation the media belongs to.
+#[utoipa::path(
+    get,
+    path = "/api/v1/media/{media_id}",
+    tag = "media",
+    summary = "Short-lived link to a media object of a visible conversation",
+    security(("bearer" = ["whatsapp_chat:view"])),
+    params(("media_id" = String, Path, description = "Meta's media id (a message's `media.id`)")),
+    responses((status = 200, description = "A presigned link to the stored copy", body = MediaLink))
+)]
 async fn media_link(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     Path(media_id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<MediaLink>, ApiError> {
     who.require(CHAT_VIEW)?;
     let item = app
         .store
@@ -67,16 +89,15 @@ async fn media_link(
         .presign_get(&item.s3_key)
         .await
         .map_err(storage)?;
-    Ok(axum::Json(json!({
-        "media_id": item.media_id,
-        "conversation_id": item.conversation_id,
-        "url": url,
-        "mime_type": item.mime_type,
-        "size": item.size,
-        "filename": item.filename,
-        "expires_in": shared::media::URL_TTL.as_secs(),
+    Ok(Json(MediaLink {
+        media_id: item.media_id,
+        conversation_id: item.conversation_id,
+        url,
+        mime_type: item.mime_type,
+        size: item.size,
+        filename: item.filename,
+        expires_in: shared::media::URL_TTL.as_secs(),
     }))
-    .into_response())
 }
 
 /// Meta's per-type limits (bytes) and accepted MIME types.
@@ -103,13 +124,55 @@ fn limit_for(mime: &str) -> Option<(&'static str, usize)> {
     }
 }
 
-#[derive(Deserialize)]
+/// A file the browser is about to upload, to be sent in a conversation.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct StartUpload {
+pub(crate) struct StartUpload {
+    /// The conversation the file is for (it must be visible to the caller).
     conversation_id: String,
+    /// 1 to 240 characters, without slashes (shown to the customer for documents).
     filename: String,
+    /// A type WhatsApp accepts: `image/jpeg`, `image/png` (5 MB), `image/webp` (sticker,
+    /// 500 KB), `video/mp4`, `video/3gpp`, `audio/aac`, `audio/amr`, `audio/mpeg`, `audio/mp4`,
+    /// `audio/ogg` (16 MB), or a document (`application/pdf`, `text/plain`, Office formats;
+    /// 100 MB).
     mime_type: String,
+    /// Bytes, 1 to the type's limit; the uploaded file must have exactly this size.
     size: u64,
+}
+
+/// Headers the browser's `PUT` must send.
+#[derive(Serialize, ToSchema)]
+pub struct UploadHeaders {
+    /// The declared `mime_type`.
+    #[serde(rename = "content-type")]
+    pub content_type: String,
+}
+
+/// Where the browser uploads the file.
+#[derive(Serialize, ToSchema)]
+pub struct UploadTicket {
+    /// For `POST /api/v1/media/uploads/{upload_id}/complete`.
+    pub upload_id: String,
+    /// Presigned URL to `PUT` the file to.
+    pub url: String,
+    /// Always `PUT`.
+    pub method: String,
+    pub headers: UploadHeaders,
+    /// Seconds the URL stays valid.
+    pub expires_in: u64,
+    /// WhatsApp media kind of the file: `image`, `sticker`, `video`, `audio` or `document`.
+    pub kind: String,
+}
+
+/// An uploaded file handed to Meta.
+#[derive(Serialize, ToSchema)]
+pub struct UploadedMedia {
+    /// Meta's media id, for a reply (`{"type":"media","kind":…,"source":{"id":…}}`).
+    pub media_id: String,
+    pub mime_type: String,
+    /// Bytes.
+    pub size: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -129,11 +192,20 @@ struct Upload {
 }
 
 /// `POST /api/v1/media/uploads` → a presigned PUT for the browser.
+#[utoipa::path(
+    post,
+    path = "/api/v1/media/uploads",
+    tag = "media",
+    summary = "Start an upload: presigned PUT URL",
+    security(("bearer" = ["whatsapp_chat:view"])),
+    request_body = StartUpload,
+    responses((status = 201, description = "Where to upload the file", body = UploadTicket))
+)]
 async fn start_upload(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<(StatusCode, Json<UploadTicket>), ApiError> {
     who.require(CHAT_VIEW)?;
     let b: StartUpload = parse_json(&body)?;
     let (kind, max) = limit_for(&b.mime_type).ok_or_else(|| {
@@ -179,25 +251,39 @@ async fn start_upload(
     app.store.put_item_new(&up).await?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({
-            "upload_id": upload_id,
-            "url": url,
-            "method": "PUT",
-            "headers": {"content-type": b.mime_type},
-            "expires_in": shared::media::URL_TTL.as_secs(),
-            "kind": kind,
-        })),
-    )
-        .into_response())
+        Json(UploadTicket {
+            upload_id,
+            url,
+            method: "PUT".into(),
+            headers: UploadHeaders {
+                content_type: b.mime_type,
+            },
+            expires_in: shared::media::URL_TTL.as_secs(),
+            kind: kind.into(),
+        }),
+    ))
 }
 
 /// `POST /api/v1/media/uploads/{id}/complete` → the file is sent to Meta's media API; the
 /// answer's `media_id` goes into a reply (`{"type":"media","kind":…,"source":{"id":…}}`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/media/uploads/{upload_id}/complete",
+    tag = "media",
+    summary = "Hand an uploaded file to Meta; returns its media id",
+    description = "No request body. Calling again once done answers the same media id with 200.",
+    security(("bearer" = ["whatsapp_chat:view"])),
+    params(("upload_id" = String, Path, description = "`upload_id` of `POST /api/v1/media/uploads`")),
+    responses(
+        (status = 201, description = "The file was sent to Meta", body = UploadedMedia),
+        (status = 200, description = "Already completed: the same media id", body = UploadedMedia)
+    )
+)]
 async fn complete_upload(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     Path(upload_id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<(StatusCode, Json<UploadedMedia>), ApiError> {
     who.require(CHAT_VIEW)?;
     let up: Upload = app
         .store
@@ -207,10 +293,14 @@ async fn complete_upload(
     // Only someone who may see the upload's conversation may complete it.
     crate::visible_conversation(&app, &who, &up.conversation_id).await?;
     if let Some(media_id) = &up.media_id {
-        return Ok(axum::Json(
-            json!({"media_id": media_id, "mime_type": up.mime_type, "size": up.size}),
-        )
-        .into_response());
+        return Ok((
+            StatusCode::OK,
+            Json(UploadedMedia {
+                media_id: media_id.clone(),
+                mime_type: up.mime_type,
+                size: up.size,
+            }),
+        ));
     }
     let (_, max) =
         limit_for(&up.mime_type).ok_or_else(|| ApiError::bad_request("unsupported mime_type"))?;
@@ -267,7 +357,10 @@ async fn complete_upload(
     app.store.set_upload_media(&upload_id, &media_id).await?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({"media_id": media_id, "mime_type": up.mime_type, "size": size})),
-    )
-        .into_response())
+        Json(UploadedMedia {
+            media_id,
+            mime_type: up.mime_type,
+            size,
+        }),
+    ))
 }

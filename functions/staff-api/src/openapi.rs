@@ -1,549 +1,269 @@
-//! The staff API's route table, from which the OpenAPI document (`GET /api/v1/openapi.json`)
-//! is generated, and which the permission-matrix test walks. A unit test checks it against
-//! every `.route(…)` of this crate's sources, so a route cannot be added without its entry.
-use std::sync::Arc;
+//! The OpenAPI 3.1 document of the staff API (`GET /api/v1/openapi.json`), generated from the
+//! handlers themselves: each module registers its routes with `utoipa_axum::routes!`, so a
+//! route cannot exist without its documented path, parameters, request and response types.
+//!
+//! Who may call an operation is its security requirement: `bearer` with the permissions it
+//! needs (OpenAPI 3.1 role names), `["admin"]` for admin-only routes, none for public ones. The
+//! permission-matrix test reads it from this document and checks the code enforces exactly it.
+use std::sync::{Arc, OnceLock};
 
-use axum::Router;
-use axum::routing::get;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, OpenApi as Doc, Ref, ResponseBuilder};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::StaffApp;
 
-/// Who may call a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Every error answer: `{"error":{"code","message"}}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code (`bad_request`, `not_found`, `window_closed`, …).
+    #[schema(example = "bad_request")]
+    pub code: String,
+    /// What went wrong, for people (names the offending field).
+    pub message: String,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "WhatsApp ↔ CRM staff API",
+        description = "Inbox, replies, settings and audiences. Every error is `{\"error\":{\"code\",\"message\"}}`; page cursors are opaque and signed. Each operation's `bearer` security requirement lists the permissions it needs (`admin`: admin staff only)."
+    ),
+    servers((url = "/")),
+    components(schemas(ErrorBody, ErrorDetail)),
+    modifiers(&Conventions)
+)]
+pub struct ApiDoc;
+
+/// The bearer scheme, the error answers every operation may give, and `x-access`.
+struct Conventions;
+
+impl Modify for Conventions {
+    fn modify(&self, doc: &mut Doc) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT (EdDSA or RS256, signed by the CRM)")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Who may call an operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
     /// No token needed (the document itself).
     Public,
     /// Admin staff only.
     Admin,
     /// Every listed permission (admins have all).
-    Perms(&'static [&'static str]),
+    Perms(Vec<String>),
 }
 
-#[derive(Debug, Clone, Copy)]
+/// One documented operation.
+#[derive(Debug, Clone)]
 pub struct RouteDoc {
-    pub method: &'static str,
-    pub path: &'static str,
+    pub method: String,
+    pub path: String,
     pub access: Access,
-    pub summary: &'static str,
-    /// An example request body (POST/PUT).
-    pub example: Option<&'static str>,
-    /// Success status.
-    pub ok: u16,
 }
 
-const fn r(
-    method: &'static str,
-    path: &'static str,
-    access: Access,
-    summary: &'static str,
-) -> RouteDoc {
-    RouteDoc {
-        method,
-        path,
-        access,
-        summary,
-        example: None,
-        ok: 200,
+fn error_response(description: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+}
+
+fn access_of(op: &Operation) -> Access {
+    let Some(reqs) = op.security.as_ref() else {
+        return Access::Public;
+    };
+    let v = serde_json::to_value(reqs).unwrap_or(Value::Null);
+    let scopes: Vec<String> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.get("bearer"))
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect();
+    if v.as_array()
+        .is_none_or(|a| a.iter().all(|r| r.get("bearer").is_none()))
+    {
+        Access::Public
+    } else if scopes.iter().any(|s| s == "admin") {
+        Access::Admin
+    } else {
+        Access::Perms(scopes)
     }
 }
 
-const fn w(
-    method: &'static str,
-    path: &'static str,
-    access: Access,
-    summary: &'static str,
-    example: &'static str,
-    ok: u16,
-) -> RouteDoc {
-    RouteDoc {
-        method,
-        path,
-        access,
-        summary,
-        example: Some(example),
-        ok,
+/// Completes every operation: the documented error answers (401/403 only where a token is
+/// needed), a description naming who may call it and the `x-access` extension.
+fn complete(doc: &mut Doc) {
+    for item in doc.paths.paths.values_mut() {
+        for op in [
+            item.get.as_mut(),
+            item.put.as_mut(),
+            item.post.as_mut(),
+            item.delete.as_mut(),
+            item.patch.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let access = access_of(op);
+            let mut errors = vec![
+                ("400", "Invalid input (the message names the field)"),
+                ("404", "Not found"),
+                ("409", "Conflicts with the current state"),
+                ("422", "Understood but refused (the message says why)"),
+                ("429", "Too many requests; retry later"),
+                ("503", "A dependency is unavailable; retry"),
+            ];
+            let who = match &access {
+                Access::Public => "No authentication.".to_string(),
+                Access::Admin => "Admin only.".to_string(),
+                Access::Perms(p) => format!("Requires {}.", p.join(" and ")),
+            };
+            if access != Access::Public {
+                errors.push(("401", "Missing or invalid token"));
+                errors.push((
+                    "403",
+                    "Missing permission, or the conversation is not visible",
+                ));
+            }
+            for (status, description) in errors {
+                op.responses
+                    .responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| error_response(description).into());
+            }
+            // Anything else (413, 502, …) is the same error shape.
+            op.responses
+                .responses
+                .entry("default".to_string())
+                .or_insert_with(|| error_response("Error").into());
+            let description = match op.description.take() {
+                Some(d) if !d.is_empty() => format!("{d}\n\n{who}"),
+                _ => who,
+            };
+            op.description = Some(description);
+            let access_json = match &access {
+                Access::Public => serde_json::json!("public"),
+                Access::Admin => serde_json::json!("admin"),
+                Access::Perms(p) => serde_json::json!(p),
+            };
+            let ext = op.extensions.get_or_insert_with(Default::default);
+            ext.insert("x-access".to_string(), access_json);
+        }
     }
-}
-
-const CHAT: Access = Access::Perms(&["whatsapp_chat:view"]);
-const ADMIN: Access = Access::Admin;
-
-pub const ROUTES: &[RouteDoc] = &[
-    r(
-        "GET",
-        "/api/v1/openapi.json",
-        Access::Public,
-        "This document",
-    ),
-    r(
-        "GET",
-        "/api/v1/conversations",
-        CHAT,
-        "Inbox: conversations newest activity first (?rel_type=leads|contacts|staff|general&assignee=ID|none&q=name or number&limit=&cursor=)",
-    ),
-    r(
-        "GET",
-        "/api/v1/conversations/unread",
-        CHAT,
-        "Unread messages and conversations per rel_type and in total",
-    ),
-    r(
-        "GET",
-        "/api/v1/conversations/{id}",
-        CHAT,
-        "One conversation (window state, assignee, tickets)",
-    ),
-    r(
-        "GET",
-        "/api/v1/conversations/{id}/messages",
-        CHAT,
-        "History in order, with delivery state (?limit=&cursor=)",
-    ),
-    w(
-        "POST",
-        "/api/v1/conversations/{id}/messages",
-        CHAT,
-        "Reply: text, media, interactive, template or a quick reply; `Idempotency-Key` header; free-form only inside the 24-hour window (409 window_closed)",
-        r#"{"content":{"type":"text","body":"Hello!"}}"#,
-        201,
-    ),
-    w(
-        "POST",
-        "/api/v1/messages",
-        CHAT,
-        "Business-initiated message to a number (a template unless a window is open), from `phone_number_id` or the default number",
-        r#"{"to":"+1 650 555 1234","content":{"type":"template","name":"hello_world","language":"en_US"}}"#,
-        201,
-    ),
-    w(
-        "POST",
-        "/api/v1/conversations/{id}/read",
-        CHAT,
-        "Mark read (and send Meta's read receipt)",
-        "{}",
-        200,
-    ),
-    w(
-        "PUT",
-        "/api/v1/conversations/{id}/assignee",
-        CHAT,
-        "Assign to a staff member (emits conversation.assigned)",
-        r#"{"staff_id":"12"}"#,
-        200,
-    ),
-    w(
-        "POST",
-        "/api/v1/conversations/{id}/tickets",
-        CHAT,
-        "Request a ticket from the conversation (emits ticket.requested)",
-        r#"{"subject":"Broken zipper","description":"see chat","priority":"high"}"#,
-        201,
-    ),
-    r(
-        "GET",
-        "/api/v1/settings/auto-lead",
-        ADMIN,
-        "Auto-lead settings",
-    ),
-    w(
-        "PUT",
-        "/api/v1/settings/auto-lead",
-        ADMIN,
-        "Change auto-lead settings",
-        r#"{"enabled":true,"status":"1","source":"2","assignee":"3"}"#,
-        200,
-    ),
-    w(
-        "POST",
-        "/api/v1/customers/{id}/forget",
-        ADMIN,
-        "Erase everything stored of a customer (id, or phone number); emits customer.forgotten",
-        r#"{}"#,
-        200,
-    ),
-    r(
-        "GET",
-        "/api/v1/settings/inbox-visibility",
-        ADMIN,
-        "Which conversations non-admin staff see: all, or those assigned to them or to no one",
-    ),
-    w(
-        "PUT",
-        "/api/v1/settings/inbox-visibility",
-        ADMIN,
-        "Change the inbox visibility (mode all | assigned)",
-        r#"{"mode":"assigned"}"#,
-        200,
-    ),
-    w(
-        "POST",
-        "/api/v1/directory/import",
-        ADMIN,
-        "Bulk import of leads / contacts / staff (≤ 1000 per call)",
-        r#"{"records":[{"kind":"contact","id":"42","name":"Ana","phone":"+5511987654321","updated_at":"2026-01-01T00:00:00Z"}]}"#,
-        200,
-    ),
-    r(
-        "GET",
-        "/api/v1/media/{media_id}",
-        CHAT,
-        "Short-lived link to a media object of a visible conversation",
-    ),
-    w(
-        "POST",
-        "/api/v1/media/uploads",
-        CHAT,
-        "Start an upload: presigned PUT URL",
-        r#"{"conversation_id":"1065:abc","filename":"invoice.pdf","mime_type":"application/pdf","size":12345}"#,
-        201,
-    ),
-    w(
-        "POST",
-        "/api/v1/media/uploads/{upload_id}/complete",
-        CHAT,
-        "Hand an uploaded file to Meta; returns its media id",
-        "{}",
-        201,
-    ),
-    r(
-        "GET",
-        "/api/v1/quick-replies",
-        Access::Perms(&["quickreplies:view"]),
-        "Quick replies",
-    ),
-    w(
-        "POST",
-        "/api/v1/quick-replies",
-        Access::Perms(&["quickreplies:create"]),
-        "Create a quick reply",
-        r#"{"title":"Greeting","body":"Hello {{customer_first_name}}!","shortcut":"hi"}"#,
-        201,
-    ),
-    r(
-        "GET",
-        "/api/v1/quick-replies/placeholders",
-        Access::Perms(&["quickreplies:view"]),
-        "Placeholders a quick reply may use",
-    ),
-    r(
-        "GET",
-        "/api/v1/quick-replies/{id}",
-        Access::Perms(&["quickreplies:view"]),
-        "One quick reply",
-    ),
-    w(
-        "PUT",
-        "/api/v1/quick-replies/{id}",
-        Access::Perms(&["quickreplies:edit"]),
-        "Change a quick reply",
-        r#"{"title":"Hi"}"#,
-        200,
-    ),
-    r(
-        "DELETE",
-        "/api/v1/quick-replies/{id}",
-        Access::Perms(&["quickreplies:delete"]),
-        "Delete a quick reply",
-    ),
-    r(
-        "GET",
-        "/api/v1/numbers",
-        Access::Perms(&["whatsapp_numbers:view"]),
-        "Business numbers",
-    ),
-    w(
-        "POST",
-        "/api/v1/numbers",
-        Access::Perms(&["whatsapp_numbers:edit"]),
-        "Add a number",
-        r#"{"phone_number_id":"106540352242922","display_phone_number":"+1 555 078 3881","verified_name":"Acme"}"#,
-        201,
-    ),
-    r(
-        "GET",
-        "/api/v1/numbers/{phone_number_id}",
-        Access::Perms(&["whatsapp_numbers:view"]),
-        "One number",
-    ),
-    w(
-        "PUT",
-        "/api/v1/numbers/{phone_number_id}",
-        Access::Perms(&["whatsapp_numbers:edit"]),
-        "Edit a number",
-        r#"{"label":"Support"}"#,
-        200,
-    ),
-    w(
-        "POST",
-        "/api/v1/numbers/{phone_number_id}/default",
-        Access::Perms(&["whatsapp_numbers:edit"]),
-        "Make it the default sender",
-        "{}",
-        200,
-    ),
-    r(
-        "GET",
-        "/api/v1/contacts",
-        Access::Perms(&["whatsapp_contacts:view"]),
-        "WhatsApp contacts (campaign audiences)",
-    ),
-    w(
-        "POST",
-        "/api/v1/contacts",
-        Access::Perms(&["whatsapp_contacts:create"]),
-        "Create a contact",
-        r#"{"name":"Ana","phone":"+55 11 98765-4321","tags":["vip"],"opted_in":true}"#,
-        201,
-    ),
-    r(
-        "GET",
-        "/api/v1/contacts/{id}",
-        Access::Perms(&["whatsapp_contacts:view"]),
-        "One contact",
-    ),
-    w(
-        "PUT",
-        "/api/v1/contacts/{id}",
-        Access::Perms(&["whatsapp_contacts:edit"]),
-        "Change a contact",
-        r#"{"name":"Ana M."}"#,
-        200,
-    ),
-    r(
-        "DELETE",
-        "/api/v1/contacts/{id}",
-        Access::Perms(&["whatsapp_contacts:delete"]),
-        "Delete a contact",
-    ),
-    r(
-        "GET",
-        "/api/v1/groups",
-        Access::Perms(&["whatsapp_groups:view"]),
-        "Groups",
-    ),
-    w(
-        "POST",
-        "/api/v1/groups",
-        Access::Perms(&["whatsapp_groups:create"]),
-        "Create a group",
-        r#"{"name":"VIP","description":"best customers"}"#,
-        201,
-    ),
-    r(
-        "GET",
-        "/api/v1/groups/{id}",
-        Access::Perms(&["whatsapp_groups:view"]),
-        "One group",
-    ),
-    w(
-        "PUT",
-        "/api/v1/groups/{id}",
-        Access::Perms(&["whatsapp_groups:edit"]),
-        "Change a group",
-        r#"{"name":"VIP 2026"}"#,
-        200,
-    ),
-    r(
-        "DELETE",
-        "/api/v1/groups/{id}",
-        Access::Perms(&["whatsapp_groups:delete"]),
-        "Delete a group",
-    ),
-    r(
-        "GET",
-        "/api/v1/groups/{id}/members",
-        Access::Perms(&["whatsapp_groups:view", "whatsapp_contacts:view"]),
-        "Members of a group",
-    ),
-    w(
-        "PUT",
-        "/api/v1/groups/{id}/members/{contact_id}",
-        Access::Perms(&["whatsapp_groups:edit"]),
-        "Add a contact to a group",
-        "{}",
-        200,
-    ),
-    r(
-        "DELETE",
-        "/api/v1/groups/{id}/members/{contact_id}",
-        Access::Perms(&["whatsapp_groups:edit"]),
-        "Remove a contact from a group",
-    ),
-    r(
-        "GET",
-        "/api/v1/templates",
-        Access::Perms(&["whatsapp_template:view"]),
-        "Message templates (?status=&language=&name=&category=&sendable=true)",
-    ),
-    w(
-        "POST",
-        "/api/v1/templates/load",
-        Access::Perms(&["whatsapp_template:load_template"]),
-        "Load every template from Meta now",
-        "{}",
-        200,
-    ),
-    r(
-        "GET",
-        "/api/v1/templates/{name}/{language}",
-        Access::Perms(&["whatsapp_template:view"]),
-        "One template",
-    ),
-    r(
-        "GET",
-        "/api/v1/activity-log",
-        Access::Perms(&["whatsapp_log_activity:view"]),
-        "Graph API calls (?kind=&number=&recipient=&status=&from=&to=&limit=&cursor=)",
-    ),
-    r(
-        "DELETE",
-        "/api/v1/activity-log",
-        Access::Perms(&["whatsapp_log_activity:clear_log"]),
-        "Clear the activity log",
-    ),
-    r(
-        "GET",
-        "/api/v1/settings/connection",
-        ADMIN,
-        "Meta connection (secrets masked)",
-    ),
-    w(
-        "PUT",
-        "/api/v1/settings/connection",
-        ADMIN,
-        "Store Meta credentials in Secrets Manager",
-        r#"{"waba_id":"1022","access_token":"EAAG…","app_secret":"…","verify_token":"…"}"#,
-        200,
-    ),
-    w(
-        "POST",
-        "/api/v1/settings/connection/test",
-        ADMIN,
-        "Call Meta and report what works",
-        "{}",
-        200,
-    ),
-    r(
-        "GET",
-        "/api/v1/settings/notifications-connection",
-        ADMIN,
-        "Event-notification credentials (masked)",
-    ),
-    w(
-        "PUT",
-        "/api/v1/settings/notifications-connection",
-        ADMIN,
-        "Store event-notification credentials",
-        r#"{"access_token":"EAAG…"}"#,
-        200,
-    ),
-    r(
-        "GET",
-        "/api/v1/settings/notifications-connection/effective",
-        ADMIN,
-        "Which credential set notifications use",
-    ),
-    w(
-        "POST",
-        "/api/v1/settings/notifications-connection/test",
-        ADMIN,
-        "Test the event-notification credentials",
-        "{}",
-        200,
-    ),
-    r(
-        "GET",
-        "/api/v1/settings/ai",
-        ADMIN,
-        "AI settings (key masked)",
-    ),
-    w(
-        "PUT",
-        "/api/v1/settings/ai",
-        ADMIN,
-        "Change AI settings",
-        r#"{"enabled":true,"provider":"openai","model":"gpt-4o-mini","mode":"manual"}"#,
-        200,
-    ),
-];
-
-pub fn routes() -> Router<Arc<StaffApp>> {
-    Router::new().route(
-        "/api/v1/openapi.json",
-        get(|| async { axum::Json(document()) }),
-    )
-}
-
-fn path_params(path: &str) -> Vec<Value> {
-    path.split('/')
-        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
-        .collect()
 }
 
 /// The OpenAPI 3.1 document of the staff API.
+pub fn openapi() -> Doc {
+    let (_, mut doc) = crate::api_router().split_for_parts();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    complete(&mut doc);
+    doc
+}
+
+/// The document as JSON (what `GET /api/v1/openapi.json` answers).
 pub fn document() -> Value {
-    let mut paths: Map<String, Value> = Map::new();
-    for d in ROUTES {
-        let (security, who) = match d.access {
-            Access::Public => (json!([]), "No authentication.".to_string()),
-            Access::Admin => (json!([{"bearer": []}]), "Admin only.".to_string()),
-            Access::Perms(p) => (
-                json!([{"bearer": []}]),
-                format!("Requires {}.", p.join(" and ")),
-            ),
-        };
-        let err = |desc: &str| json!({"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
-        let mut op = json!({
-            "summary": d.summary,
-            "description": who,
-            "operationId": format!("{} {}", d.method.to_lowercase(), d.path),
-            "security": security,
-            "parameters": path_params(d.path),
-            "responses": {
-                d.ok.to_string(): {"description": "Success", "content": {"application/json": {}}},
-                "400": err("Invalid input (the message names the field)"),
-                "401": err("Missing or invalid token"),
-                "403": err("Missing permission"),
-                "404": err("Not found"),
-                "503": err("A dependency is unavailable; retry"),
-            },
-            "x-access": match d.access { Access::Public => json!("public"), Access::Admin => json!("admin"), Access::Perms(p) => json!(p) },
-        });
-        if let Some(ex) = d.example {
-            let example: Value = serde_json::from_str(ex).expect("route examples are JSON");
-            op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"type": "object"}, "example": example}}});
+    serde_json::to_value(openapi()).expect("the OpenAPI document serializes")
+}
+
+/// Every documented operation with who may call it (the permission matrix walks these).
+pub fn operations() -> Vec<RouteDoc> {
+    let doc = openapi();
+    let mut out = Vec::new();
+    for (path, item) in &doc.paths.paths {
+        for (method, op) in [
+            ("GET", item.get.as_ref()),
+            ("PUT", item.put.as_ref()),
+            ("POST", item.post.as_ref()),
+            ("DELETE", item.delete.as_ref()),
+            ("PATCH", item.patch.as_ref()),
+        ] {
+            if let Some(op) = op {
+                out.push(RouteDoc {
+                    method: method.to_string(),
+                    path: path.clone(),
+                    access: access_of(op),
+                });
+            }
         }
-        paths
-            .entry(d.path.to_string())
-            .or_insert_with(|| json!({}))
-            .as_object_mut()
-            .expect("path item")
-            .insert(d.method.to_lowercase(), op);
     }
-    json!({
-        "openapi": "3.1.0",
-        "info": {"title": "WhatsApp ↔ CRM staff API", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "Inbox, replies, settings and audiences. Errors are {\"error\":{\"code\",\"message\"}}; page cursors are opaque and signed."},
-        "servers": [{"url": "/"}],
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (EdDSA or RS256, signed by the CRM)"}},
-            "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object",
-                "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}}}
-        },
-        "paths": paths,
-    })
+    out
+}
+
+/// `GET /api/v1/openapi.json`: this document (public).
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "meta",
+    summary = "This document",
+    security(()),
+    responses((status = 200, description = "The OpenAPI 3.1 document", body = Object))
+)]
+pub(crate) async fn openapi_json() -> axum::Json<Value> {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    axum::Json(DOC.get_or_init(document).clone())
+}
+
+pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
+    OpenApiRouter::new().routes(routes!(openapi_json))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeSet;
+    use serde_json::json;
 
-    /// Every `(method, path)` the crate's routers declare, read from the sources.
-    fn declared_routes() -> BTreeSet<(String, String)> {
-        let mut out = BTreeSet::new();
+    const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
+
+    /// Every `$ref` of `v`.
+    fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    match (k.as_str(), x) {
+                        ("$ref", Value::String(r)) => out.push(r),
+                        _ => refs(x, out),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn no_route_is_registered_outside_the_document() {
+        // Routes are registered only through `utoipa_axum::routes!` (which carries their
+        // documentation): a plain axum route would serve an undocumented operation.
         let mut stack = vec![std::path::PathBuf::from(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/src"
@@ -553,89 +273,118 @@ mod tests {
                 let p = e.unwrap().path();
                 if p.is_dir() {
                     stack.push(p);
-                    continue;
-                }
-                let src = std::fs::read_to_string(&p).unwrap();
-                let mut rest = src.as_str();
-                while let Some(i) = rest.find(".route(") {
-                    rest = &rest[i + 7..];
-                    let Some(q) = rest.find('"') else { break };
-                    let after = &rest[q + 1..];
-                    let Some(end) = after.find('"') else { break };
-                    let path = after[..end].to_string();
-                    // The method chain runs to the matching close of `.route(`.
-                    let mut depth = 1;
-                    let mut chain_end = 0;
-                    for (k, c) in rest.char_indices() {
-                        match c {
-                            '(' => depth += 1,
-                            ')' => {
-                                depth -= 1;
-                                if depth == 0 {
-                                    chain_end = k;
-                                    break;
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                    let chain = &rest[..chain_end];
-                    for m in ["get", "post", "put", "delete", "patch"] {
-                        let needle = format!("{m}(");
-                        let found = chain.match_indices(&needle).any(|(at, _)| {
-                            at == 0
-                                || !chain.as_bytes()[at - 1].is_ascii_alphanumeric()
-                                    && chain.as_bytes()[at - 1] != b'_'
-                        });
-                        if found {
-                            out.insert((m.to_uppercase(), path.clone()));
-                        }
-                    }
+                } else {
+                    let src = std::fs::read_to_string(&p).unwrap();
+                    assert!(
+                        !src.contains(&[".", "route("].concat()),
+                        "{} registers a route without its OpenAPI description",
+                        p.display()
+                    );
                 }
             }
         }
-        out
     }
 
     #[test]
-    fn the_table_lists_exactly_the_routes_of_the_code() {
-        let documented: BTreeSet<(String, String)> = ROUTES
-            .iter()
-            .map(|d| (d.method.to_string(), d.path.to_string()))
-            .collect();
-        assert_eq!(documented.len(), ROUTES.len(), "a route is listed twice");
-        let declared = declared_routes();
-        let missing: Vec<_> = declared.difference(&documented).collect();
-        let stale: Vec<_> = documented.difference(&declared).collect();
-        assert!(
-            missing.is_empty(),
-            "routes without an OpenAPI entry: {missing:?}"
-        );
-        assert!(
-            stale.is_empty(),
-            "OpenAPI entries without a route: {stale:?}"
-        );
-    }
-
-    #[test]
-    fn the_document_is_openapi_3_1_and_names_permissions() {
+    fn every_operation_is_typed_and_names_who_may_call_it() {
         let d = document();
         assert_eq!(d["openapi"], "3.1.0");
+        let schemas = d["components"]["schemas"].as_object().unwrap();
+        let mut all_refs = Vec::new();
+        refs(&d, &mut all_refs);
+        for r in all_refs {
+            let name = r
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("unexpected $ref {r}"));
+            assert!(schemas.contains_key(name), "dangling $ref {r}");
+        }
+        let mut operations = 0;
+        for (path, item) in d["paths"].as_object().unwrap() {
+            for m in METHODS {
+                let Some(op) = item.get(m) else { continue };
+                operations += 1;
+                let label = format!("{m} {path}");
+                assert!(
+                    op["summary"].as_str().is_some_and(|s| !s.is_empty()),
+                    "{label}: summary"
+                );
+                assert!(op["x-access"] != Value::Null, "{label}: x-access");
+                // Each path parameter is declared.
+                for seg in path.split('/').filter(|s| s.starts_with('{')) {
+                    let name = seg.trim_matches(|c| c == '{' || c == '}');
+                    assert!(
+                        op["parameters"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|p| p["name"] == name && p["in"] == "path"),
+                        "{label}: path parameter {name}"
+                    );
+                }
+                // A success answer with a schema (204: none), and the error shape.
+                let responses = op["responses"].as_object().unwrap();
+                let ok: Vec<_> = responses.keys().filter(|k| k.starts_with('2')).collect();
+                assert!(!ok.is_empty(), "{label}: no success response");
+                for k in ok {
+                    if k != "204" {
+                        assert!(
+                            responses[k]["content"]["application/json"]["schema"].is_object(),
+                            "{label}: {k} has no schema"
+                        );
+                    }
+                }
+                assert_eq!(
+                    responses["default"]["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/ErrorBody",
+                    "{label}"
+                );
+                if op["x-access"] != "public" {
+                    assert!(responses.contains_key("401"), "{label}: 401");
+                    assert!(responses.contains_key("403"), "{label}: 403");
+                }
+                // Request bodies are typed, not `{"type":"object"}`.
+                if matches!(m, "post" | "put") && op.get("requestBody").is_some() {
+                    let schema = &op["requestBody"]["content"]["application/json"]["schema"];
+                    assert!(
+                        schema.get("$ref").is_some() || schema.get("properties").is_some(),
+                        "{label}: untyped request body {schema}"
+                    );
+                }
+            }
+        }
+        assert!(operations >= 57, "{operations} operations");
+    }
+
+    #[test]
+    fn access_is_the_security_requirement() {
+        let d = document();
         let send = &d["paths"]["/api/v1/conversations/{id}/messages"]["post"];
         assert_eq!(send["x-access"], json!(["whatsapp_chat:view"]));
-        assert_eq!(send["parameters"][0]["name"], "id");
         assert_eq!(
-            send["requestBody"]["content"]["application/json"]["example"]["content"]["type"],
-            "text"
+            send["security"],
+            json!([{"bearer": ["whatsapp_chat:view"]}])
+        );
+        assert_eq!(
+            send["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/SendBody"
         );
         assert_eq!(
             d["paths"]["/api/v1/settings/connection"]["put"]["x-access"],
             "admin"
         );
-        for p in d["paths"].as_object().unwrap().values() {
-            for op in p.as_object().unwrap().values() {
-                assert!(op["summary"].as_str().is_some_and(|s| !s.is_empty()));
-            }
-        }
+        assert_eq!(
+            d["paths"]["/api/v1/openapi.json"]["get"]["x-access"],
+            "public"
+        );
+        let ops = operations();
+        assert!(ops.iter().any(|o| o.method == "GET"
+            && o.path == "/api/v1/openapi.json"
+            && o.access == Access::Public));
+        // The wire types are described field by field.
+        let content = &d["components"]["schemas"]["OutboundContent"];
+        assert!(
+            content["oneOf"].as_array().is_some_and(|v| v.len() >= 8),
+            "{content}"
+        );
     }
 }

@@ -14,13 +14,12 @@
 //! ([`Redacted::masked`]) and never logged (only the names of changed fields are).
 use std::sync::Arc;
 
-use axum::Router;
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value};
 use shared::activity::redact;
 use shared::credentials::{
     AI_PROVIDERS, FieldUpdate, NotifySecrets, SecretStore, appsecret_proof, check_graph_id,
@@ -28,6 +27,9 @@ use shared::credentials::{
 };
 use shared::meta::graph::{ErrorClass, GraphClient, GraphError};
 use shared::secrets::{MetaSecrets, Redacted};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::{ApiError, Authed, StaffApp};
 
@@ -42,26 +44,14 @@ pub struct SettingsBackend {
     pub ai_secret_id: Option<String>,
 }
 
-pub fn routes() -> Router<Arc<StaffApp>> {
-    Router::new()
-        .route(
-            "/api/v1/settings/connection",
-            get(get_connection).put(put_connection),
-        )
-        .route("/api/v1/settings/connection/test", post(test_connection))
-        .route(
-            "/api/v1/settings/notifications-connection",
-            get(get_notify).put(put_notify),
-        )
-        .route(
-            "/api/v1/settings/notifications-connection/effective",
-            get(get_effective),
-        )
-        .route(
-            "/api/v1/settings/notifications-connection/test",
-            post(test_notify),
-        )
-        .route("/api/v1/settings/ai", get(get_ai).put(put_ai))
+pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
+    OpenApiRouter::new()
+        .routes(routes!(get_connection, put_connection))
+        .routes(routes!(test_connection))
+        .routes(routes!(get_notify, put_notify))
+        .routes(routes!(get_effective))
+        .routes(routes!(test_notify))
+        .routes(routes!(get_ai, put_ai))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -230,29 +220,285 @@ fn changed(updates: &[(&'static str, FieldUpdate)]) -> Vec<&'static str> {
         .collect()
 }
 
-/// Ids in clear, secrets masked, and which secrets are set.
-fn masked_view(stored: &Map<String, Value>, fields: &[Field]) -> Map<String, Value> {
-    let mut out = Map::new();
-    let mut set = Map::new();
-    let mut missing = Vec::new();
-    for f in fields {
-        let v = text_of(stored, f.name);
-        if v.is_empty() {
-            missing.push(f.name);
-        }
-        match f.kind {
-            Kind::Id => {
-                out.insert(f.name.into(), Value::String(v));
-            }
-            Kind::Secret(_) => {
-                set.insert(f.name.into(), Value::Bool(!v.is_empty()));
-                out.insert(f.name.into(), Value::String(Redacted::new(v).masked()));
-            }
+/// A stored secret as answered: a fixed mask when set, `""` when not.
+fn masked(stored: &Map<String, Value>, k: &str) -> String {
+    Redacted::new(text_of(stored, k)).masked()
+}
+
+fn is_set(stored: &Map<String, Value>, k: &str) -> bool {
+    !text_of(stored, k).is_empty()
+}
+
+/// The fields of `fields` with no value, in their order.
+fn missing(stored: &Map<String, Value>, fields: &[Field]) -> Vec<String> {
+    fields
+        .iter()
+        .filter(|f| text_of(stored, f.name).is_empty())
+        .map(|f| f.name.to_string())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request and response bodies
+// ---------------------------------------------------------------------------------------------
+
+/// The inbox's Meta connection (`MetaSecret`). Every field is optional: absent or `null` keeps
+/// the stored value, `""` clears it. Secrets are write-only: answers show them masked, and a
+/// mask sent back unchanged keeps the stored value. No other field is accepted.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct ConnectionSettingsBody {
+    /// Meta business id (digits, letters, `_` or `-`; at most 64).
+    business_id: Option<String>,
+    /// WhatsApp Business Account id (digits, letters, `_` or `-`; at most 64).
+    waba_id: Option<String>,
+    /// Meta app id (digits, letters, `_` or `-`; at most 64).
+    app_id: Option<String>,
+    /// System-user access token: printable ASCII without spaces, at most 2048 characters.
+    #[schema(write_only)]
+    access_token: Option<String>,
+    /// The app's secret (checks webhook signatures): printable ASCII without spaces, at most
+    /// 256 characters.
+    #[schema(write_only)]
+    app_secret: Option<String>,
+    /// Token Meta sends when the webhook is verified: printable ASCII without spaces, at most
+    /// 256 characters.
+    #[schema(write_only)]
+    verify_token: Option<String>,
+}
+
+/// Which secrets of the inbox connection are set.
+#[derive(Serialize, ToSchema)]
+pub struct ConnectionSecretsSet {
+    pub access_token: bool,
+    pub app_secret: bool,
+    pub verify_token: bool,
+}
+
+/// The inbox's Meta connection: ids in clear, secrets masked (`""` when not set).
+#[derive(Serialize, ToSchema)]
+pub struct ConnectionSettingsView {
+    pub business_id: String,
+    pub waba_id: String,
+    pub app_id: String,
+    /// Masked.
+    pub access_token: String,
+    /// Masked.
+    pub app_secret: String,
+    /// Masked.
+    pub verify_token: String,
+    pub set: ConnectionSecretsSet,
+    /// Fields with no value.
+    pub missing: Vec<String>,
+}
+
+impl ConnectionSettingsView {
+    fn new(stored: &Map<String, Value>) -> Self {
+        Self {
+            business_id: text_of(stored, "business_id"),
+            waba_id: text_of(stored, "waba_id"),
+            app_id: text_of(stored, "app_id"),
+            access_token: masked(stored, "access_token"),
+            app_secret: masked(stored, "app_secret"),
+            verify_token: masked(stored, "verify_token"),
+            set: ConnectionSecretsSet {
+                access_token: is_set(stored, "access_token"),
+                app_secret: is_set(stored, "app_secret"),
+                verify_token: is_set(stored, "verify_token"),
+            },
+            missing: missing(stored, &CONNECTION),
         }
     }
-    out.insert("set".into(), Value::Object(set));
-    out.insert("missing".into(), json!(missing));
-    out
+}
+
+/// The event-notification credentials (`NotifySecret`). Every field is optional: absent or
+/// `null` keeps the stored value, `""` clears it. Secrets are write-only: answers show them
+/// masked, and a mask sent back unchanged keeps the stored value. No other field is accepted.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct NotifySettingsBody {
+    /// Meta business id (digits, letters, `_` or `-`; at most 64).
+    business_id: Option<String>,
+    /// WhatsApp Business Account id (digits, letters, `_` or `-`; at most 64).
+    waba_id: Option<String>,
+    /// Meta app id (digits, letters, `_` or `-`; at most 64).
+    app_id: Option<String>,
+    /// The business number notifications are sent from; it must belong to `waba_id`
+    /// (digits, letters, `_` or `-`; at most 64).
+    phone_number_id: Option<String>,
+    /// Access token: printable ASCII without spaces, at most 2048 characters. While it is
+    /// empty, notifications use the inbox's connection.
+    #[schema(write_only)]
+    access_token: Option<String>,
+    /// The app's secret (not needed to send): printable ASCII without spaces, at most 256
+    /// characters.
+    #[schema(write_only)]
+    app_secret: Option<String>,
+}
+
+/// Which secrets of the notification credentials are set.
+#[derive(Serialize, ToSchema)]
+pub struct NotifySecretsSet {
+    pub access_token: bool,
+    pub app_secret: bool,
+}
+
+/// The event-notification credentials: ids in clear, secrets masked (`""` when not set).
+#[derive(Serialize, ToSchema)]
+pub struct NotifySettingsView {
+    pub business_id: String,
+    pub waba_id: String,
+    pub app_id: String,
+    pub phone_number_id: String,
+    /// Masked.
+    pub access_token: String,
+    /// Masked.
+    pub app_secret: String,
+    pub set: NotifySecretsSet,
+    /// Fields with no value.
+    pub missing: Vec<String>,
+}
+
+impl NotifySettingsView {
+    fn new(stored: &Map<String, Value>) -> Self {
+        Self {
+            business_id: text_of(stored, "business_id"),
+            waba_id: text_of(stored, "waba_id"),
+            app_id: text_of(stored, "app_id"),
+            phone_number_id: text_of(stored, "phone_number_id"),
+            access_token: masked(stored, "access_token"),
+            app_secret: masked(stored, "app_secret"),
+            set: NotifySecretsSet {
+                access_token: is_set(stored, "access_token"),
+                app_secret: is_set(stored, "app_secret"),
+            },
+            missing: missing(stored, &NOTIFY),
+        }
+    }
+}
+
+/// The credential set event notifications use (never mixed field by field), secrets masked.
+#[derive(Serialize, ToSchema)]
+pub struct EffectiveNotifyCredentials {
+    /// `notifications` (their own set, as soon as it has an access token) or `inbox`.
+    pub source: String,
+    /// Why this set is used.
+    pub reason: String,
+    /// Fields the chosen set needs but lacks.
+    pub missing: Vec<String>,
+    pub business_id: String,
+    pub waba_id: String,
+    pub app_id: String,
+    /// Sender number of the notification set; `null` with the inbox set (its default number).
+    pub phone_number_id: Option<String>,
+    /// Masked.
+    pub access_token: String,
+    /// Masked.
+    pub app_secret: String,
+}
+
+/// AI settings (`AiSecret`). Every field is optional: absent or `null` keeps the stored value.
+/// `enabled: true` needs `provider`, `model` and `api_key`. The key is write-only: answers
+/// show it masked, and the mask sent back unchanged keeps the stored key. No other field is
+/// accepted.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct AiSettingsBody {
+    enabled: Option<bool>,
+    /// `openai`, `anthropic`, `google`, `azure_openai`, `mistral`, `groq`, `deepseek` or
+    /// `openrouter` (`""` clears it).
+    provider: Option<String>,
+    /// A model name such as `gpt-4o-mini`: letters, digits, `. _ : / - @`; at most 100.
+    model: Option<String>,
+    /// `auto` (the AI replies) or `manual` (the AI drafts, staff send).
+    mode: Option<String>,
+    /// The provider's API key: printable ASCII without spaces, at most 512 characters (`""`
+    /// clears it).
+    #[schema(write_only)]
+    api_key: Option<String>,
+}
+
+/// AI settings, the key masked.
+#[derive(Serialize, ToSchema)]
+pub struct AiSettingsView {
+    pub enabled: bool,
+    /// `""` when not set.
+    pub provider: String,
+    pub model: String,
+    /// `auto` or `manual`.
+    pub mode: String,
+    /// Masked (`""` when not set).
+    pub api_key: String,
+    pub api_key_set: bool,
+}
+
+/// Meta's error of a failed check (its message redacted of the credentials). Meta's fields are
+/// absent when Meta could not be reached (`class` is then `unreachable`).
+#[derive(Serialize, ToSchema)]
+pub struct ConnectionCheckError {
+    /// HTTP status of Meta's answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub http_status: Option<u16>,
+    /// Meta's `error.code`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub code: Option<i64>,
+    /// Meta's `error.error_subcode`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub subcode: Option<i64>,
+    /// What the code means (`auth`, `rate_limited`, …, or `unreachable`).
+    pub class: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub fbtrace_id: Option<String>,
+}
+
+/// A phone number of the WABA, as Meta lists it.
+#[derive(Serialize, ToSchema)]
+pub struct WabaPhoneNumber {
+    #[schema(value_type = Option<String>)]
+    pub id: Value,
+    #[schema(value_type = Option<String>)]
+    pub display_phone_number: Value,
+    #[schema(value_type = Option<String>)]
+    pub verified_name: Value,
+    #[schema(value_type = Option<String>)]
+    pub quality_rating: Value,
+}
+
+/// One check of a connection test.
+#[derive(Serialize, ToSchema)]
+pub struct ConnectionCheck {
+    /// `access_token`, `app_secret`, `waba`, `phone_numbers`, `webhook_subscription` or
+    /// `verify_token`.
+    pub name: String,
+    /// `null` when the check was skipped.
+    pub ok: Option<bool>,
+    pub detail: String,
+    /// Present when a call to Meta failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub error: Option<ConnectionCheckError>,
+    /// The WABA's numbers (the `phone_numbers` check, when they could be listed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub numbers: Option<Vec<WabaPhoneNumber>>,
+}
+
+/// What a connection test found.
+#[derive(Serialize, ToSchema)]
+pub struct ConnectionTestReport {
+    /// Every check that ran passed.
+    pub ok: bool,
+    /// The credential set tested: `inbox` or `notifications`.
+    pub credentials: String,
+    pub checks: Vec<ConnectionCheck>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -307,21 +553,39 @@ async fn write(b: &SettingsBackend, id: &str, v: &Map<String, Value>) -> Result<
 // Inbox connection
 // ---------------------------------------------------------------------------------------------
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/settings/connection",
+    tag = "settings",
+    summary = "Meta connection (secrets masked)",
+    security(("bearer" = ["admin"])),
+    responses((status = 200, description = "The inbox's connection", body = ConnectionSettingsView))
+)]
 async fn get_connection(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
-) -> Result<Response, ApiError> {
+) -> Result<Json<ConnectionSettingsView>, ApiError> {
     who.require_admin()?;
     let b = app.settings_backend()?;
     let stored = read(b, &b.meta_secret_id).await?;
-    Ok(axum::Json(masked_view(&stored, &CONNECTION)).into_response())
+    Ok(Json(ConnectionSettingsView::new(&stored)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/settings/connection",
+    tag = "settings",
+    summary = "Store Meta credentials in Secrets Manager",
+    description = "Merges into the stored connection: a field absent or `null` keeps its value, `\"\"` clears it, a secret sent back as its mask keeps it.",
+    security(("bearer" = ["admin"])),
+    request_body = ConnectionSettingsBody,
+    responses((status = 200, description = "The connection saved", body = ConnectionSettingsView))
+)]
 async fn put_connection(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Json<ConnectionSettingsView>, ApiError> {
     who.require_admin()?;
     let b = app.settings_backend()?;
     let body = body_object(&body)?;
@@ -334,14 +598,24 @@ async fn put_connection(
         m.meta_secrets.invalidate().await;
     }
     tracing::info!(staff_id = %who.staff_id, changed = ?changed(&updates), "connection settings changed");
-    Ok(axum::Json(masked_view(&merged, &CONNECTION)).into_response())
+    Ok(Json(ConnectionSettingsView::new(&merged)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/settings/connection/test",
+    tag = "settings",
+    summary = "Call Meta and report what works",
+    description = "Tests the stored connection; fields given in the body (optional, same rules as the `PUT`) are tested in place of the stored ones without being saved. A failed check is reported in the answer (still 200).",
+    security(("bearer" = ["admin"])),
+    request_body(content = ConnectionSettingsBody, description = "Values to test instead of the stored ones (`{}`: the stored connection)"),
+    responses((status = 200, description = "One result per check", body = ConnectionTestReport))
+)]
 async fn test_connection(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Json<ConnectionTestReport>, ApiError> {
     who.require_admin()?;
     let b = app.settings_backend()?;
     let graph = app.messaging()?.graph.clone();
@@ -372,7 +646,7 @@ async fn test_connection(
     };
     report.checks.push(verify);
     tracing::info!(staff_id = %who.staff_id, ok = report.ok(), "connection test");
-    Ok(axum::Json(report.to_json("inbox")).into_response())
+    Ok(Json(report.into_view("inbox")))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -387,21 +661,39 @@ fn notify_id(b: &SettingsBackend) -> Result<&str, ApiError> {
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/settings/notifications-connection",
+    tag = "settings",
+    summary = "Event-notification credentials (masked)",
+    security(("bearer" = ["admin"])),
+    responses((status = 200, description = "The notification credentials", body = NotifySettingsView))
+)]
 async fn get_notify(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
-) -> Result<Response, ApiError> {
+) -> Result<Json<NotifySettingsView>, ApiError> {
     who.require_admin()?;
     let b = app.settings_backend()?;
     let stored = read(b, notify_id(b)?).await?;
-    Ok(axum::Json(masked_view(&stored, &NOTIFY)).into_response())
+    Ok(Json(NotifySettingsView::new(&stored)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/settings/notifications-connection",
+    tag = "settings",
+    summary = "Store event-notification credentials",
+    description = "Merges into the stored credentials: a field absent or `null` keeps its value, `\"\"` clears it, a secret sent back as its mask keeps it.",
+    security(("bearer" = ["admin"])),
+    request_body = NotifySettingsBody,
+    responses((status = 200, description = "The credentials saved", body = NotifySettingsView))
+)]
 async fn put_notify(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Json<NotifySettingsView>, ApiError> {
     who.require_admin()?;
     let b = app.settings_backend()?;
     let id = notify_id(b)?;
@@ -411,7 +703,7 @@ async fn put_notify(
     let merged = merge_fields(stored, &updates);
     write(b, id, &merged).await?;
     tracing::info!(staff_id = %who.staff_id, changed = ?changed(&updates), "notification credentials changed");
-    Ok(axum::Json(masked_view(&merged, &NOTIFY)).into_response())
+    Ok(Json(NotifySettingsView::new(&merged)))
 }
 
 async fn effective(
@@ -422,30 +714,46 @@ async fn effective(
     Ok(effective_notify_credentials(&notify, &inbox))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/settings/notifications-connection/effective",
+    tag = "settings",
+    summary = "Which credential set notifications use",
+    security(("bearer" = ["admin"])),
+    responses((status = 200, description = "The set used and why", body = EffectiveNotifyCredentials))
+)]
 async fn get_effective(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
-) -> Result<Response, ApiError> {
+) -> Result<Json<EffectiveNotifyCredentials>, ApiError> {
     who.require_admin()?;
     let e = effective(app.settings_backend()?).await?;
-    Ok(axum::Json(json!({
-        "source": e.source.as_str(),
-        "reason": e.reason,
-        "missing": e.missing,
-        "business_id": e.business_id,
-        "waba_id": e.waba_id,
-        "app_id": e.app_id,
-        "phone_number_id": e.phone_number_id,
-        "access_token": e.access_token.masked(),
-        "app_secret": e.app_secret.masked(),
+    Ok(Json(EffectiveNotifyCredentials {
+        source: e.source.as_str().to_string(),
+        reason: e.reason,
+        missing: e.missing.iter().map(|m| m.to_string()).collect(),
+        business_id: e.business_id,
+        waba_id: e.waba_id,
+        app_id: e.app_id,
+        phone_number_id: e.phone_number_id,
+        access_token: e.access_token.masked(),
+        app_secret: e.app_secret.masked(),
     }))
-    .into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/settings/notifications-connection/test",
+    tag = "settings",
+    summary = "Test the event-notification credentials",
+    description = "Calls Meta with the set notifications use (see `…/effective`). No request body. A failed check is reported in the answer (still 200).",
+    security(("bearer" = ["admin"])),
+    responses((status = 200, description = "One result per check", body = ConnectionTestReport))
+)]
 async fn test_notify(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
-) -> Result<Response, ApiError> {
+) -> Result<Json<ConnectionTestReport>, ApiError> {
     who.require_admin()?;
     let graph = app.messaging()?.graph.clone();
     let e = effective(app.settings_backend()?).await?;
@@ -459,7 +767,7 @@ async fn test_notify(
     };
     let report = run_checks(&graph, &creds).await;
     tracing::info!(staff_id = %who.staff_id, ok = report.ok(), source = e.source.as_str(), "notification connection test");
-    Ok(axum::Json(report.to_json(e.source.as_str())).into_response())
+    Ok(Json(report.into_view(e.source.as_str())))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -472,20 +780,20 @@ fn ai_id(b: &SettingsBackend) -> Result<&str, ApiError> {
     secret_id(&b.ai_secret_id, "AI settings", "AI_SECRET_ARN")
 }
 
-fn ai_view(m: &Map<String, Value>) -> Value {
+fn ai_view(m: &Map<String, Value>) -> AiSettingsView {
     let key = Redacted::new(text_of(m, "api_key"));
     let mode = match text_of(m, "mode").as_str() {
         "auto" => "auto",
         _ => "manual",
     };
-    json!({
-        "enabled": m.get("enabled").and_then(Value::as_bool).unwrap_or(false),
-        "provider": text_of(m, "provider"),
-        "model": text_of(m, "model"),
-        "mode": mode,
-        "api_key": key.masked(),
-        "api_key_set": !key.is_empty(),
-    })
+    AiSettingsView {
+        enabled: m.get("enabled").and_then(Value::as_bool).unwrap_or(false),
+        provider: text_of(m, "provider"),
+        model: text_of(m, "model"),
+        mode: mode.to_string(),
+        api_key: key.masked(),
+        api_key_set: !key.is_empty(),
+    }
 }
 
 fn ai_updates(
@@ -581,21 +889,39 @@ fn ai_updates(
     Ok(out)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/settings/ai",
+    tag = "settings",
+    summary = "AI settings (key masked)",
+    security(("bearer" = ["admin"])),
+    responses((status = 200, description = "The AI settings", body = AiSettingsView))
+)]
 async fn get_ai(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
-) -> Result<Response, ApiError> {
+) -> Result<Json<AiSettingsView>, ApiError> {
     who.require_admin()?;
     let b = app.settings_backend()?;
     let stored = read(b, ai_id(b)?).await?;
-    Ok(axum::Json(ai_view(&stored)).into_response())
+    Ok(Json(ai_view(&stored)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/settings/ai",
+    tag = "settings",
+    summary = "Change AI settings",
+    description = "Merges into the stored settings: a field absent or `null` keeps its value; the key sent back as its mask keeps it.",
+    security(("bearer" = ["admin"])),
+    request_body = AiSettingsBody,
+    responses((status = 200, description = "The settings saved", body = AiSettingsView))
+)]
 async fn put_ai(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Json<AiSettingsView>, ApiError> {
     who.require_admin()?;
     let b = app.settings_backend()?;
     let id = ai_id(b)?;
@@ -617,7 +943,7 @@ async fn put_ai(
     }
     write(b, id, &merged).await?;
     tracing::info!(staff_id = %who.staff_id, changed = ?changed(&updates), "AI settings changed");
-    Ok(axum::Json(ai_view(&merged)).into_response())
+    Ok(Json(ai_view(&merged)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -636,35 +962,49 @@ struct Creds<'a> {
 }
 
 struct Report {
-    checks: Vec<Value>,
+    checks: Vec<ConnectionCheck>,
 }
 
 impl Report {
     /// Every check that ran passed (skipped ones have `ok: null`).
     fn ok(&self) -> bool {
-        self.checks.iter().all(|c| c["ok"] != Value::Bool(false))
-            && self.checks.iter().any(|c| c["ok"] == Value::Bool(true))
+        self.checks.iter().all(|c| c.ok != Some(false))
+            && self.checks.iter().any(|c| c.ok == Some(true))
     }
 
-    fn to_json(&self, source: &str) -> Value {
-        json!({"ok": self.ok(), "credentials": source, "checks": self.checks})
+    fn into_view(self, source: &str) -> ConnectionTestReport {
+        ConnectionTestReport {
+            ok: self.ok(),
+            credentials: source.to_string(),
+            checks: self.checks,
+        }
     }
 }
 
-fn check_ok(name: &str, detail: impl Into<String>) -> Value {
-    json!({"name": name, "ok": true, "detail": detail.into()})
+fn check(name: &str, ok: Option<bool>, detail: String) -> ConnectionCheck {
+    ConnectionCheck {
+        name: name.to_string(),
+        ok,
+        detail,
+        error: None,
+        numbers: None,
+    }
 }
 
-fn check_fail(name: &str, detail: impl Into<String>) -> Value {
-    json!({"name": name, "ok": false, "detail": detail.into()})
+fn check_ok(name: &str, detail: impl Into<String>) -> ConnectionCheck {
+    check(name, Some(true), detail.into())
 }
 
-fn check_skipped(name: &str, why: &str) -> Value {
-    json!({"name": name, "ok": null, "detail": format!("skipped: {why}")})
+fn check_fail(name: &str, detail: impl Into<String>) -> ConnectionCheck {
+    check(name, Some(false), detail.into())
+}
+
+fn check_skipped(name: &str, why: &str) -> ConnectionCheck {
+    check(name, None, format!("skipped: {why}"))
 }
 
 /// A failed call as a check: Meta's code, class and message (redacted of the credentials).
-fn check_error(name: &str, what: &str, e: &GraphError, known: &[&str]) -> Value {
+fn check_error(name: &str, what: &str, e: &GraphError, known: &[&str]) -> ConnectionCheck {
     let error = match e {
         GraphError::Meta {
             http_status,
@@ -674,15 +1014,22 @@ fn check_error(name: &str, what: &str, e: &GraphError, known: &[&str]) -> Value 
             class,
             fbtrace_id,
             ..
-        } => json!({
-            "http_status": http_status,
-            "code": code,
-            "subcode": subcode,
-            "class": class.as_str(),
-            "message": redact(message, known),
-            "fbtrace_id": fbtrace_id,
-        }),
-        other => json!({"class": "unreachable", "message": redact(&other.to_string(), known)}),
+        } => ConnectionCheckError {
+            http_status: Some(*http_status),
+            code: Some(*code),
+            subcode: *subcode,
+            class: class.as_str().to_string(),
+            message: redact(message, known),
+            fbtrace_id: fbtrace_id.clone(),
+        },
+        other => ConnectionCheckError {
+            http_status: None,
+            code: None,
+            subcode: None,
+            class: "unreachable".into(),
+            message: redact(&other.to_string(), known),
+            fbtrace_id: None,
+        },
     };
     let detail = match e {
         GraphError::Meta {
@@ -695,7 +1042,10 @@ fn check_error(name: &str, what: &str, e: &GraphError, known: &[&str]) -> Value 
         GraphError::Meta { code, .. } => format!("{what}: Meta answered with error {code}"),
         _ => format!("{what}: Meta could not be reached"),
     };
-    json!({"name": name, "ok": false, "detail": detail, "error": error})
+    ConnectionCheck {
+        error: Some(error),
+        ..check_fail(name, detail)
+    }
 }
 
 fn str_at<'a>(v: &'a Value, k: &str) -> &'a str {
@@ -820,19 +1170,18 @@ async fn run_checks(graph: &GraphClient, c: &Creds<'_>) -> Report {
         .await
     {
         Ok(v) => {
-            let numbers: Vec<Value> = v
+            let field = |n: &Value, k: &str| n.get(k).cloned().unwrap_or(Value::Null);
+            let numbers: Vec<WabaPhoneNumber> = v
                 .get("data")
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default()
                 .into_iter()
-                .map(|n| {
-                    json!({
-                        "id": n.get("id").cloned().unwrap_or(Value::Null),
-                        "display_phone_number": n.get("display_phone_number").cloned().unwrap_or(Value::Null),
-                        "verified_name": n.get("verified_name").cloned().unwrap_or(Value::Null),
-                        "quality_rating": n.get("quality_rating").cloned().unwrap_or(Value::Null),
-                    })
+                .map(|n| WabaPhoneNumber {
+                    id: field(&n, "id"),
+                    display_phone_number: field(&n, "display_phone_number"),
+                    verified_name: field(&n, "verified_name"),
+                    quality_rating: field(&n, "quality_rating"),
                 })
                 .collect();
             let mut check = if numbers.is_empty() {
@@ -841,7 +1190,7 @@ async fn run_checks(graph: &GraphClient, c: &Creds<'_>) -> Report {
                 check_ok("phone_numbers", format!("{} number(s)", numbers.len()))
             };
             if let Some(pnid) = c.phone_number_id {
-                let found = numbers.iter().any(|n| n["id"].as_str() == Some(pnid));
+                let found = numbers.iter().any(|n| n.id.as_str() == Some(pnid));
                 if !found {
                     check = check_fail(
                         "phone_numbers",
@@ -849,7 +1198,7 @@ async fn run_checks(graph: &GraphClient, c: &Creds<'_>) -> Report {
                     );
                 }
             }
-            check["numbers"] = Value::Array(numbers);
+            check.numbers = Some(numbers);
             checks.push(check);
         }
         Err(e) => checks.push(check_error(
@@ -909,6 +1258,8 @@ async fn run_checks(graph: &GraphClient, c: &Creds<'_>) -> Report {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn obj(v: Value) -> Map<String, Value> {
@@ -952,7 +1303,7 @@ mod tests {
         let stored = obj(
             json!({"access_token": "EAAB-secret-token-1234", "waba_id": "1", "verify_token": ""}),
         );
-        let v = Value::Object(masked_view(&stored, &CONNECTION));
+        let v = serde_json::to_value(ConnectionSettingsView::new(&stored)).unwrap();
         assert!(!v.to_string().contains("EAAB-secret"), "{v}");
         assert_eq!(v["access_token"], "••••••••", "no character of it is shown");
         assert_eq!(v["waba_id"], "1");
@@ -964,14 +1315,68 @@ mod tests {
                 .unwrap()
                 .contains(&json!("verify_token"))
         );
-        let ai = ai_view(&obj(
+        let ai = serde_json::to_value(ai_view(&obj(
             json!({"api_key": "sk-very-secret-key", "mode": "auto", "enabled": true}),
-        ));
+        )))
+        .unwrap();
         assert!(!ai.to_string().contains("very-secret"));
         assert_eq!(
             (ai["mode"].as_str(), ai["api_key_set"].as_bool()),
             (Some("auto"), Some(true))
         );
+    }
+
+    fn keys(v: &Value) -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    }
+
+    fn names(fields: &[Field], pick: impl Fn(&Field) -> bool) -> Vec<String> {
+        let mut k: Vec<String> = fields
+            .iter()
+            .filter(|f| pick(f))
+            .map(|f| f.name.to_string())
+            .collect();
+        k.sort();
+        k
+    }
+
+    fn schema_properties<T: utoipa::PartialSchema>() -> Vec<String> {
+        keys(&serde_json::to_value(T::schema()).unwrap()["properties"])
+    }
+
+    /// The typed views and documented bodies list exactly the fields of the specifications.
+    #[test]
+    fn views_and_documented_bodies_follow_the_field_specifications() {
+        let secret = |f: &Field| matches!(f.kind, Kind::Secret(_));
+        for (fields, view, body) in [
+            (
+                &CONNECTION[..],
+                serde_json::to_value(ConnectionSettingsView::new(&Map::new())).unwrap(),
+                schema_properties::<ConnectionSettingsBody>(),
+            ),
+            (
+                &NOTIFY[..],
+                serde_json::to_value(NotifySettingsView::new(&Map::new())).unwrap(),
+                schema_properties::<NotifySettingsBody>(),
+            ),
+        ] {
+            let mut expected = names(fields, |_| true);
+            assert_eq!(body, expected);
+            expected.extend(["missing".to_string(), "set".to_string()]);
+            expected.sort();
+            assert_eq!(keys(&view), expected);
+            assert_eq!(keys(&view["set"]), names(fields, secret));
+            assert_eq!(view["missing"], json!(names_in_order(fields)));
+        }
+        let mut ai: Vec<String> = AI_FIELDS.iter().map(|f| f.to_string()).collect();
+        ai.sort();
+        assert_eq!(schema_properties::<AiSettingsBody>(), ai);
+    }
+
+    fn names_in_order(fields: &[Field]) -> Vec<&'static str> {
+        fields.iter().map(|f| f.name).collect()
     }
 
     #[test]

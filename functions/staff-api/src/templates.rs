@@ -8,18 +8,21 @@
 //! the replies of the inbox before anything is recorded or sent.
 use std::sync::Arc;
 
-use axum::Router;
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use shared::auth::{Action, Permission, Resource};
 use shared::meta::graph::GraphError;
 use shared::meta::outbound::TemplateMessage;
-use shared::store::templates::{StoredTemplate, TemplateFilter};
-use shared::templates::{SyncError, check_template_send, template_shape};
+use shared::store::templates::{StoredTemplate, TemplateFilter, TemplateSyncRecord};
+use shared::templates::{
+    SyncError, SyncReport, TemplateShape, check_template_send, template_shape,
+};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::inbox::Messaging;
 use crate::{ApiError, Authed, StaffApp, parse_limit};
@@ -33,11 +36,11 @@ pub(crate) const TEMPLATE_LOAD: Permission = Permission {
     action: Action::LoadTemplate,
 };
 
-pub fn routes() -> Router<Arc<StaffApp>> {
-    Router::new()
-        .route("/api/v1/templates", get(list_templates))
-        .route("/api/v1/templates/load", post(load_templates))
-        .route("/api/v1/templates/{name}/{language}", get(get_template))
+pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
+    OpenApiRouter::new()
+        .routes(routes!(list_templates))
+        .routes(routes!(load_templates))
+        .routes(routes!(get_template))
 }
 
 /// The WABA whose templates are served: the one of the Meta secret.
@@ -53,7 +56,7 @@ async fn waba_id(m: &Messaging) -> Result<String, ApiError> {
     let w = s.waba_id.trim();
     if w.is_empty() {
         return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::CONFLICT,
             "not_connected",
             "no WABA id is configured (connection settings): there are no templates",
         ));
@@ -61,47 +64,158 @@ async fn waba_id(m: &Messaging) -> Result<String, ApiError> {
     Ok(w.to_string())
 }
 
-pub(crate) fn template_json(t: &StoredTemplate) -> Value {
-    let components = t.components_json();
-    json!({
-        "id": t.template_id,
-        "name": t.name,
-        "language": t.language,
-        "category": t.category,
-        "status": t.status,
-        "reason": t.reason,
-        "status_at": t.status_at,
-        "parameter_format": if t.is_named() { "NAMED" } else { "POSITIONAL" },
-        "components": components,
-        "parameters": template_shape(&components),
-        "sendable": t.is_sendable(),
-        "gone": t.gone,
-        "gone_at": t.gone_at,
-        "synced_at": t.synced_at,
-        "updated_at": t.updated_at,
-        "quality": t.quality_score.as_ref().map(|q| json!({
-            "score": q,
-            "previous": t.quality_previous.as_deref().filter(|p| !p.is_empty()),
-            "at": t.quality_at,
-        })),
-        "category_previous": t.category_previous.as_deref().filter(|p| !p.is_empty()),
-        "category_change": t.category_pending.as_ref().map(|c| json!({
-            "to": c,
-            "effective_at": t.category_pending_at,
-        })),
-        "components_at": t.components_at,
-    })
+/// Meta's quality rating of a template.
+#[derive(Serialize, ToSchema)]
+pub struct TemplateQuality {
+    /// `GREEN`, `YELLOW`, `RED` or `UNKNOWN`.
+    pub score: String,
+    /// The rating before it.
+    pub previous: Option<String>,
+    /// When it changed (epoch ms).
+    pub at: Option<i64>,
 }
 
-#[derive(Deserialize)]
+/// A category change Meta announced.
+#[derive(Serialize, ToSchema)]
+pub struct TemplateCategoryChange {
+    /// The category the template gets.
+    pub to: String,
+    /// When (epoch ms).
+    pub effective_at: Option<i64>,
+}
+
+/// A stored message template.
+#[derive(Serialize, ToSchema)]
+pub struct TemplateView {
+    /// Meta's template id.
+    pub id: Option<String>,
+    pub name: String,
+    pub language: String,
+    /// `MARKETING`, `UTILITY` or `AUTHENTICATION`.
+    pub category: Option<String>,
+    /// `APPROVED`, `PENDING`, `REJECTED`, `PAUSED`, `DISABLED`, … (`DELETED` once gone).
+    pub status: Option<String>,
+    /// Reason Meta gave with the last status change.
+    pub reason: Option<String>,
+    /// When the status was true (epoch ms).
+    pub status_at: Option<i64>,
+    /// `POSITIONAL` or `NAMED`.
+    #[schema(example = "POSITIONAL")]
+    pub parameter_format: String,
+    /// Meta's `components` array (empty until a load has seen the template).
+    #[schema(value_type = Vec<Object>)]
+    pub components: Vec<Value>,
+    /// What a send of the template must fill.
+    pub parameters: TemplateShape,
+    /// Approved, still listed by Meta and loaded: it can be sent.
+    pub sendable: bool,
+    /// Meta no longer lists it.
+    pub gone: bool,
+    pub gone_at: Option<i64>,
+    /// Last load that listed it (epoch ms).
+    pub synced_at: Option<i64>,
+    /// Last change (epoch ms).
+    pub updated_at: Option<i64>,
+    pub quality: Option<TemplateQuality>,
+    /// The category before the last category change.
+    pub category_previous: Option<String>,
+    pub category_change: Option<TemplateCategoryChange>,
+    /// When the components last changed (epoch ms).
+    pub components_at: Option<i64>,
+}
+
+impl TemplateView {
+    pub(crate) fn new(t: &StoredTemplate) -> Self {
+        let components = t.components_json();
+        let parameters = template_shape(&components);
+        Self {
+            id: t.template_id.clone(),
+            name: t.name.clone(),
+            language: t.language.clone(),
+            category: t.category.clone(),
+            status: t.status.clone(),
+            reason: t.reason.clone(),
+            status_at: t.status_at,
+            parameter_format: if t.is_named() { "NAMED" } else { "POSITIONAL" }.to_string(),
+            components,
+            parameters,
+            sendable: t.is_sendable(),
+            gone: t.gone,
+            gone_at: t.gone_at,
+            synced_at: t.synced_at,
+            updated_at: t.updated_at,
+            quality: t.quality_score.as_ref().map(|q| TemplateQuality {
+                score: q.clone(),
+                previous: t.quality_previous.clone().filter(|p| !p.is_empty()),
+                at: t.quality_at,
+            }),
+            category_previous: t.category_previous.clone().filter(|p| !p.is_empty()),
+            category_change: t.category_pending.as_ref().map(|c| TemplateCategoryChange {
+                to: c.clone(),
+                effective_at: t.category_pending_at,
+            }),
+            components_at: t.components_at,
+        }
+    }
+}
+
+/// The last template load of the WABA.
+#[derive(Serialize, ToSchema)]
+pub struct TemplateSyncView {
+    /// Epoch milliseconds.
+    pub started_at: i64,
+    /// Epoch milliseconds.
+    pub finished_at: i64,
+    /// Templates Meta listed.
+    pub loaded: u64,
+    pub created: u64,
+    pub updated: u64,
+    /// Flagged gone (no longer listed).
+    pub gone: u64,
+}
+
+impl TemplateSyncView {
+    fn new(s: &TemplateSyncRecord) -> Self {
+        Self {
+            started_at: s.started_at,
+            finished_at: s.finished_at,
+            loaded: s.loaded,
+            created: s.created,
+            updated: s.updated,
+            gone: s.gone,
+        }
+    }
+}
+
+/// A page of templates and the last load.
+#[derive(Serialize, ToSchema)]
+pub struct TemplateList {
+    pub data: Vec<TemplateView>,
+    /// Absent on the last page.
+    pub next_cursor: Option<String>,
+    /// Absent when the templates were never loaded.
+    pub last_sync: Option<TemplateSyncView>,
+}
+
+/// Filters and paging of the template list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// A template status such as `APPROVED` (at most 32 characters).
     status: Option<String>,
+    /// A language code such as `en_US` (at most 16 characters).
     language: Option<String>,
+    /// Part of a template name: letters, digits, underscores (at most 512 characters).
     name: Option<String>,
+    /// `MARKETING`, `UTILITY` or `AUTHENTICATION`.
     category: Option<String>,
+    /// `true`: only the templates that can be sent (approved, still listed, loaded).
     sendable: Option<String>,
+    /// `true`: also the templates Meta no longer lists.
     include_gone: Option<String>,
+    /// Page size: 1–200, default 100.
     limit: Option<String>,
+    /// `next_cursor` of the previous page (the filters must stay the same).
     cursor: Option<String>,
 }
 
@@ -134,11 +248,21 @@ fn filter_value(
 
 /// `GET /api/v1/templates`: stored templates, name / language order. `sendable=true` keeps
 /// only approved templates Meta still lists and a sync has loaded (the ones that can be sent).
+#[utoipa::path(
+    get,
+    path = "/api/v1/templates",
+    tag = "templates",
+    summary = "Message templates",
+    description = "Stored templates in name / language order. `sendable=true` keeps only approved templates Meta still lists and a load has seen (the ones that can be sent).",
+    security(("bearer" = ["whatsapp_template:view"])),
+    params(ListQuery),
+    responses((status = 200, description = "One page of templates and the last load", body = TemplateList))
+)]
 async fn list_templates(
     State(app): State<Arc<StaffApp>>,
     Authed(who, keys): Authed,
     Query(q): Query<ListQuery>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<TemplateList>, ApiError> {
     who.require(TEMPLATE_VIEW)?;
     let upper = |b: u8| b.is_ascii_uppercase() || b == b'_';
     let status = filter_value(
@@ -202,16 +326,16 @@ async fn list_templates(
         .store
         .template_page(&waba, &filter, after.as_deref(), limit)
         .await?;
-    let last_sync = app.store.template_sync(&waba).await?.map(|s| {
-        json!({"started_at": s.started_at, "finished_at": s.finished_at, "loaded": s.loaded,
-               "created": s.created, "updated": s.updated, "gone": s.gone})
-    });
-    Ok(axum::Json(json!({
-        "data": rows.iter().map(template_json).collect::<Vec<_>>(),
-        "next_cursor": next.map(|n| keys.cursors.encode(&scope, &n)),
-        "last_sync": last_sync,
+    let last_sync = app
+        .store
+        .template_sync(&waba)
+        .await?
+        .map(|s| TemplateSyncView::new(&s));
+    Ok(Json(TemplateList {
+        data: rows.iter().map(TemplateView::new).collect(),
+        next_cursor: next.map(|n| keys.cursors.encode(&scope, &n)),
+        last_sync,
     }))
-    .into_response())
 }
 
 fn not_found(name: &str, language: &str, others: &[StoredTemplate]) -> ApiError {
@@ -230,11 +354,23 @@ fn not_found(name: &str, language: &str, others: &[StoredTemplate]) -> ApiError 
 }
 
 /// `GET /api/v1/templates/{name}/{language}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/templates/{name}/{language}",
+    tag = "templates",
+    summary = "One template",
+    security(("bearer" = ["whatsapp_template:view"])),
+    params(
+        ("name" = String, Path, description = "Template name"),
+        ("language" = String, Path, description = "Language code, e.g. `en_US`")
+    ),
+    responses((status = 200, description = "The template", body = TemplateView))
+)]
 async fn get_template(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     Path((name, language)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<TemplateView>, ApiError> {
     who.require(TEMPLATE_VIEW)?;
     let m = app.messaging()?;
     let waba = waba_id(m).await?;
@@ -242,7 +378,7 @@ async fn get_template(
         return Err(not_found(&name, &language, &[]));
     }
     match app.store.template(&waba, &name, &language).await? {
-        Some(t) => Ok(axum::Json(template_json(&t)).into_response()),
+        Some(t) => Ok(Json(TemplateView::new(&t))),
         None => {
             let others = app.store.template_languages(&waba, &name).await?;
             Err(not_found(&name, &language, &others))
@@ -261,9 +397,7 @@ fn sync_refusal(e: SyncError) -> ApiError {
                 "Meta credentials are unavailable",
             )
         }
-        SyncError::NotConnected(m) => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_connected", m)
-        }
+        SyncError::NotConnected(m) => ApiError::new(StatusCode::CONFLICT, "not_connected", m),
         SyncError::Store(e) => e.into(),
         SyncError::Graph(g) => {
             tracing::warn!(error = %g, "template list failed");
@@ -292,7 +426,7 @@ fn sync_refusal(e: SyncError) -> ApiError {
                     format!("Meta did not answer in time: {m}; nothing was changed"),
                 ),
                 GraphError::Validation(v) => ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
+                    StatusCode::CONFLICT,
                     "not_connected",
                     format!("the connection settings are not usable: {v}"),
                 ),
@@ -307,17 +441,26 @@ fn sync_refusal(e: SyncError) -> ApiError {
 }
 
 /// `POST /api/v1/templates/load`: loads every template from Meta now.
+#[utoipa::path(
+    post,
+    path = "/api/v1/templates/load",
+    tag = "templates",
+    summary = "Load every template from Meta now",
+    description = "Runs the same load as the hourly template sync and reports what it did. No request body is needed.",
+    security(("bearer" = ["whatsapp_template:load_template"])),
+    responses((status = 200, description = "What the load did", body = SyncReport))
+)]
 async fn load_templates(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
-) -> Result<Response, ApiError> {
+) -> Result<Json<SyncReport>, ApiError> {
     who.require(TEMPLATE_LOAD)?;
     let m = app.messaging()?;
     let report = shared::templates::sync(&app.store, &m.graph, &m.meta_secrets, app.now_ms)
         .await
         .map_err(sync_refusal)?;
     tracing::info!(staff_id = %who.staff_id, loaded = report.loaded, gone = report.gone, "templates loaded on demand");
-    Ok(axum::Json(report).into_response())
+    Ok(Json(report))
 }
 
 /// Checks a template send against the stored template before anything is recorded or sent:

@@ -8,15 +8,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use shared::auth::Principal;
 use shared::store::model::Conversation;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::{ApiError, Authed, CHAT_VIEW, StaffApp, parse_json};
 
@@ -24,25 +25,28 @@ pub const SETTING: &str = "inbox_visibility";
 /// The setting is re-read at most this often by one staff API instance.
 const CACHE_TTL: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Which conversations non-admin staff see.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = VisibilityMode)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
+    /// Every conversation (the default).
     #[default]
     All,
+    /// Only conversations assigned to them or to no one.
     Assigned,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The inbox-visibility setting (admins always see every conversation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VisibilitySetting {
+    /// `all` or `assigned`.
     pub mode: Mode,
 }
 
-pub fn routes() -> Router<Arc<StaffApp>> {
-    Router::new().route(
-        "/api/v1/settings/inbox-visibility",
-        get(get_setting).put(put_setting),
-    )
+pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
+    OpenApiRouter::new().routes(routes!(get_setting, put_setting))
 }
 
 /// What one caller sees.
@@ -110,28 +114,46 @@ pub(crate) async fn require_visible(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/settings/inbox-visibility",
+    tag = "settings",
+    summary = "Which conversations non-admin staff see: all, or those assigned to them or to no one",
+    security(("bearer" = ["admin"])),
+    responses((status = 200, description = "The setting (`all` when never set)", body = VisibilitySetting))
+)]
 async fn get_setting(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
-) -> Result<Response, ApiError> {
+) -> Result<Json<VisibilitySetting>, ApiError> {
     who.require_admin()?;
     let s = app
         .store
         .setting::<VisibilitySetting>(SETTING)
         .await?
         .unwrap_or_default();
-    Ok(axum::Json(s).into_response())
+    Ok(Json(s))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/settings/inbox-visibility",
+    tag = "settings",
+    summary = "Change the inbox visibility (mode all | assigned)",
+    description = "Every instance applies it within 10 seconds (the setting is cached briefly).",
+    security(("bearer" = ["admin"])),
+    request_body = VisibilitySetting,
+    responses((status = 200, description = "The setting saved", body = VisibilitySetting))
+)]
 async fn put_setting(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Json<VisibilitySetting>, ApiError> {
     who.require_admin()?;
     let s: VisibilitySetting = parse_json(&body)?;
     app.store.put_setting(SETTING, &s, (app.now_ms)()).await?;
     *app.visibility_cache.write().await = Some((Instant::now(), s.mode));
     tracing::info!(staff_id = %who.staff_id, mode = ?s.mode, "inbox visibility changed");
-    Ok(axum::Json(s).into_response())
+    Ok(Json(s))
 }

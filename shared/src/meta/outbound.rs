@@ -87,6 +87,7 @@ pub struct OutboundMessage {
 }
 
 /// What a message carries. Serialised with a `type` tag in snake_case.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum OutboundContent {
@@ -144,12 +145,14 @@ pub enum OutboundContent {
     },
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplyButton {
     pub id: String,
     pub title: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListSection {
     /// Required when the list has more than one section.
@@ -158,6 +161,7 @@ pub struct ListSection {
     pub rows: Vec<ListRow>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListRow {
     pub id: String,
@@ -166,6 +170,7 @@ pub struct ListRow {
     pub description: Option<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MediaKind {
@@ -194,6 +199,7 @@ impl MediaKind {
 }
 
 /// Uploaded media id or public https link; serialised as Meta's `{"id": ..}` / `{"link": ..}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MediaSource {
@@ -204,6 +210,7 @@ pub enum MediaSource {
 // ----- templates -----------------------------------------------------------------------------
 
 /// A template send: `name`, `language` code (e.g. `en_US`) and the parameters to fill.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TemplateMessage {
     pub name: String,
@@ -213,6 +220,7 @@ pub struct TemplateMessage {
 }
 
 /// One component of a template send, in Meta's shape.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TemplateComponent {
@@ -226,12 +234,14 @@ pub enum TemplateComponent {
         sub_type: TemplateButtonKind,
         /// Position of the button in the template (0-9); a string on the wire.
         #[serde(serialize_with = "ser_index", deserialize_with = "de_index")]
+        #[cfg_attr(feature = "openapi", schema(value_type = String, example = "0"))]
         index: u8,
         #[serde(default)]
         parameters: Vec<TemplateParameter>,
     },
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TemplateButtonKind {
@@ -243,6 +253,7 @@ pub enum TemplateButtonKind {
 
 /// A template parameter, in Meta's shape. `parameter_name` is set for templates with named
 /// parameters (`{{customer_name}}`) and left out for positional ones (`{{1}}`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TemplateParameter {
@@ -285,10 +296,12 @@ pub enum TemplateParameter {
     },
     /// Flow button action (`flow_token`, `flow_action_data`), passed through.
     Action {
+        #[cfg_attr(feature = "openapi", schema(value_type = Object))]
         action: serde_json::Value,
     },
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CurrencyValue {
     pub fallback_value: String,
@@ -298,11 +311,13 @@ pub struct CurrencyValue {
     pub amount_1000: i64,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DateTimeValue {
     pub fallback_value: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TemplateDocument {
     #[serde(flatten)]
@@ -311,6 +326,7 @@ pub struct TemplateDocument {
     pub filename: Option<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TemplateLocation {
     pub latitude: f64,
@@ -358,6 +374,7 @@ fn de_index<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
 // ----- contacts ------------------------------------------------------------------------------
 
 /// A contact card, in Meta's shape.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ContactCard {
     pub name: ContactName,
@@ -376,6 +393,7 @@ pub struct ContactCard {
     pub birthday: Option<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ContactName {
     pub formatted_name: String,
@@ -391,6 +409,7 @@ pub struct ContactName {
     pub prefix: Option<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ContactPhone {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -402,6 +421,7 @@ pub struct ContactPhone {
     pub wa_id: Option<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ContactEmail {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -410,6 +430,7 @@ pub struct ContactEmail {
     pub kind: Option<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ContactAddress {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -428,6 +449,7 @@ pub struct ContactAddress {
     pub kind: Option<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ContactUrl {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -436,6 +458,7 @@ pub struct ContactUrl {
     pub kind: Option<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ContactOrg {
     #[serde(default, skip_serializing_if = "Option::is_none")]

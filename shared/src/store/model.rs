@@ -2,6 +2,7 @@
 use serde::{Deserialize, Serialize};
 
 /// `rel_type` of a conversation: which CRM record the customer is.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RelType {
@@ -126,6 +127,7 @@ pub struct Conversation {
     pub gsi1sk: Option<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
@@ -171,6 +173,7 @@ pub struct MessageItem {
 
 /// Where a message's media stands: `pending` until the media function has copied it to S3
 /// (`copied`), or has given up on it (`failed`, with the reason).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MediaState {
@@ -279,6 +282,7 @@ pub struct LeadClaim {
 }
 
 /// `auto_lead` settings (admin only): what a lead created for an unknown number gets.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AutoLeadSettings {
     pub enabled: bool,
@@ -291,6 +295,7 @@ pub struct AutoLeadSettings {
 }
 
 /// State of a send we asked Meta for.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SendState {

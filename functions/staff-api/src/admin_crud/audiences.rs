@@ -4,19 +4,21 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use axum::Router;
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use shared::auth::{Action, Permission, Principal, Resource};
 use shared::store::audiences::{GroupDeletion, MAX_GROUPS_PER_CONTACT, WaContact, WaGroup};
 use shared::store::crud::{is_valid_id, new_id};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ListQuery, decode_cursor, encode_cursor, nullable, opt_text, path_id, perm, text};
+use crate::conversations::Page;
 use crate::{ApiError, Authed, StaffApp, parse_limit};
 
 const C_VIEW: Permission = perm(Resource::WhatsappContacts, Action::View);
@@ -31,51 +33,94 @@ const MAX_TAGS: usize = 50;
 /// Members removed per `DELETE /groups/{id}` call (a larger group answers 202: call again).
 const DELETE_BUDGET: usize = 200;
 
-pub fn routes() -> Router<Arc<StaffApp>> {
-    Router::new()
-        .route("/api/v1/contacts", get(list_contacts).post(create_contact))
-        .route(
-            "/api/v1/contacts/{id}",
-            get(read_contact).put(update_contact).delete(delete_contact),
-        )
-        .route("/api/v1/groups", get(list_groups).post(create_group))
-        .route(
-            "/api/v1/groups/{id}",
-            get(read_group).put(update_group).delete(delete_group),
-        )
-        .route("/api/v1/groups/{id}/members", get(list_members))
-        .route(
-            "/api/v1/groups/{id}/members/{contact_id}",
-            put(add_member).delete(remove_member),
-        )
+pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
+    OpenApiRouter::new()
+        .routes(routes!(list_contacts, create_contact))
+        .routes(routes!(read_contact, update_contact, delete_contact))
+        .routes(routes!(list_groups, create_group))
+        .routes(routes!(read_group, update_group, delete_group))
+        .routes(routes!(list_members))
+        .routes(routes!(add_member, remove_member))
 }
 
-fn contact_json(c: &WaContact) -> Value {
-    json!({
-        "id": c.id,
-        "name": c.name,
-        "phone": c.phone,
-        "tags": c.tags,
-        "opted_in": c.opted_in,
-        "group_ids": c.group_ids,
-        "created_at": c.created_at,
-        "updated_at": c.updated_at,
-    })
+/// A WhatsApp contact (a campaign audience member).
+#[derive(Serialize, ToSchema)]
+pub struct ContactView {
+    pub id: String,
+    pub name: String,
+    /// E.164.
+    pub phone: String,
+    pub tags: Vec<String>,
+    /// Agreed to receive campaigns.
+    pub opted_in: bool,
+    /// The groups the contact is in.
+    pub group_ids: Vec<String>,
+    /// Epoch milliseconds.
+    pub created_at: i64,
+    /// Epoch milliseconds.
+    pub updated_at: i64,
 }
 
-fn group_json(g: &WaGroup) -> Value {
-    json!({
-        "id": g.id,
-        "name": g.name,
-        "description": g.description,
-        "member_count": g.member_count,
-        "created_at": g.created_at,
-        "updated_at": g.updated_at,
-    })
+impl ContactView {
+    fn new(c: &WaContact) -> Self {
+        Self {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            phone: c.phone.clone(),
+            tags: c.tags.clone(),
+            opted_in: c.opted_in,
+            group_ids: c.group_ids.clone(),
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
 }
 
-fn page(data: Vec<Value>, next_cursor: Option<String>) -> Response {
-    axum::Json(json!({"data": data, "next_cursor": next_cursor})).into_response()
+/// A group of WhatsApp contacts.
+#[derive(Serialize, ToSchema)]
+pub struct GroupView {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub member_count: i64,
+    /// Epoch milliseconds.
+    pub created_at: i64,
+    /// Epoch milliseconds.
+    pub updated_at: i64,
+}
+
+impl GroupView {
+    fn new(g: &WaGroup) -> Self {
+        Self {
+            id: g.id.clone(),
+            name: g.name.clone(),
+            description: g.description.clone(),
+            member_count: g.member_count,
+            created_at: g.created_at,
+            updated_at: g.updated_at,
+        }
+    }
+}
+
+/// A group deletion that has members left to remove (the group is already hidden).
+#[derive(Serialize, ToSchema)]
+pub struct GroupDeletionProgress {
+    pub id: String,
+    /// `deleting`.
+    #[schema(example = "deleting")]
+    pub status: String,
+    /// Members removed by this call.
+    pub removed: usize,
+    pub message: String,
+}
+
+/// A membership of a contact in a group.
+#[derive(Serialize, ToSchema)]
+pub struct GroupMembership {
+    pub group_id: String,
+    pub contact_id: String,
+    /// `false` when the contact already was a member.
+    pub added: bool,
 }
 
 // ---------- validation ----------
@@ -126,44 +171,72 @@ fn valid_group_ids(ids: Vec<String>) -> Result<Vec<String>, ApiError> {
 
 // ---------- contacts ----------
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/contacts",
+    tag = "audiences",
+    summary = "WhatsApp contacts (campaign audiences)",
+    security(("bearer" = ["whatsapp_contacts:view"])),
+    params(ListQuery),
+    responses((status = 200, description = "One page of contacts", body = Page<ContactView>))
+)]
 async fn list_contacts(
     State(app): State<Arc<StaffApp>>,
     Authed(who, keys): Authed,
     Query(q): Query<ListQuery>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<Page<ContactView>>, ApiError> {
     who.require(C_VIEW)?;
     let after = decode_cursor(&keys, "wa_contacts", q.cursor.as_deref())?;
     let limit = parse_limit(q.limit.as_deref(), 50, 200)?;
     let (rows, next) = app.store.wa_contacts(after.as_deref(), limit).await?;
-    Ok(page(
-        rows.iter().map(contact_json).collect(),
-        encode_cursor(&keys, "wa_contacts", next),
-    ))
+    Ok(Json(Page {
+        data: rows.iter().map(ContactView::new).collect(),
+        next_cursor: encode_cursor(&keys, "wa_contacts", next),
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/contacts/{id}",
+    tag = "audiences",
+    summary = "One contact",
+    security(("bearer" = ["whatsapp_contacts:view"])),
+    params(("id" = String, Path, description = "Contact id")),
+    responses((status = 200, description = "The contact", body = ContactView))
+)]
 async fn read_contact(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<ContactView>, ApiError> {
     who.require(C_VIEW)?;
     let c = app
         .store
         .wa_contact(path_id(&id, "contact")?)
         .await?
         .ok_or_else(|| ApiError::not_found("contact"))?;
-    Ok(axum::Json(contact_json(&c)).into_response())
+    Ok(Json(ContactView::new(&c)))
 }
 
-#[derive(Deserialize)]
+/// A new WhatsApp contact.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateContact {
+pub(crate) struct ContactCreateBody {
+    /// 1 to 200 characters.
+    #[schema(example = "Ana")]
     name: String,
+    /// Any format the phone parser understands; stored in E.164, unique among contacts.
+    #[schema(example = "+55 11 98765-4321")]
     phone: String,
+    /// At most 50 distinct tags of 1 to 50 characters.
     #[serde(default)]
+    #[schema(example = json!(["vip"]))]
     tags: Vec<String>,
+    /// Agreed to receive campaigns (default `false`).
     #[serde(default)]
     opted_in: bool,
+    /// Groups to put the contact in, at most 40 (needs `whatsapp_groups:edit` too when not
+    /// empty).
     #[serde(default)]
     group_ids: Vec<String>,
 }
@@ -176,13 +249,23 @@ fn require_group_edit(who: &Principal, changes: bool) -> Result<(), ApiError> {
     Ok(())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/contacts",
+    tag = "audiences",
+    summary = "Create a contact",
+    description = "Giving `group_ids` also needs `whatsapp_groups:edit`.",
+    security(("bearer" = ["whatsapp_contacts:create"])),
+    request_body = ContactCreateBody,
+    responses((status = 201, description = "The contact created", body = ContactView))
+)]
 async fn create_contact(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<(StatusCode, Json<ContactView>), ApiError> {
     who.require(C_CREATE)?;
-    let b: CreateContact = super::body(&body)?;
+    let b: ContactCreateBody = super::body(&body)?;
     let name = text("name", &b.name, 1, 200)?;
     let phone = valid_phone(&app, &b.phone)?;
     let tags = valid_tags(b.tags)?;
@@ -195,34 +278,50 @@ async fn create_contact(
     c.group_ids = group_ids;
     app.store.create_wa_contact(&c).await?;
     tracing::info!(staff_id = %who.staff_id, contact_id = %c.id, "WhatsApp contact created");
-    Ok((StatusCode::CREATED, axum::Json(contact_json(&c))).into_response())
+    Ok((StatusCode::CREATED, Json(ContactView::new(&c))))
 }
 
-#[derive(Deserialize)]
+/// The fields to replace; the others are kept.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateContact {
+pub(crate) struct ContactUpdateBody {
+    /// 1 to 200 characters.
     #[serde(default)]
     name: Option<String>,
+    /// Any format the phone parser understands; stored in E.164, unique among contacts.
     #[serde(default)]
     phone: Option<String>,
+    /// The full set of tags: at most 50 distinct tags of 1 to 50 characters.
     #[serde(default)]
     tags: Option<Vec<String>>,
     #[serde(default)]
     opted_in: Option<bool>,
-    /// The full set of groups: memberships are added and removed to match.
+    /// The full set of groups (at most 40): memberships are added and removed to match (a
+    /// change needs `whatsapp_groups:edit` too).
     #[serde(default)]
     group_ids: Option<Vec<String>>,
 }
 
 /// `PUT /api/v1/contacts/{id}`: the fields given are replaced, the others kept.
+#[utoipa::path(
+    put,
+    path = "/api/v1/contacts/{id}",
+    tag = "audiences",
+    summary = "Change a contact",
+    description = "The fields given are replaced, the others kept. Changing the groups also needs `whatsapp_groups:edit`.",
+    security(("bearer" = ["whatsapp_contacts:edit"])),
+    params(("id" = String, Path, description = "Contact id")),
+    request_body = ContactUpdateBody,
+    responses((status = 200, description = "The contact changed", body = ContactView))
+)]
 async fn update_contact(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Json<ContactView>, ApiError> {
     who.require(C_EDIT)?;
-    let b: UpdateContact = super::body(&body)?;
+    let b: ContactUpdateBody = super::body(&body)?;
     let name = b
         .name
         .as_deref()
@@ -273,68 +372,109 @@ async fn update_contact(
         who.require(G_EDIT)?;
     }
     tracing::info!(staff_id = %who.staff_id, contact_id = %c.id, groups_change, "WhatsApp contact changed");
-    Ok(axum::Json(contact_json(&c)).into_response())
+    Ok(Json(ContactView::new(&c)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/contacts/{id}",
+    tag = "audiences",
+    summary = "Delete a contact",
+    security(("bearer" = ["whatsapp_contacts:delete"])),
+    params(("id" = String, Path, description = "Contact id")),
+    responses((status = 204, description = "Deleted"))
+)]
 async fn delete_contact(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<StatusCode, ApiError> {
     who.require(C_DELETE)?;
     app.store
         .delete_wa_contact(path_id(&id, "contact")?)
         .await?;
     tracing::info!(staff_id = %who.staff_id, contact_id = %id, "WhatsApp contact deleted");
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(StatusCode::NO_CONTENT)
 }
 
 // ---------- groups ----------
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups",
+    tag = "audiences",
+    summary = "Groups",
+    security(("bearer" = ["whatsapp_groups:view"])),
+    params(ListQuery),
+    responses((status = 200, description = "One page of groups", body = Page<GroupView>))
+)]
 async fn list_groups(
     State(app): State<Arc<StaffApp>>,
     Authed(who, keys): Authed,
     Query(q): Query<ListQuery>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<Page<GroupView>>, ApiError> {
     who.require(G_VIEW)?;
     let after = decode_cursor(&keys, "wa_groups", q.cursor.as_deref())?;
     let limit = parse_limit(q.limit.as_deref(), 50, 200)?;
     let (rows, next) = app.store.wa_groups(after.as_deref(), limit).await?;
-    Ok(page(
-        rows.iter().map(group_json).collect(),
-        encode_cursor(&keys, "wa_groups", next),
-    ))
+    Ok(Json(Page {
+        data: rows.iter().map(GroupView::new).collect(),
+        next_cursor: encode_cursor(&keys, "wa_groups", next),
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups/{id}",
+    tag = "audiences",
+    summary = "One group",
+    security(("bearer" = ["whatsapp_groups:view"])),
+    params(("id" = String, Path, description = "Group id")),
+    responses((status = 200, description = "The group", body = GroupView))
+)]
 async fn read_group(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<GroupView>, ApiError> {
     who.require(G_VIEW)?;
     let g = app
         .store
         .wa_group(path_id(&id, "group")?)
         .await?
         .ok_or_else(|| ApiError::not_found("group"))?;
-    Ok(axum::Json(group_json(&g)).into_response())
+    Ok(Json(GroupView::new(&g)))
 }
 
-#[derive(Deserialize)]
+/// A new group.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateGroup {
+pub(crate) struct GroupCreateBody {
+    /// 1 to 100 characters.
+    #[schema(example = "VIP")]
     name: String,
+    /// At most 1000 characters; empty means none.
     #[serde(default)]
+    #[schema(example = "best customers")]
     description: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/groups",
+    tag = "audiences",
+    summary = "Create a group",
+    security(("bearer" = ["whatsapp_groups:create"])),
+    request_body = GroupCreateBody,
+    responses((status = 201, description = "The group created", body = GroupView))
+)]
 async fn create_group(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<(StatusCode, Json<GroupView>), ApiError> {
     who.require(G_CREATE)?;
-    let b: CreateGroup = super::body(&body)?;
+    let b: GroupCreateBody = super::body(&body)?;
     let now = (app.now_ms)();
     let g = WaGroup::new(
         new_id(now),
@@ -344,27 +484,42 @@ async fn create_group(
     );
     app.store.create_wa_group(&g).await?;
     tracing::info!(staff_id = %who.staff_id, group_id = %g.id, "WhatsApp group created");
-    Ok((StatusCode::CREATED, axum::Json(group_json(&g))).into_response())
+    Ok((StatusCode::CREATED, Json(GroupView::new(&g))))
 }
 
-#[derive(Deserialize)]
+/// The fields to replace; the others are kept.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateGroup {
+pub(crate) struct GroupUpdateBody {
+    /// 1 to 100 characters.
     #[serde(default)]
     name: Option<String>,
+    /// At most 1000 characters; `null` or empty removes it.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     description: Option<Option<String>>,
 }
 
 /// `PUT /api/v1/groups/{id}`: the fields given are replaced (`description: null` removes it).
+#[utoipa::path(
+    put,
+    path = "/api/v1/groups/{id}",
+    tag = "audiences",
+    summary = "Change a group",
+    description = "The fields given are replaced, the others kept (`description: null` removes it).",
+    security(("bearer" = ["whatsapp_groups:edit"])),
+    params(("id" = String, Path, description = "Group id")),
+    request_body = GroupUpdateBody,
+    responses((status = 200, description = "The group changed", body = GroupView))
+)]
 async fn update_group(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Json<GroupView>, ApiError> {
     who.require(G_EDIT)?;
-    let b: UpdateGroup = super::body(&body)?;
+    let b: GroupUpdateBody = super::body(&body)?;
     let name = b
         .name
         .as_deref()
@@ -387,11 +542,24 @@ async fn update_group(
         .update_wa_group(id, &name, description.as_deref(), (app.now_ms)())
         .await?;
     tracing::info!(staff_id = %who.staff_id, group_id = %g.id, "WhatsApp group changed");
-    Ok(axum::Json(group_json(&g)).into_response())
+    Ok(Json(GroupView::new(&g)))
 }
 
 /// `DELETE /api/v1/groups/{id}`: 204 when gone; 202 `{"status":"deleting"}` when a large group
 /// still has members to remove (the group is already hidden): call again to finish.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/groups/{id}",
+    tag = "audiences",
+    summary = "Delete a group",
+    description = "204 when the group is gone; 202 when a large group still has members to remove (it is already hidden): repeat the DELETE to finish.",
+    security(("bearer" = ["whatsapp_groups:delete"])),
+    params(("id" = String, Path, description = "Group id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 202, description = "Members remain to remove: call again", body = GroupDeletionProgress)
+    )
+)]
 async fn delete_group(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
@@ -410,22 +578,33 @@ async fn delete_group(
         }
         GroupDeletion::InProgress { removed } => {
             tracing::info!(staff_id = %who.staff_id, group_id = %id, removed, "WhatsApp group deletion continues");
-            Ok((
-                StatusCode::ACCEPTED,
-                axum::Json(json!({"id": id, "status": "deleting", "removed": removed,
-                    "message": "the group still has members to remove; repeat the DELETE to finish"})),
-            )
-                .into_response())
+            let progress = GroupDeletionProgress {
+                id: id.to_string(),
+                status: "deleting".to_string(),
+                removed,
+                message: "the group still has members to remove; repeat the DELETE to finish"
+                    .to_string(),
+            };
+            Ok((StatusCode::ACCEPTED, Json(progress)).into_response())
         }
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/groups/{id}/members",
+    tag = "audiences",
+    summary = "Members of a group",
+    security(("bearer" = ["whatsapp_groups:view", "whatsapp_contacts:view"])),
+    params(("id" = String, Path, description = "Group id"), ListQuery),
+    responses((status = 200, description = "One page of the group's contacts", body = Page<ContactView>))
+)]
 async fn list_members(
     State(app): State<Arc<StaffApp>>,
     Authed(who, keys): Authed,
     Path(id): Path<String>,
     Query(q): Query<ListQuery>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<Page<ContactView>>, ApiError> {
     who.require(G_VIEW)?;
     who.require(C_VIEW)?;
     let id = path_id(&id, "group")?;
@@ -439,19 +618,32 @@ async fn list_members(
         .store
         .wa_group_members(id, after.as_deref(), limit)
         .await?;
-    Ok(page(
-        rows.iter().map(contact_json).collect(),
-        encode_cursor(&keys, &scope, next),
-    ))
+    Ok(Json(Page {
+        data: rows.iter().map(ContactView::new).collect(),
+        next_cursor: encode_cursor(&keys, &scope, next),
+    }))
 }
 
 /// `PUT /api/v1/groups/{id}/members/{contact_id}`: idempotent (`added: false` when it
 /// already was a member).
+#[utoipa::path(
+    put,
+    path = "/api/v1/groups/{id}/members/{contact_id}",
+    tag = "audiences",
+    summary = "Add a contact to a group",
+    description = "Idempotent: `added` is `false` when the contact already was a member. No request body is needed.",
+    security(("bearer" = ["whatsapp_groups:edit"])),
+    params(
+        ("id" = String, Path, description = "Group id"),
+        ("contact_id" = String, Path, description = "Contact id")
+    ),
+    responses((status = 200, description = "The membership", body = GroupMembership))
+)]
 async fn add_member(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     Path((id, contact_id)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<GroupMembership>, ApiError> {
     who.require(G_EDIT)?;
     let id = path_id(&id, "group")?;
     let contact_id = path_id(&contact_id, "contact")?;
@@ -460,17 +652,30 @@ async fn add_member(
         .add_group_member(id, contact_id, (app.now_ms)())
         .await?;
     tracing::info!(staff_id = %who.staff_id, group_id = %id, contact_id = %contact_id, added, "group member added");
-    Ok(
-        axum::Json(json!({"group_id": id, "contact_id": contact_id, "added": added}))
-            .into_response(),
-    )
+    Ok(Json(GroupMembership {
+        group_id: id.to_string(),
+        contact_id: contact_id.to_string(),
+        added,
+    }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/groups/{id}/members/{contact_id}",
+    tag = "audiences",
+    summary = "Remove a contact from a group",
+    security(("bearer" = ["whatsapp_groups:edit"])),
+    params(
+        ("id" = String, Path, description = "Group id"),
+        ("contact_id" = String, Path, description = "Contact id")
+    ),
+    responses((status = 204, description = "Removed"))
+)]
 async fn remove_member(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     Path((id, contact_id)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
+) -> Result<StatusCode, ApiError> {
     who.require(G_EDIT)?;
     let id = path_id(&id, "group")?;
     let contact_id = path_id(&contact_id, "contact")?;
@@ -478,5 +683,5 @@ async fn remove_member(
         .remove_group_member(id, contact_id, (app.now_ms)())
         .await?;
     tracing::info!(staff_id = %who.staff_id, group_id = %id, contact_id = %contact_id, "group member removed");
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(StatusCode::NO_CONTENT)
 }

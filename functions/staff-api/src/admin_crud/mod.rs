@@ -17,11 +17,12 @@
 //! | `PUT` / `DELETE /api/v1/groups/{id}/members/{contact_id}` | `whatsapp_groups:edit` |
 use std::sync::Arc;
 
-use axum::Router;
 use axum::http::StatusCode;
 use serde::{Deserialize, Deserializer};
 use shared::auth::{Action, Permission, Resource};
 use shared::store::crud::{CrudError, is_valid_id};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::{ApiError, Keys, StaffApp};
 
@@ -29,8 +30,8 @@ pub mod audiences;
 pub mod numbers;
 pub mod quick_replies;
 
-pub fn routes() -> Router<Arc<StaffApp>> {
-    Router::new()
+pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
+    OpenApiRouter::new()
         .merge(quick_replies::routes())
         .merge(numbers::routes())
         .merge(audiences::routes())
@@ -91,9 +92,13 @@ pub(crate) fn encode_cursor(keys: &Keys, scope: &str, next: Option<String>) -> O
     next.map(|n| keys.cursors.encode(scope, &n))
 }
 
-#[derive(Deserialize)]
+/// Paging of a catalogue list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// Page size: 1–200, default 50 (group members: 1–100).
     pub limit: Option<String>,
 }
 

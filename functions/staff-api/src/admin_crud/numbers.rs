@@ -1,16 +1,16 @@
 //! `/api/v1/numbers`: the business numbers we send from, and the default sender.
 use std::sync::Arc;
 
-use axum::Router;
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use shared::auth::{Action, Permission, Resource};
 use shared::store::numbers::WhatsappNumber;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{nullable, opt_text, perm, text};
 use crate::{ApiError, Authed, StaffApp};
@@ -18,27 +18,59 @@ use crate::{ApiError, Authed, StaffApp};
 const VIEW: Permission = perm(Resource::WhatsappNumbers, Action::View);
 const EDIT: Permission = perm(Resource::WhatsappNumbers, Action::Edit);
 
-pub fn routes() -> Router<Arc<StaffApp>> {
-    Router::new()
-        .route("/api/v1/numbers", get(list).post(add))
-        .route("/api/v1/numbers/{phone_number_id}", get(read).put(update))
-        .route(
-            "/api/v1/numbers/{phone_number_id}/default",
-            post(make_default),
-        )
+pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
+    OpenApiRouter::new()
+        .routes(routes!(list, add))
+        .routes(routes!(read, update))
+        .routes(routes!(make_default))
 }
 
-fn number_json(n: &WhatsappNumber, default: Option<&str>) -> Value {
-    json!({
-        "phone_number_id": n.phone_number_id,
-        "display_phone_number": n.display_phone_number,
-        "verified_name": n.verified_name,
-        "label": n.label,
-        "source": n.source,
-        "is_default": default == Some(n.phone_number_id.as_str()),
-        "created_at": n.created_at,
-        "updated_at": n.updated_at,
-    })
+/// A business number we send from.
+#[derive(Serialize, ToSchema)]
+pub struct NumberView {
+    /// Meta's id of the number.
+    pub phone_number_id: String,
+    /// The number as shown (e.g. `+1 555 078 3881`).
+    pub display_phone_number: String,
+    pub verified_name: String,
+    pub label: Option<String>,
+    /// `manual` (added through the API).
+    pub source: String,
+    /// The sender used when none is named.
+    pub is_default: bool,
+    /// Epoch milliseconds.
+    pub created_at: i64,
+    /// Epoch milliseconds.
+    pub updated_at: i64,
+}
+
+impl NumberView {
+    fn new(n: &WhatsappNumber, default: Option<&str>) -> Self {
+        Self {
+            phone_number_id: n.phone_number_id.clone(),
+            display_phone_number: n.display_phone_number.clone(),
+            verified_name: n.verified_name.clone(),
+            label: n.label.clone(),
+            source: n.source.clone(),
+            is_default: default == Some(n.phone_number_id.as_str()),
+            created_at: n.created_at,
+            updated_at: n.updated_at,
+        }
+    }
+}
+
+/// Every business number and the default sender.
+#[derive(Serialize, ToSchema)]
+pub struct NumberList {
+    pub data: Vec<NumberView>,
+    /// The default sender (absent when none is set).
+    pub default_phone_number_id: Option<String>,
+}
+
+/// The default sender now.
+#[derive(Serialize, ToSchema)]
+pub struct DefaultNumber {
+    pub default_phone_number_id: String,
 }
 
 fn valid_phone_number_id(v: &str) -> Result<String, ApiError> {
@@ -75,24 +107,43 @@ fn path_number(id: &str) -> Result<&str, ApiError> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/numbers",
+    tag = "numbers",
+    summary = "Business numbers",
+    security(("bearer" = ["whatsapp_numbers:view"])),
+    responses((status = 200, description = "Every number and the default sender", body = NumberList))
+)]
 async fn list(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
-) -> Result<Response, ApiError> {
+) -> Result<Json<NumberList>, ApiError> {
     who.require(VIEW)?;
     let (numbers, default) = tokio::try_join!(app.store.numbers(), app.store.default_number_id())?;
-    Ok(axum::Json(json!({
-        "data": numbers.iter().map(|n| number_json(n, default.as_deref())).collect::<Vec<_>>(),
-        "default_phone_number_id": default,
+    Ok(Json(NumberList {
+        data: numbers
+            .iter()
+            .map(|n| NumberView::new(n, default.as_deref()))
+            .collect(),
+        default_phone_number_id: default,
     }))
-    .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/numbers/{phone_number_id}",
+    tag = "numbers",
+    summary = "One number",
+    security(("bearer" = ["whatsapp_numbers:view"])),
+    params(("phone_number_id" = String, Path, description = "Meta's id of the number")),
+    responses((status = 200, description = "The number", body = NumberView))
+)]
 async fn read(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<NumberView>, ApiError> {
     who.require(VIEW)?;
     let id = path_number(&id)?;
     let n = app
@@ -101,27 +152,45 @@ async fn read(
         .await?
         .ok_or_else(|| ApiError::not_found(&format!("number {id}")))?;
     let default = app.store.default_number_id().await?;
-    Ok(axum::Json(number_json(&n, default.as_deref())).into_response())
+    Ok(Json(NumberView::new(&n, default.as_deref())))
 }
 
-#[derive(Deserialize)]
+/// A number added by hand.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct AddBody {
+pub(crate) struct NumberAddBody {
+    /// Meta's id of the number: 1 to 32 digits.
+    #[schema(example = "106540352242922")]
     phone_number_id: String,
+    /// The number as shown: digits, spaces and `+ - ( ) .`, at most 32 characters.
+    #[schema(example = "+1 555 078 3881")]
     display_phone_number: String,
+    /// The business name Meta verified: 1 to 200 characters.
+    #[schema(example = "Acme")]
     verified_name: String,
+    /// At most 100 characters; empty means none.
     #[serde(default)]
     label: Option<String>,
 }
 
 /// `POST /api/v1/numbers`: adds a number by hand (the first one becomes the default).
+#[utoipa::path(
+    post,
+    path = "/api/v1/numbers",
+    tag = "numbers",
+    summary = "Add a number",
+    description = "The first number added becomes the default sender.",
+    security(("bearer" = ["whatsapp_numbers:edit"])),
+    request_body = NumberAddBody,
+    responses((status = 201, description = "The number added", body = NumberView))
+)]
 async fn add(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<(StatusCode, Json<NumberView>), ApiError> {
     who.require(EDIT)?;
-    let b: AddBody = super::body(&body)?;
+    let b: NumberAddBody = super::body(&body)?;
     let n = WhatsappNumber::new(
         valid_phone_number_id(&b.phone_number_id)?,
         valid_display(&b.display_phone_number)?,
@@ -134,32 +203,47 @@ async fn add(
     tracing::info!(staff_id = %who.staff_id, phone_number_id = %n.phone_number_id, "number added");
     Ok((
         StatusCode::CREATED,
-        axum::Json(number_json(&n, default.as_deref())),
-    )
-        .into_response())
+        Json(NumberView::new(&n, default.as_deref())),
+    ))
 }
 
-#[derive(Deserialize)]
+/// The fields to replace; the others are kept.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateBody {
+pub(crate) struct NumberUpdateBody {
+    /// The number as shown: digits, spaces and `+ - ( ) .`, at most 32 characters.
     #[serde(default)]
     display_phone_number: Option<String>,
+    /// 1 to 200 characters.
     #[serde(default)]
     verified_name: Option<String>,
+    /// At most 100 characters; `null` or empty removes the label.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     label: Option<Option<String>>,
 }
 
 /// `PUT /api/v1/numbers/{phone_number_id}`: the fields given are replaced (`label: null`
 /// removes the label).
+#[utoipa::path(
+    put,
+    path = "/api/v1/numbers/{phone_number_id}",
+    tag = "numbers",
+    summary = "Edit a number",
+    description = "The fields given are replaced, the others kept (`label: null` removes the label).",
+    security(("bearer" = ["whatsapp_numbers:edit"])),
+    params(("phone_number_id" = String, Path, description = "Meta's id of the number")),
+    request_body = NumberUpdateBody,
+    responses((status = 200, description = "The number changed", body = NumberView))
+)]
 async fn update(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Json<NumberView>, ApiError> {
     who.require(EDIT)?;
-    let b: UpdateBody = super::body(&body)?;
+    let b: NumberUpdateBody = super::body(&body)?;
     let display = b
         .display_phone_number
         .as_deref()
@@ -193,20 +277,32 @@ async fn update(
     app.store.update_number(&n).await?;
     let default = app.store.default_number_id().await?;
     tracing::info!(staff_id = %who.staff_id, phone_number_id = %n.phone_number_id, "number changed");
-    Ok(axum::Json(number_json(&n, default.as_deref())).into_response())
+    Ok(Json(NumberView::new(&n, default.as_deref())))
 }
 
 /// `POST /api/v1/numbers/{phone_number_id}/default`: the sender used when none is named.
+#[utoipa::path(
+    post,
+    path = "/api/v1/numbers/{phone_number_id}/default",
+    tag = "numbers",
+    summary = "Make it the default sender",
+    description = "The sender used when a send names none. No request body is needed.",
+    security(("bearer" = ["whatsapp_numbers:edit"])),
+    params(("phone_number_id" = String, Path, description = "Meta's id of the number")),
+    responses((status = 200, description = "The default sender now", body = DefaultNumber))
+)]
 async fn make_default(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<DefaultNumber>, ApiError> {
     who.require(EDIT)?;
     let id = path_number(&id)?;
     app.store
         .set_default_number(id, &who.staff_id, (app.now_ms)())
         .await?;
     tracing::info!(staff_id = %who.staff_id, phone_number_id = %id, "default number set");
-    Ok(axum::Json(json!({"default_phone_number_id": id})).into_response())
+    Ok(Json(DefaultNumber {
+        default_phone_number_id: id.to_string(),
+    }))
 }

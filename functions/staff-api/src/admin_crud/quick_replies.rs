@@ -3,14 +3,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::Router;
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use shared::auth::{Action, Permission, Resource};
 use shared::meta::outbound::OutboundContent;
 use shared::store::crud::new_id;
@@ -19,7 +16,12 @@ use shared::store::quick_replies::{
     PLACEHOLDERS, QuickReply, check_placeholders, render_quick_reply,
 };
 
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
 use super::{ListQuery, decode_cursor, encode_cursor, nullable, path_id, perm, text};
+use crate::conversations::Page;
 use crate::{ApiError, Authed, StaffApp, parse_limit};
 
 const VIEW: Permission = perm(Resource::Quickreplies, Action::View);
@@ -29,27 +31,60 @@ const DELETE: Permission = perm(Resource::Quickreplies, Action::Delete);
 const BODY_MAX: usize = 4096;
 const SCOPE: &str = "quick_replies";
 
-pub fn routes() -> Router<Arc<StaffApp>> {
-    Router::new()
-        .route("/api/v1/quick-replies", get(list).post(create))
-        .route("/api/v1/quick-replies/placeholders", get(placeholders))
-        .route(
-            "/api/v1/quick-replies/{id}",
-            get(read).put(update).delete(remove),
-        )
+pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(placeholders))
+        .routes(routes!(read, update, remove))
 }
 
-pub(crate) fn quick_reply_json(q: &QuickReply) -> Value {
-    json!({
-        "id": q.id,
-        "title": q.title,
-        "body": q.body,
-        "shortcut": q.shortcut,
-        "created_by": q.created_by,
-        "created_at": q.created_at,
-        "updated_by": q.updated_by,
-        "updated_at": q.updated_at,
-    })
+/// A canned answer.
+#[derive(Serialize, ToSchema)]
+pub struct QuickReplyView {
+    pub id: String,
+    pub title: String,
+    /// The text sent, with `{{placeholders}}` filled for the conversation.
+    pub body: String,
+    pub shortcut: Option<String>,
+    /// Staff id.
+    pub created_by: String,
+    /// Epoch milliseconds.
+    pub created_at: i64,
+    /// Staff id of the last change.
+    pub updated_by: Option<String>,
+    /// Epoch milliseconds.
+    pub updated_at: i64,
+}
+
+impl QuickReplyView {
+    pub(crate) fn new(q: &QuickReply) -> Self {
+        Self {
+            id: q.id.clone(),
+            title: q.title.clone(),
+            body: q.body.clone(),
+            shortcut: q.shortcut.clone(),
+            created_by: q.created_by.clone(),
+            created_at: q.created_at,
+            updated_by: q.updated_by.clone(),
+            updated_at: q.updated_at,
+        }
+    }
+}
+
+/// A placeholder a quick reply's body may use.
+#[derive(Serialize, ToSchema)]
+pub struct QuickReplyPlaceholder {
+    /// As written in a body, e.g. `{{customer_first_name}}`.
+    pub placeholder: String,
+    pub name: String,
+    /// What it is filled with.
+    pub description: String,
+}
+
+/// Every placeholder.
+#[derive(Serialize, ToSchema)]
+pub struct QuickReplyPlaceholders {
+    pub data: Vec<QuickReplyPlaceholder>,
 }
 
 fn valid_title(v: &str) -> Result<String, ApiError> {
@@ -91,61 +126,107 @@ fn valid_shortcut(v: Option<String>) -> Result<Option<String>, ApiError> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/quick-replies",
+    tag = "quick-replies",
+    summary = "Quick replies",
+    security(("bearer" = ["quickreplies:view"])),
+    params(ListQuery),
+    responses((status = 200, description = "One page of quick replies", body = Page<QuickReplyView>))
+)]
 async fn list(
     State(app): State<Arc<StaffApp>>,
     Authed(who, keys): Authed,
     Query(q): Query<ListQuery>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<Page<QuickReplyView>>, ApiError> {
     who.require(VIEW)?;
     let after = decode_cursor(&keys, SCOPE, q.cursor.as_deref())?;
     let limit = parse_limit(q.limit.as_deref(), 50, 200)?;
     let (rows, next) = app.store.quick_replies(after.as_deref(), limit).await?;
-    Ok(axum::Json(json!({
-        "data": rows.iter().map(quick_reply_json).collect::<Vec<_>>(),
-        "next_cursor": encode_cursor(&keys, SCOPE, next),
+    Ok(Json(Page {
+        data: rows.iter().map(QuickReplyView::new).collect(),
+        next_cursor: encode_cursor(&keys, SCOPE, next),
     }))
-    .into_response())
 }
 
-async fn placeholders(Authed(who, _): Authed) -> Result<Response, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/quick-replies/placeholders",
+    tag = "quick-replies",
+    summary = "Placeholders a quick reply may use",
+    security(("bearer" = ["quickreplies:view"])),
+    responses((status = 200, description = "Every placeholder", body = QuickReplyPlaceholders))
+)]
+async fn placeholders(Authed(who, _): Authed) -> Result<Json<QuickReplyPlaceholders>, ApiError> {
     who.require(VIEW)?;
-    let data: Vec<Value> = PLACEHOLDERS
+    let data = PLACEHOLDERS
         .iter()
-        .map(|(name, what)| json!({"placeholder": format!("{{{{{name}}}}}"), "name": name, "description": what}))
+        .map(|(name, what)| QuickReplyPlaceholder {
+            placeholder: format!("{{{{{name}}}}}"),
+            name: name.to_string(),
+            description: what.to_string(),
+        })
         .collect();
-    Ok(axum::Json(json!({ "data": data })).into_response())
+    Ok(Json(QuickReplyPlaceholders { data }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/quick-replies/{id}",
+    tag = "quick-replies",
+    summary = "One quick reply",
+    security(("bearer" = ["quickreplies:view"])),
+    params(("id" = String, Path, description = "Quick reply id")),
+    responses((status = 200, description = "The quick reply", body = QuickReplyView))
+)]
 async fn read(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<QuickReplyView>, ApiError> {
     who.require(VIEW)?;
     let q = app
         .store
         .quick_reply(path_id(&id, "quick reply")?)
         .await?
         .ok_or_else(|| ApiError::not_found("quick reply"))?;
-    Ok(axum::Json(quick_reply_json(&q)).into_response())
+    Ok(Json(QuickReplyView::new(&q)))
 }
 
-#[derive(Deserialize)]
+/// A new quick reply.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+pub(crate) struct QuickReplyCreateBody {
+    /// 1 to 100 characters.
+    #[schema(example = "Greeting")]
     title: String,
+    /// 1 to 4096 characters; only the placeholders of
+    /// `GET /api/v1/quick-replies/placeholders` may appear between `{{` and `}}`.
+    #[schema(example = "Hello {{customer_first_name}}!")]
     body: String,
+    /// 1 to 32 characters of `a-z`, `0-9`, `_` and `-`.
     #[serde(default)]
+    #[schema(example = "hi")]
     shortcut: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/quick-replies",
+    tag = "quick-replies",
+    summary = "Create a quick reply",
+    security(("bearer" = ["quickreplies:create"])),
+    request_body = QuickReplyCreateBody,
+    responses((status = 201, description = "The quick reply created", body = QuickReplyView))
+)]
 async fn create(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<(StatusCode, Json<QuickReplyView>), ApiError> {
     who.require(CREATE)?;
-    let b: CreateBody = super::body(&body)?;
+    let b: QuickReplyCreateBody = super::body(&body)?;
     let now = (app.now_ms)();
     let q = QuickReply::new(
         new_id(now),
@@ -157,30 +238,45 @@ async fn create(
     );
     app.store.create_quick_reply(&q).await?;
     tracing::info!(staff_id = %who.staff_id, quick_reply_id = %q.id, "quick reply created");
-    Ok((StatusCode::CREATED, axum::Json(quick_reply_json(&q))).into_response())
+    Ok((StatusCode::CREATED, Json(QuickReplyView::new(&q))))
 }
 
-#[derive(Deserialize)]
+/// The fields to replace; the others are kept.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateBody {
+pub(crate) struct QuickReplyUpdateBody {
+    /// 1 to 100 characters.
     #[serde(default)]
     title: Option<String>,
+    /// 1 to 4096 characters; only the known placeholders may be used.
     #[serde(default)]
     body: Option<String>,
-    /// `null` removes the shortcut.
+    /// 1 to 32 characters of `a-z`, `0-9`, `_` and `-`; `null` removes the shortcut.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     shortcut: Option<Option<String>>,
 }
 
 /// `PUT /api/v1/quick-replies/{id}`: the fields given are replaced, the others kept.
+#[utoipa::path(
+    put,
+    path = "/api/v1/quick-replies/{id}",
+    tag = "quick-replies",
+    summary = "Change a quick reply",
+    description = "The fields given are replaced, the others kept.",
+    security(("bearer" = ["quickreplies:edit"])),
+    params(("id" = String, Path, description = "Quick reply id")),
+    request_body = QuickReplyUpdateBody,
+    responses((status = 200, description = "The quick reply changed", body = QuickReplyView))
+)]
 async fn update(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Response, ApiError> {
+) -> Result<Json<QuickReplyView>, ApiError> {
     who.require(EDIT)?;
-    let b: UpdateBody = super::body(&body)?;
+    let b: QuickReplyUpdateBody = super::body(&body)?;
     let title = b.title.as_deref().map(valid_title).transpose()?;
     let text_body = b.body.as_deref().map(valid_body).transpose()?;
     let shortcut = b.shortcut.map(valid_shortcut).transpose()?;
@@ -204,20 +300,29 @@ async fn update(
     app.store.update_quick_reply(&old, &new).await?;
     new.version = old.version + 1;
     tracing::info!(staff_id = %who.staff_id, quick_reply_id = %new.id, "quick reply changed");
-    Ok(axum::Json(quick_reply_json(&new)).into_response())
+    Ok(Json(QuickReplyView::new(&new)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/quick-replies/{id}",
+    tag = "quick-replies",
+    summary = "Delete a quick reply",
+    security(("bearer" = ["quickreplies:delete"])),
+    params(("id" = String, Path, description = "Quick reply id")),
+    responses((status = 204, description = "Deleted"))
+)]
 async fn remove(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<StatusCode, ApiError> {
     who.require(DELETE)?;
     app.store
         .delete_quick_reply(path_id(&id, "quick reply")?)
         .await?;
     tracing::info!(staff_id = %who.staff_id, quick_reply_id = %id, "quick reply deleted");
-    Ok(StatusCode::NO_CONTENT.into_response())
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The values of the placeholders for a conversation and the staff member sending.
