@@ -88,12 +88,10 @@ pub async fn forget_customer(
             doomed.push((m.pk.clone(), m.sk.clone()));
         }
         report.messages += messages.len();
-        // The conversation last: while it exists, a re-run finds what is left.
-        doomed.push((
-            keys::conversation_pk(pnid, customer_id),
-            keys::CONV_SK.into(),
-        ));
         store.delete_keys(&doomed).await?;
+        // The conversation last (while it exists, a re-run finds what is left), with its share
+        // of the unread counters.
+        store.delete_conversation(pnid, customer_id).await?;
         report
             .conversations
             .push(keys::conversation_id(pnid, customer_id));

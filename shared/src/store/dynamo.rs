@@ -596,7 +596,15 @@ impl Store {
     /// Moves the conversation's last activity (and, for inbound messages, the 24-hour window)
     /// forward to Meta's timestamp `at_ms`. Idempotent and order-free: an older message never
     /// moves it back.
+    /// Then brings the conversation's share of the unread counters up to date ([`unread`]).
+    ///
+    /// [`unread`]: super::unread
     pub async fn touch_conversation(&self, a: &Activity<'_>) -> Result<(), StoreError> {
+        self.touch_activity(a).await?;
+        self.sync_unread(a.phone_number_id, a.customer_id).await
+    }
+
+    async fn touch_activity(&self, a: &Activity<'_>) -> Result<(), StoreError> {
         let Activity {
             phone_number_id,
             customer_id,
@@ -1193,7 +1201,11 @@ impl Store {
                 .expression_attribute_values(":a", s(a)),
             None => b.update_expression("REMOVE assignee SET assigned_at = :now"),
         };
-        applied(b.send().await)
+        let done = applied(b.send().await)?;
+        if done {
+            self.sync_unread(phone_number_id, customer_id).await?;
+        }
+        Ok(done)
     }
 
     /// Marks the conversation read (unread back to 0).
@@ -1217,7 +1229,11 @@ impl Store {
             .expression_attribute_values(":now", n(now_ms))
             .send()
             .await;
-        applied(r)
+        let done = applied(r)?;
+        if done {
+            self.sync_unread(phone_number_id, customer_id).await?;
+        }
+        Ok(done)
     }
 
     /// Adds a ticket reference to the conversation (shown with it and in its history).
@@ -1401,57 +1417,4 @@ impl Store {
     }
 }
 
-impl Store {
-    /// Unread messages and conversations with unread messages of one `rel_type` (every shard,
-    /// every page of the index; only the `unread` attribute is read).
-    /// Unread messages and conversations of a `rel_type`; with `visible_to`, only those
-    /// assigned to that staff member or to no one (the `assigned` inbox visibility).
-    pub async fn unread_counts(
-        &self,
-        rel_type: RelType,
-        visible_to: Option<&str>,
-    ) -> Result<(i64, i64), StoreError> {
-        let (mut messages, mut conversations) = (0i64, 0i64);
-        for shard in 0..self.shards {
-            let mut start: Option<Item> = None;
-            loop {
-                let mut q = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name("GSI1")
-                    .key_condition_expression("gsi1pk = :p")
-                    .filter_expression("unread > :z")
-                    .projection_expression("unread")
-                    .expression_attribute_values(":p", s(keys::inbox_pk(rel_type.as_str(), shard)))
-                    .expression_attribute_values(":z", n(0));
-                if let Some(me) = visible_to {
-                    q = q
-                        .filter_expression(
-                            "unread > :z AND (attribute_not_exists(assignee) \
-                             OR attribute_type(assignee, :null) OR assignee = :me OR assignee = :none)",
-                        )
-                        .expression_attribute_values(":null", s("NULL"))
-                        .expression_attribute_values(":me", s(me))
-                        .expression_attribute_values(":none", s(""));
-                }
-                let out = q
-                    .set_exclusive_start_key(start.take())
-                    .send()
-                    .await
-                    .map_err(StoreError::sdk)?;
-                for it in out.items.unwrap_or_default() {
-                    if let Some(AttributeValue::N(v)) = it.get("unread") {
-                        messages += v.parse::<i64>().unwrap_or(0);
-                        conversations += 1;
-                    }
-                }
-                match out.last_evaluated_key {
-                    Some(k) if !k.is_empty() => start = Some(k),
-                    _ => break,
-                }
-            }
-        }
-        Ok((messages, conversations))
-    }
-}
+impl Store {}

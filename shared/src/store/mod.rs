@@ -24,6 +24,7 @@
 //! | business numbers ([`numbers`]); the default sender | `pk=NUMBERS`, `sk={phone_number_id}`; `pk=SETTINGS`, `sk=default_number` |
 //! | WhatsApp contacts, groups ([`audiences`]); unique phone | `pk=WACONTACTS` / `WAGROUPS`, `sk={id}`; `pk=WAPHONE#{canonical E.164}`, `sk=CLAIM` |
 //! | members of a group | `pk=WAGROUP#{group_id}`, `sk=MEMBER#{contact_id}` |
+//! | unread counters per rel_type, shard and assignee ([`unread`]) | `pk=UNREAD#{rel_type}#{shard}`, `sk=A#{assignee or -}` |
 pub mod activity;
 pub mod audiences;
 pub mod crud;
@@ -36,5 +37,6 @@ pub mod numbers;
 pub mod quick_replies;
 pub mod settings;
 pub mod templates;
+pub mod unread;
 
 pub use dynamo::{Store, StoreError};
