@@ -18,6 +18,8 @@ pub struct Config {
     pub inbound_queue_url: Option<String>,
     /// The media function's queue (inbound hands media copies to it).
     pub media_queue_url: Option<String>,
+    /// The bots function's queue (inbound hands customer messages to it).
+    pub bots_queue_url: Option<String>,
     pub crm_bus_name: Option<String>,
     pub media_bucket: Option<String>,
     pub meta_secret_arn: Option<String>,
@@ -67,6 +69,7 @@ impl Config {
             table_name: get("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?,
             inbound_queue_url: get("INBOUND_QUEUE_URL"),
             media_queue_url: get("MEDIA_QUEUE_URL"),
+            bots_queue_url: get("BOTS_QUEUE_URL"),
             crm_bus_name: get("CRM_BUS_NAME"),
             media_bucket: get("MEDIA_BUCKET"),
             meta_secret_arn: get("META_SECRET_ARN"),

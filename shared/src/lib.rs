@@ -14,6 +14,9 @@
 //! - [`crm_events`]: events exchanged with the CRM over EventBridge;
 //! - [`templates`]: message-template sync from Meta and the check of a template send;
 //! - [`http_edge`]: API Gateway HTTP API adaptation of the routers;
+//! - [`bots`]: the bot engine: trigger matching, responses, menus, flows, evaluation rules;
+//! - [`sending`]: one message sent through the outbound layer (intent, pace, Meta, record),
+//!   by staff or by a bot;
 //! - [`sqs_batch`]: SQS batches with Lambda's semantics (partial failures, parking, FIFO
 //!   order, the deadline);
 //! - [`queue`], [`archive`], [`secrets`], [`config`], [`telemetry`]: AWS adapters and plumbing.
@@ -22,6 +25,7 @@
 pub mod activity;
 pub mod archive;
 pub mod auth;
+pub mod bots;
 pub mod config;
 pub mod credentials;
 pub mod crm_events;
@@ -37,6 +41,7 @@ pub mod phone;
 pub mod privacy;
 pub mod queue;
 pub mod secrets;
+pub mod sending;
 pub mod sqs_batch;
 pub mod store;
 pub mod telemetry;

@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::archive::RawArchive;
+use shared::bots::job::{BOT_JOB_VERSION, BotEvent, BotJob};
 use shared::crm_events::{EventBus, LeadCreated};
 use shared::envelope::QueuedEnvelope;
 use shared::envelope::{Envelope, EnvelopeKind};
 use shared::identify::{self, Identity};
 use shared::media::{MEDIA_JOB_VERSION, MediaJob};
-use shared::meta::webhook::{MessageContent, RawMessage, RawStatus};
+use shared::meta::webhook::{Interactive, MessageContent, RawMessage, RawStatus};
 use shared::phone::PhoneNormalizer;
 use shared::queue::EnvelopeSink;
 use shared::sqs_batch::{self, BatchPolicy, Deadline, Ordering, RecordError, RecordHandler};
@@ -109,6 +110,47 @@ pub struct InboundProcessor {
     /// The media function's queue: a media message's copy to S3 is handed off there, so it
     /// never holds back the conversation (absent: media stays at Meta, referenced by id).
     pub media_jobs: Option<Arc<dyn EnvelopeSink>>,
+    /// The bots function's queue: each inbound customer message is handed off there to be
+    /// answered (absent: no bot answers).
+    pub bot_jobs: Option<Arc<dyn EnvelopeSink>>,
+}
+
+/// What a bot reads of a customer message (`None`: bots never answer it — reactions, system
+/// messages, unsupported content).
+fn bot_event(wamid: &str, kind: &str, at_ms: i64, c: &MessageContent) -> Option<BotEvent> {
+    let (text, reply_id, reply_title) = match c {
+        MessageContent::Text { body } => (Some(body.clone()), None, None),
+        MessageContent::Image(m)
+        | MessageContent::Video(m)
+        | MessageContent::Document(m)
+        | MessageContent::Audio(m)
+        | MessageContent::Sticker(m) => (m.caption.clone(), None, None),
+        MessageContent::Interactive(Interactive::ButtonReply { id, title })
+        | MessageContent::Interactive(Interactive::ListReply { id, title, .. }) => {
+            (None, Some(id.clone()), Some(title.clone()))
+        }
+        MessageContent::Interactive(Interactive::NfmReply { body, .. }) => {
+            (body.clone(), None, None)
+        }
+        MessageContent::Button { payload, text } => {
+            (None, Some(payload.clone()), Some(text.clone()))
+        }
+        MessageContent::Location(_) | MessageContent::Contacts(_) => (None, None, None),
+        MessageContent::Order(o) => (o.text.clone(), None, None),
+        MessageContent::Interactive(Interactive::Other { .. })
+        | MessageContent::Reaction { .. }
+        | MessageContent::System(_)
+        | MessageContent::Unsupported
+        | MessageContent::Unknown { .. } => return None,
+    };
+    Some(BotEvent::Message {
+        wamid: wamid.to_string(),
+        message_type: kind.to_string(),
+        at_ms,
+        text,
+        reply_id,
+        reply_title,
+    })
 }
 
 /// The media id (and file name) of a media message.
@@ -375,6 +417,21 @@ impl InboundProcessor {
                 .await
                 .map_err(|e| ProcessError::Retryable(format!("media hand-off: {e}")))?;
                 tracing::info!(media_id, "media copy handed to the media queue");
+            }
+            // Also on a redelivery (a crash may have come between the store and the hand-off);
+            // the bots function answers each message once.
+            if let (Some(jobs), Some(event)) =
+                (&self.bot_jobs, bot_event(&m.id, &m.kind, ts, &m.content))
+            {
+                let job = BotJob {
+                    v: BOT_JOB_VERSION,
+                    phone_number_id: pnid.to_string(),
+                    customer_id: customer.customer_id.clone(),
+                    event,
+                };
+                jobs.send_all(&[job.envelope()])
+                    .await
+                    .map_err(|e| ProcessError::Retryable(format!("bot hand-off: {e}")))?;
             }
             Ok(())
         }

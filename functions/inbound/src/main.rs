@@ -34,6 +34,11 @@ async fn main() -> Result<(), Error> {
             aws_sdk_sqs::Client::new(&aws),
             Config::require(&cfg.media_queue_url, "MEDIA_QUEUE_URL")?,
         ))),
+        // Bot answers run in the bots function, never in the conversation's inbound group.
+        bot_jobs: Some(Arc::new(SqsSink::new(
+            aws_sdk_sqs::Client::new(&aws),
+            Config::require(&cfg.bots_queue_url, "BOTS_QUEUE_URL")?,
+        ))),
     };
     let archive = S3Archive::new(
         aws_sdk_s3::Client::new(&aws),

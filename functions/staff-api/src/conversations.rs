@@ -39,6 +39,8 @@ pub(crate) struct PageQuery {
     assignee: Option<String>,
     /// Text search on the customer's name or number.
     q: Option<String>,
+    /// `true`: only conversations handed over to a human; `false`: only the others.
+    handed_over: Option<String>,
 }
 
 /// The customer of a conversation.
@@ -74,6 +76,13 @@ pub struct ConversationView {
     pub assignee: Option<String>,
     pub tickets: Vec<String>,
     pub created_at: i64,
+    /// Handed over to a human: no bot answers until staff release it.
+    pub handed_over: bool,
+    pub handover_reason: Option<String>,
+    /// Closed by staff (epoch ms), until reopened.
+    pub closed_at: Option<i64>,
+    /// The customer's rating (1–5) of the conversation.
+    pub rating: Option<u8>,
 }
 
 impl ConversationView {
@@ -101,6 +110,10 @@ impl ConversationView {
             assignee: c.assignee.clone(),
             tickets: c.tickets.clone(),
             created_at: c.created_at,
+            handed_over: c.handed_over_at.is_some(),
+            handover_reason: c.handover_reason.clone(),
+            closed_at: c.closed_at,
+            rating: c.rating,
         }
     }
 }
@@ -220,10 +233,21 @@ struct InboxFilter {
     assignee: Option<String>,
     text: Option<String>,
     digits: Option<String>,
+    handed_over: Option<bool>,
 }
 
 impl InboxFilter {
-    fn new(assignee: Option<String>, q: Option<String>) -> Result<Self, ApiError> {
+    fn new(
+        assignee: Option<String>,
+        q: Option<String>,
+        handed_over: Option<String>,
+    ) -> Result<Self, ApiError> {
+        let handed_over = match handed_over.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(_) => return Err(ApiError::bad_request("handed_over must be true or false")),
+        };
         let assignee = assignee
             .map(|a| a.trim().to_string())
             .filter(|a| !a.is_empty());
@@ -239,11 +263,12 @@ impl InboxFilter {
             assignee,
             text,
             digits,
+            handed_over,
         })
     }
 
     fn is_empty(&self) -> bool {
-        self.assignee.is_none() && self.text.is_none()
+        self.assignee.is_none() && self.text.is_none() && self.handed_over.is_none()
     }
 
     fn matches(&self, c: &Conversation) -> bool {
@@ -266,15 +291,19 @@ impl InboxFilter {
                     })
             }
         };
-        assignee_ok && text_ok
+        let handover_ok = self
+            .handed_over
+            .is_none_or(|h| h == c.handed_over_at.is_some());
+        assignee_ok && text_ok && handover_ok
     }
 
     /// Part of the cursor scope: a cursor only continues the same filtered list.
     fn scope(&self) -> String {
         format!(
-            "{}|{}",
+            "{}|{}|{}",
             self.assignee.as_deref().unwrap_or(""),
-            self.text.as_deref().unwrap_or("")
+            self.text.as_deref().unwrap_or(""),
+            self.handed_over.map_or("", |h| if h { "h" } else { "n" })
         )
     }
 }
@@ -304,7 +333,7 @@ async fn list_conversations(
             ApiError::bad_request("rel_type must be one of leads, contacts, staff, general")
         })?],
     };
-    let filter = InboxFilter::new(q.assignee.clone(), q.q.clone())?;
+    let filter = InboxFilter::new(q.assignee.clone(), q.q.clone(), q.handed_over.clone())?;
     let visible = visibility::of(&app, &who).await?;
     let scope = format!(
         "conversations:{}:{}",

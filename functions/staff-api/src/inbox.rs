@@ -18,7 +18,7 @@ use shared::meta::graph::{ErrorClass, GraphClient, GraphError};
 use shared::meta::outbound::{OutboundContent, OutboundMessage};
 use shared::pacing::{DynamoWindowCounter, PaceError, Pacer};
 use shared::secrets::{CachedSecret, MetaSecrets};
-use shared::store::dynamo::AcceptedOutbound;
+use shared::sending::{Outbound, SendError, SendOutcome, SendRequest};
 use shared::store::keys;
 use shared::store::model::{Conversation, Direction, MessageItem, SendIntent, SendState};
 use utoipa::ToSchema;
@@ -46,6 +46,15 @@ pub struct Messaging {
 }
 
 impl Messaging {
+    /// The outbound layer over these clients.
+    pub(crate) fn outbound(&self) -> Outbound {
+        Outbound {
+            graph: self.graph.clone(),
+            meta_secrets: self.meta_secrets.clone(),
+            pacer: self.pacer.clone(),
+        }
+    }
+
     pub(crate) async fn token(&self) -> Result<String, ApiError> {
         let s = self.meta_secrets.get().await.map_err(|e| {
             tracing::error!(error = %e, "Meta credentials unavailable");
@@ -158,16 +167,6 @@ impl SendView {
 /// 201 sent (accepted by Meta), 202 outcome unknown, 200 the answer to a repeated request.
 type SendAnswer = Result<(StatusCode, Json<SendView>), ApiError>;
 
-/// Short text of an outbound message for previews.
-fn summary_of(c: &OutboundContent) -> String {
-    let v = serde_json::to_value(c).unwrap_or(Value::Null);
-    let pick = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-    pick("body")
-        .or_else(|| pick("caption"))
-        .or_else(|| pick("name").map(|n| format!("[template] {n}")))
-        .unwrap_or_else(|| format!("[{}]", c.graph_type()))
-}
-
 /// HTTP answer for Meta's refusal of a send.
 pub(crate) fn meta_refusal(e: &GraphError) -> ApiError {
     match e {
@@ -253,7 +252,7 @@ pub async fn send_message(
 }
 
 /// Sends `content` in `conv` (which may not be stored yet: a first, business-initiated
-/// message creates it when Meta accepts the send).
+/// message creates it when Meta accepts the send) through the outbound layer.
 async fn send_to(
     app: &StaffApp,
     m: &Messaging,
@@ -264,208 +263,71 @@ async fn send_to(
     key: &str,
 ) -> SendAnswer {
     let deadline = std::time::Instant::now() + app.send_budget;
-    let now = (app.now_ms)();
-    if content.needs_open_window() && conv.window_expires_at.is_none_or(|exp| exp <= now) {
-        let when = conv
-            .window_expires_at
-            .map(|t| {
-                format!(
-                    "closed at {}",
-                    chrono::DateTime::from_timestamp_millis(t)
-                        .map(|d| d.to_rfc3339())
-                        .unwrap_or_default()
-                )
-            })
-            .unwrap_or_else(|| "is not open (the customer never wrote)".into());
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "window_closed",
-            format!(
-                "the 24-hour customer service window {when}; only an approved template can be sent"
-            ),
-        ));
-    }
-    let to = conv
-        .wa_id
-        .clone()
-        .or_else(|| conv.bsuid.clone())
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::CONFLICT,
-                "no_recipient",
-                "the customer has no WhatsApp id",
-            )
-        })?;
-    let msg_id = keys::outbound_message_id(&conv.conversation_id, key);
-    let msg = OutboundMessage {
-        to: to.clone(),
-        reply_to,
-        biz_opaque_callback_data: Some(msg_id.clone()),
-        content,
-    };
-    msg.validate()
+    if let OutboundContent::Template(t) = &content {
+        // The message's own limits first (400), then the stored template (404 unknown, 422
+        // mismatch), before any intent is recorded.
+        OutboundMessage {
+            to: conv.wa_id.clone().unwrap_or_default(),
+            reply_to: reply_to.clone(),
+            biz_opaque_callback_data: None,
+            content: content.clone(),
+        }
+        .validate()
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    if let OutboundContent::Template(t) = &msg.content {
-        // Checked against the stored template before the intent: 404 unknown, 422 mismatch.
         crate::templates::check_send(app, m, t).await?;
     }
-    let intent = SendIntent {
-        pk: keys::send_intent_pk(&msg_id),
-        sk: keys::OUT_SK.into(),
-        msg_id: msg_id.clone(),
-        conversation_id: conv.conversation_id.clone(),
-        phone_number_id: conv.phone_number_id.clone(),
-        customer_id: conv.customer_id.clone(),
-        to,
-        staff_id: Some(who.staff_id.clone()),
-        kind: msg.graph_type().to_string(),
-        summary: summary_of(&msg.content),
-        request: msg.to_graph_json().to_string(),
-        state: SendState::Pending,
-        wamid: None,
-        error_code: None,
-        error_class: None,
-        error_message: None,
-        created_at: now,
-        updated_at: now,
-    };
-    if let Some(existing) = app.store.record_intent(&intent).await? {
-        // A retried request: never send twice. A refusal that was certainly not accepted and
-        // is worth retrying (rate limit, unreachable) may be sent again.
-        let retryable_failure = existing.state == SendState::Failed
-            && matches!(
-                existing.error_class.as_deref(),
-                Some("rate_limited" | "temporary" | "not_sent")
-            );
-        if existing.request != intent.request {
-            // The same key for another message: answering from the first would hide that the
-            // second was never sent.
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
-                "this idempotency key was already used for a different message in this conversation",
-            ));
-        }
-        if !retryable_failure
-            || !app
-                .store
-                .finish_intent(
-                    &msg_id,
-                    SendState::Pending,
-                    None,
-                    None,
-                    now,
-                    &[SendState::Failed],
-                )
-                .await?
-        {
-            tracing::info!(msg_id = %msg_id, state = ?existing.state, "duplicate send request answered from its intent");
-            return Ok((StatusCode::OK, Json(SendView::new(&existing))));
-        }
+    let sent = m
+        .outbound()
+        .send(
+            &app.store,
+            SendRequest {
+                conversation: conv,
+                content,
+                reply_to,
+                key,
+                staff_id: Some(&who.staff_id),
+                source: "api",
+                deadline,
+                now_ms: (app.now_ms)(),
+            },
+        )
+        .await;
+    match sent {
+        Ok(SendOutcome::Accepted(i)) => Ok((StatusCode::CREATED, Json(SendView::new(&i)))),
+        Ok(SendOutcome::Unknown(i)) => Ok((StatusCode::ACCEPTED, Json(SendView::new(&i)))),
+        Ok(SendOutcome::Repeated(i)) => Ok((StatusCode::OK, Json(SendView::new(&i)))),
+        Err(e) => Err(send_refusal(e)),
     }
-    let token = m.token().await?;
-    if let Err(e) = m.pacer.acquire(&conv.phone_number_id, None).await {
-        // Not sent: recorded as a retryable refusal, so the same request may be retried.
-        let (status, code) = match &e {
-            PaceError::Saturated { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            _ => (StatusCode::SERVICE_UNAVAILABLE, "pacing_unavailable"),
-        };
-        app.store
-            .finish_intent(
-                &msg_id,
-                SendState::Failed,
-                None,
-                Some((0, "rate_limited", &e.to_string())),
-                now,
-                &[SendState::Pending],
-            )
-            .await?;
-        return Err(ApiError::new(
-            status,
-            code,
-            format!("the number's sending pace is exhausted: {e}"),
-        ));
-    }
-    let span =
-        tracing::info_span!("send", msg_id = %msg_id, phone_number_id = %conv.phone_number_id);
-    let _g = span.enter();
-    match m
-        .graph
-        .send_within(&conv.phone_number_id, &token, &msg, deadline)
-        .await
-    {
-        Ok(acc) => {
-            // Stored before the intent is marked accepted: a crash here leaves the intent
-            // pending and its first status settles it.
-            app.store
-                .store_outbound(&AcceptedOutbound {
-                    conversation: conv,
-                    wamid: &acc.wamid,
-                    kind: &intent.kind,
-                    timestamp_ms: now,
-                    summary: &intent.summary,
-                    raw: &intent.request,
-                    staff_id: Some(&who.staff_id),
-                    source: "api",
-                    now_ms: now,
-                })
-                .await?;
-            app.store
-                .finish_intent(
-                    &msg_id,
-                    SendState::Accepted,
-                    Some(&acc.wamid),
-                    None,
-                    now,
-                    &[SendState::Pending, SendState::Unknown],
-                )
-                .await?;
-            tracing::info!(wamid = %acc.wamid, "reply accepted by Meta");
-            let done = SendIntent {
-                state: SendState::Accepted,
-                wamid: Some(acc.wamid),
-                ..intent
-            };
-            Ok((StatusCode::CREATED, Json(SendView::new(&done))))
+}
+
+/// HTTP answer for a send that did not happen.
+fn send_refusal(e: SendError) -> ApiError {
+    let message = e.to_string();
+    match e {
+        SendError::WindowClosed(_) => ApiError::new(StatusCode::CONFLICT, "window_closed", message),
+        SendError::NoRecipient => ApiError::new(StatusCode::CONFLICT, "no_recipient", message),
+        SendError::Invalid(v) => ApiError::bad_request(v.to_string()),
+        SendError::KeyReused => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            message,
+        ),
+        SendError::NotConnected(_) => ApiError::new(StatusCode::CONFLICT, "not_connected", message),
+        SendError::SecretsUnavailable => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "secrets_unavailable",
+            message,
+        ),
+        SendError::Paced(PaceError::Saturated { .. }) => {
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
         }
-        Err(GraphError::Unknown(reason)) => {
-            app.store
-                .finish_intent(
-                    &msg_id,
-                    SendState::Unknown,
-                    None,
-                    None,
-                    now,
-                    &[SendState::Pending],
-                )
-                .await?;
-            tracing::warn!(reason = %reason, "send outcome unknown; waiting for a status to settle it");
-            let v = SendIntent {
-                state: SendState::Unknown,
-                ..intent
-            };
-            Ok((StatusCode::ACCEPTED, Json(SendView::new(&v))))
-        }
-        Err(e) => {
-            let class = match &e {
-                GraphError::Meta { class, .. } => class.as_str().to_string(),
-                GraphError::NotSent(_) => "not_sent".into(),
-                _ => "refused".into(),
-            };
-            let code = e.meta_code().unwrap_or(0);
-            app.store
-                .finish_intent(
-                    &msg_id,
-                    SendState::Failed,
-                    None,
-                    Some((code, &class, &e.to_string())),
-                    now,
-                    &[SendState::Pending],
-                )
-                .await?;
-            tracing::warn!(code, class = %class, "send refused");
-            Err(meta_refusal(&e))
-        }
+        SendError::Paced(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "pacing_unavailable",
+            message,
+        ),
+        SendError::Refused(g) => meta_refusal(&g),
+        SendError::Store(s) => s.into(),
     }
 }
 
@@ -862,6 +724,11 @@ pub async fn start_conversation(
                 last_inbound_wamid: None,
                 tickets: Vec::new(),
                 created_at: now,
+                handed_over_at: None,
+                handover_reason: None,
+                closed_at: None,
+                rating: None,
+                last_staff_reply_at: None,
             };
             // Written before the send (unless the send will be refused for the window), so a
             // lost answer can be settled into it by the first status.

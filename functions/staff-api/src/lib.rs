@@ -31,10 +31,12 @@ pub mod activity;
 pub mod settings;
 
 pub mod admin_crud;
+pub mod bots;
 pub mod conversations;
 pub mod customers;
 pub mod directory;
 pub mod inbox;
+pub mod lifecycle;
 pub mod media;
 pub mod openapi;
 pub mod templates;
@@ -54,6 +56,8 @@ pub struct StaffApp {
     messaging: Option<inbox::Messaging>,
     media_bucket: Option<shared::media::MediaBucket>,
     settings: Option<settings::SettingsBackend>,
+    /// The bots function's queue (a closed conversation's rating request).
+    pub(crate) bot_jobs: Option<Arc<dyn shared::queue::EnvelopeSink>>,
     /// Overall time a send may take (pacing wait + every Graph API attempt), below API
     /// Gateway's 29 s: past it the caller gets a clear answer, never a gateway timeout.
     pub send_budget: std::time::Duration,
@@ -88,6 +92,7 @@ impl StaffApp {
             messaging: None,
             media_bucket: None,
             settings: None,
+            bot_jobs: None,
             send_budget: SEND_BUDGET,
         }
     }
@@ -108,6 +113,12 @@ impl StaffApp {
     /// Enables the media routes (presigned links and uploads).
     pub fn with_media(mut self, bucket: shared::media::MediaBucket) -> Self {
         self.media_bucket = Some(bucket);
+        self
+    }
+
+    /// Hands conversation events (closed) to the bots function's queue.
+    pub fn with_bot_jobs(mut self, jobs: Arc<dyn shared::queue::EnvelopeSink>) -> Self {
+        self.bot_jobs = Some(jobs);
         self
     }
 
@@ -285,6 +296,8 @@ pub fn api_router() -> OpenApiRouter<Arc<StaffApp>> {
         .merge(openapi::routes())
         .merge(conversations::routes())
         .merge(inbox::routes())
+        .merge(lifecycle::routes())
+        .merge(bots::routes())
         .merge(media::routes())
         .merge(directory::routes())
         .merge(customers::routes())

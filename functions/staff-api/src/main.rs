@@ -75,6 +75,10 @@ async fn main() -> Result<(), lambda_http::Error> {
         aws_sdk_s3::Client::new(&aws),
         Config::require(&cfg.media_bucket, "MEDIA_BUCKET")?,
     ));
+    let app = app.with_bot_jobs(Arc::new(shared::queue::SqsSink::new(
+        aws_sdk_sqs::Client::new(&aws),
+        Config::require(&cfg.bots_queue_url, "BOTS_QUEUE_URL")?,
+    )));
     let router = staff_api::activity::flush_after(staff_api::router(Arc::new(app)), activity);
     lambda_http::run(shared::http_edge::service(router)).await
 }

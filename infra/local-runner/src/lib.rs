@@ -302,6 +302,10 @@ impl Stack {
             Some(b) => staff_app.with_send_budget(b),
             None => staff_app,
         };
+        let staff_app = staff_app.with_bot_jobs(Arc::new(SqsSink::new(
+            sqs.clone(),
+            Config::require(&scfg.bots_queue_url, "BOTS_QUEUE_URL").map_err(cfg_err)?,
+        )));
         let staff_app = staff_app.with_media(MediaBucket::new(
             s3.clone(),
             Config::require(&scfg.media_bucket, "MEDIA_BUCKET").map_err(cfg_err)?,
@@ -350,6 +354,10 @@ impl Stack {
             media_jobs: Some(Arc::new(SqsSink::new(
                 sqs.clone(),
                 Config::require(&icfg.media_queue_url, "MEDIA_QUEUE_URL").map_err(cfg_err)?,
+            ))),
+            bot_jobs: Some(Arc::new(SqsSink::new(
+                sqs.clone(),
+                Config::require(&icfg.bots_queue_url, "BOTS_QUEUE_URL").map_err(cfg_err)?,
             ))),
         });
         if let Some(w) = &opts.inbound_wrapper {
@@ -419,6 +427,54 @@ impl Stack {
             })
         });
 
+        // --- bots (SQS FIFO, answers customer messages) ---
+        let bcfg = Config::from_map(&env_of("bots")?).map_err(cfg_err)?;
+        let bots_meta_secrets = Arc::new(CachedSecret::new(
+            sm.clone(),
+            Config::require(&bcfg.meta_secret_arn, "META_SECRET_ARN").map_err(cfg_err)?,
+            opts.secret_ttl,
+        ));
+        let bots_activity = shared::activity::ActivityLog::start(
+            Arc::new(Store::new(ddb.clone(), &bcfg.table_name, bcfg.inbox_shards)),
+            shared::activity::ActivityConfig::for_source("bots"),
+            vec![bots_meta_secrets.clone()],
+        );
+        let bots_app = Arc::new(bots::BotsApp::new(
+            Store::new(ddb.clone(), &bcfg.table_name, bcfg.inbox_shards),
+            shared::sending::Outbound {
+                graph: Arc::new(
+                    GraphClient::new(graph_config(&bcfg, &opts.media_test_host))
+                        .map_err(cfg_err)?
+                        .with_observer(Arc::new(bots_activity.clone())),
+                ),
+                meta_secrets: bots_meta_secrets,
+                pacer: Arc::new(shared::pacing::Pacer::new(
+                    shared::pacing::DynamoWindowCounter::new(ddb.clone(), &bcfg.table_name),
+                )),
+            },
+            Arc::new(EventBridgeBus::new(
+                aws_sdk_eventbridge::Client::new(&aws),
+                Config::require(&bcfg.crm_bus_name, "CRM_BUS_NAME").map_err(cfg_err)?,
+            )),
+            now,
+        ));
+        let bots_archive = Arc::new(S3Archive::new(
+            s3.clone(),
+            Config::require(&bcfg.media_bucket, "MEDIA_BUCKET").map_err(cfg_err)?,
+        ));
+        let bots_handler: driver::BatchHandler = Arc::new(move |event, deadline| {
+            let (b, a, log) = (
+                bots_app.clone(),
+                bots_archive.clone(),
+                bots_activity.clone(),
+            );
+            Box::pin(async move {
+                let resp = b.handle_batch(a.as_ref(), event, deadline).await;
+                log.flush().await;
+                resp
+            })
+        });
+
         // Every SQS event source of template.yaml gets a driver.
         for f in &spec.functions {
             for src in &f.sqs_sources {
@@ -426,6 +482,7 @@ impl Stack {
                     "inbound" => inbound_handler.clone(),
                     "directory" => directory_handler.clone(),
                     "media" => media_handler.clone(),
+                    "bots" => bots_handler.clone(),
                     other => {
                         return Err(StackError::Config(format!(
                             "no local handler for SQS function {other}"

@@ -1348,6 +1348,10 @@ impl Store {
             wamid: o.wamid,
         })
         .await?;
+        if o.staff_id.is_some() {
+            self.note_staff_reply(&c.phone_number_id, &c.customer_id, o.timestamp_ms)
+                .await?;
+        }
         Ok(outcome)
     }
 

@@ -121,6 +121,20 @@ pub struct Conversation {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tickets: Vec<String>,
     pub created_at: i64,
+    /// Handed over to a human: bots stay silent until staff release it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handed_over_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover_reason: Option<String>,
+    /// Closed by staff (until reopened).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<i64>,
+    /// The customer's rating (1–5) asked for when staff closed the conversation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rating: Option<u8>,
+    /// Last reply sent by staff (bots keep quiet for a while after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_staff_reply_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gsi1pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,440 @@
+//! The bots function: answers each inbound customer message (and each conversation closed by
+//! staff) with the bots staff defined, off the message path (`BotsQueue`, FIFO, one message
+//! group per conversation: a conversation's messages are answered in order, different
+//! conversations in parallel).
+//!
+//! Answered once, whatever is redelivered: every bot message goes through the outbound layer
+//! (`shared::sending`) under an idempotency key derived from (inbound wamid, bot, step), CRM
+//! events carry deterministic ids, and the conversation's bot state is saved conditionally on
+//! the version read, recording the message as handled. A crash after sending and before
+//! saving re-evaluates from the same state, so the same answers come out under the same keys
+//! and are not sent again.
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use serde_json::{Map, Value, json};
+use shared::archive::RawArchive;
+use shared::bots::job::{BotEvent, BotJob};
+use shared::bots::matcher::{CompiledBots, MessageFacts};
+use shared::bots::{self, BotReply, Customer, Decision, Effect, Inbound, Limits};
+use shared::crm_events::{EventBus, OutboundEvent};
+use shared::meta::graph::{ErrorClass, GraphError};
+use shared::sending::{Outbound, SendError, SendOutcome, SendRequest};
+use shared::sqs_batch::{self, BatchPolicy, Deadline, Ordering, RecordError, RecordHandler};
+use shared::store::model::{Conversation, Direction};
+use shared::store::{Store, StoreError};
+use tokio::sync::RwLock;
+use tracing::Instrument;
+
+/// One conversation's records in order; 2 s are kept to answer and flush the activity log.
+pub const BATCH_POLICY: BatchPolicy = BatchPolicy {
+    ordering: Ordering::PerGroup,
+    reserve: Duration::from_secs(2),
+};
+
+/// Overall time one bot message may take (pacing wait and Meta's attempts).
+pub const SEND_BUDGET: Duration = Duration::from_secs(15);
+
+/// Evaluations of one message when a concurrent change of the bot state (staff closing or
+/// releasing the conversation) wins the save.
+const MAX_EVALUATIONS: usize = 3;
+
+pub struct BotsApp {
+    pub store: Store,
+    pub outbound: Outbound,
+    pub bus: Arc<dyn EventBus>,
+    pub now_ms: fn() -> i64,
+    pub limits: Limits,
+    /// The compiled trigger set and the bot-set version it was compiled from (kept between
+    /// invocations; recompiled only when the version moves).
+    compiled: RwLock<Option<(i64, Arc<CompiledBots>)>>,
+}
+
+fn retry(what: &str, e: impl std::fmt::Display) -> RecordError {
+    RecordError::Retry(format!("{what}: {e}"))
+}
+
+fn store_err(e: StoreError) -> RecordError {
+    if e.is_permanent() {
+        RecordError::Park(e.to_string())
+    } else {
+        RecordError::Retry(e.to_string())
+    }
+}
+
+impl BotsApp {
+    pub fn new(
+        store: Store,
+        outbound: Outbound,
+        bus: Arc<dyn EventBus>,
+        now_ms: fn() -> i64,
+    ) -> Self {
+        Self {
+            store,
+            outbound,
+            bus,
+            now_ms,
+            limits: Limits::default(),
+            compiled: RwLock::new(None),
+        }
+    }
+
+    pub async fn handle_batch(
+        &self,
+        archive: &dyn RawArchive,
+        event: SqsEvent,
+        deadline: Deadline,
+    ) -> SqsBatchResponse {
+        sqs_batch::process(event, BATCH_POLICY, deadline, archive, self).await
+    }
+
+    /// The active bots, compiled; recompiled only when the bot-set version moved.
+    pub async fn bots(&self) -> Result<Arc<CompiledBots>, StoreError> {
+        let version = self.store.bot_set_version().await?;
+        if let Some((v, c)) = self.compiled.read().await.as_ref()
+            && *v == version
+        {
+            return Ok(c.clone());
+        }
+        let set = self.store.bot_set().await?;
+        for b in &set.bots {
+            if let Err(e) = b.validate(&set.synonyms) {
+                tracing::warn!(bot_id = %b.id, error = %e, "bot skipped: it no longer validates");
+            }
+        }
+        let compiled = Arc::new(CompiledBots::compile(&set.bots, &set.synonyms));
+        tracing::info!(
+            version = set.version,
+            active = compiled.bots().len(),
+            "bot set compiled"
+        );
+        *self.compiled.write().await = Some((set.version, compiled.clone()));
+        Ok(compiled)
+    }
+
+    /// The CRM record's fields the placeholders read (`{{lead.name}}`, …).
+    async fn record_fields(&self, conv: &Conversation) -> Result<Map<String, Value>, StoreError> {
+        let mut fields = Map::new();
+        if let Some(id) = conv.rel_id.as_deref() {
+            let kind = match conv.rel_type.as_str() {
+                "leads" => "lead",
+                "contacts" => "contact",
+                "staff" => "staff",
+                _ => "",
+            };
+            if !kind.is_empty()
+                && let Some(r) = self.store.directory_record(kind, id).await?
+            {
+                fields.insert("id".into(), json!(r.id));
+                if let Some(n) = r.name {
+                    fields.insert("name".into(), json!(n));
+                }
+                if let Some(p) = r.phone_raw {
+                    fields.insert("phone".into(), json!(p));
+                }
+            }
+        }
+        Ok(fields)
+    }
+
+    async fn process(&self, job: &BotJob) -> Result<(), RecordError> {
+        let (pnid, cid) = (job.phone_number_id.as_str(), job.customer_id.as_str());
+        let Some(conv) = self
+            .store
+            .conversation(pnid, cid)
+            .await
+            .map_err(store_err)?
+        else {
+            tracing::warn!(conversation_id = %job.conversation_id(), "no such conversation: nothing to answer");
+            return Ok(());
+        };
+        let profile = self.store.customer(cid).await.map_err(store_err)?;
+        let fields = self.record_fields(&conv).await.map_err(store_err)?;
+        let name = conv
+            .customer_name
+            .clone()
+            .or_else(|| profile.as_ref().and_then(|p| p.name.clone()));
+        let customer = Customer {
+            name: name.as_deref(),
+            phone: conv.customer_phone.as_deref(),
+            wa_id: conv.wa_id.as_deref(),
+            rel_type: conv.rel_type,
+            fields: &fields,
+            opted_out: profile.as_ref().is_some_and(|p| p.marketing_opt_out),
+        };
+        let set = self.bots().await.map_err(store_err)?;
+        for _ in 0..MAX_EVALUATIONS {
+            let stored = self.store.bot_state(pnid, cid).await.map_err(store_err)?;
+            let (decision, handled, key_base) = match &job.event {
+                BotEvent::Message {
+                    wamid,
+                    at_ms,
+                    text,
+                    reply_id,
+                    reply_title,
+                    ..
+                } => {
+                    if stored.has_handled(wamid) {
+                        tracing::info!(wamid = %wamid, "already answered");
+                        return Ok(());
+                    }
+                    let facts = MessageFacts {
+                        text: text.as_deref(),
+                        reply_id: reply_id.as_deref(),
+                        reply_title: reply_title.as_deref(),
+                        rel_type: conv.rel_type,
+                        first_ever: stored.version == 0,
+                        session_start: conv.session_started_at == Some(*at_ms),
+                        at: chrono::DateTime::from_timestamp_millis(*at_ms)
+                            .unwrap_or_else(chrono::Utc::now),
+                    };
+                    let inbound = Inbound {
+                        wamid,
+                        facts,
+                        customer: Customer { ..customer },
+                        last_staff_reply_at: conv.last_staff_reply_at,
+                        ai_auto: false,
+                    };
+                    (
+                        bots::evaluate(&set, &inbound, &stored.state, &self.limits),
+                        Some(wamid.as_str()),
+                        format!("bot:{wamid}"),
+                    )
+                }
+                BotEvent::Closed { at_ms, .. } => (
+                    bots::on_closed(&set, &Customer { ..customer }, &stored.state, *at_ms),
+                    None,
+                    format!("bot:closed:{at_ms}"),
+                ),
+            };
+            // Closing ended a hand-over: the inbox shows it too.
+            if stored.state.handed_over.is_some() && decision.state.handed_over.is_none() {
+                self.store
+                    .set_handover(pnid, cid, None, (self.now_ms)())
+                    .await
+                    .map_err(store_err)?;
+            }
+            if let Some(why) = &decision.silenced {
+                tracing::info!(reason = %why, "bots silent");
+            }
+            self.apply(&conv, &key_base, &decision).await?;
+            if self
+                .store
+                .save_bot_state(pnid, cid, &stored, &decision.state, handled)
+                .await
+                .map_err(store_err)?
+            {
+                return Ok(());
+            }
+            tracing::info!("bot state changed meanwhile; evaluating again");
+        }
+        Err(RecordError::Retry(
+            "the bot state kept changing during evaluation".into(),
+        ))
+    }
+
+    /// Sends the replies and carries out the effects of a decision; idempotent.
+    async fn apply(
+        &self,
+        conv: &Conversation,
+        key_base: &str,
+        d: &Decision,
+    ) -> Result<(), RecordError> {
+        let now = (self.now_ms)();
+        let mut sent_by: BTreeMap<&str, i64> = BTreeMap::new();
+        for r in &d.replies {
+            if self.send(conv, key_base, r, now).await? {
+                *sent_by.entry(r.bot_id.as_str()).or_default() += 1;
+            }
+        }
+        for e in &d.effects {
+            match e {
+                Effect::Fired { bot_id } => {
+                    let n = sent_by.get(bot_id.as_str()).copied().unwrap_or(0);
+                    if n > 0 {
+                        self.store
+                            .count_bot_sends(bot_id, n, now)
+                            .await
+                            .map_err(store_err)?;
+                    }
+                }
+                Effect::Handover { bot_id, reason } => {
+                    self.store
+                        .set_handover(&conv.phone_number_id, &conv.customer_id, Some(reason), now)
+                        .await
+                        .map_err(store_err)?;
+                    let transcript = self.transcript(conv).await?;
+                    self.publish(
+                        "conversation.handover",
+                        format!("conversation.handover:{key_base}"),
+                        conv,
+                        json!({"reason": reason, "bot_id": bot_id, "transcript": transcript, "at": now}),
+                    )
+                    .await?;
+                }
+                Effect::Rated { bot_id, stars } => {
+                    self.store
+                        .set_rating(&conv.phone_number_id, &conv.customer_id, *stars, now)
+                        .await
+                        .map_err(store_err)?;
+                    self.publish(
+                        "conversation.rated",
+                        format!("conversation.rated:{key_base}"),
+                        conv,
+                        json!({"rating": stars, "bot_id": bot_id, "at": now}),
+                    )
+                    .await?;
+                }
+                Effect::TicketRequested {
+                    bot_id,
+                    subject,
+                    description,
+                    priority,
+                    variables,
+                } => {
+                    let ticket_ref = format!(
+                        "tkt_{}",
+                        &shared::envelope::sha256_hex(&[key_base, bot_id, "ticket"])[..16]
+                    );
+                    let transcript = self.transcript(conv).await?;
+                    self.publish(
+                        "ticket.requested",
+                        format!("ticket.requested:{ticket_ref}"),
+                        conv,
+                        json!({
+                            "ticket_ref": ticket_ref,
+                            "subject": subject,
+                            "description": description,
+                            "priority": priority,
+                            "variables": variables,
+                            "bot_id": bot_id,
+                            "transcript": transcript,
+                            "requested_by": "bot",
+                            "at": now,
+                        }),
+                    )
+                    .await?;
+                    self.store
+                        .add_ticket(&conv.phone_number_id, &conv.customer_id, &ticket_ref)
+                        .await
+                        .map_err(store_err)?;
+                }
+                Effect::AiReply { bot_id, .. } => {
+                    tracing::info!(bot_id = ?bot_id, "AI reply asked for: AI replies are not enabled in this version");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one bot message: `true` when sent now; `false` when it went before (same key) or
+    /// cannot be sent for a reason retrying cannot fix (logged); an error when it may succeed
+    /// later (the record is retried; the key keeps the messages already sent from going twice).
+    async fn send(
+        &self,
+        conv: &Conversation,
+        key_base: &str,
+        r: &BotReply,
+        now: i64,
+    ) -> Result<bool, RecordError> {
+        let key = format!("{key_base}:{}:{}", r.bot_id, r.step);
+        let sent = self
+            .outbound
+            .send(
+                &self.store,
+                SendRequest {
+                    conversation: conv,
+                    content: r.content.clone(),
+                    reply_to: None,
+                    key: &key,
+                    staff_id: None,
+                    source: "bot",
+                    deadline: Instant::now() + SEND_BUDGET,
+                    now_ms: now,
+                },
+            )
+            .await;
+        match sent {
+            // Sent before (a redelivery after a crash): not counted again.
+            Ok(SendOutcome::Repeated(_)) => {
+                tracing::info!(bot_id = %r.bot_id, step = %r.step, "bot message already sent");
+                Ok(false)
+            }
+            Ok(outcome) => {
+                tracing::info!(bot_id = %r.bot_id, step = %r.step, state = ?outcome.intent().state, "bot message");
+                Ok(true)
+            }
+            Err(SendError::Refused(e)) if retryable(&e) => Err(retry("bot send", e)),
+            Err(
+                e @ (SendError::Paced(_) | SendError::SecretsUnavailable | SendError::Store(_)),
+            ) => Err(retry("bot send", e)),
+            Err(e) => {
+                tracing::warn!(bot_id = %r.bot_id, step = %r.step, error = %e, "bot message not sent");
+                Ok(false)
+            }
+        }
+    }
+
+    /// The recent messages, oldest first, for the CRM.
+    async fn transcript(&self, conv: &Conversation) -> Result<Vec<Value>, RecordError> {
+        Ok(self
+            .store
+            .recent_messages(&conv.phone_number_id, &conv.customer_id, 20)
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .filter(|m| m.direction != Direction::Internal)
+            .map(|m| json!({"at": m.timestamp, "direction": m.direction, "type": m.kind, "text": m.summary}))
+            .collect())
+    }
+
+    async fn publish(
+        &self,
+        detail_type: &str,
+        event_id: String,
+        conv: &Conversation,
+        extra: Value,
+    ) -> Result<(), RecordError> {
+        let mut detail = json!({
+            "event_id": event_id,
+            "conversation_id": conv.conversation_id,
+            "phone_number_id": conv.phone_number_id,
+            "rel_type": conv.rel_type,
+            "rel_id": conv.rel_id,
+            "customer": {"id": conv.customer_id, "name": conv.customer_name, "phone": conv.customer_phone, "wa_id": conv.wa_id},
+        });
+        if let (Some(d), Value::Object(x)) = (detail.as_object_mut(), extra) {
+            d.extend(x);
+        }
+        self.bus
+            .publish(&[OutboundEvent {
+                detail_type: detail_type.into(),
+                detail,
+            }])
+            .await
+            .map_err(|e| retry("CRM bus", e))
+    }
+}
+
+/// Meta refusals worth retrying (the record is retried; nothing was sent).
+fn retryable(e: &GraphError) -> bool {
+    match e {
+        GraphError::Meta { class, .. } => {
+            matches!(class, ErrorClass::Temporary | ErrorClass::RateLimited)
+        }
+        GraphError::NotSent(_) => true,
+        _ => false,
+    }
+}
+
+#[async_trait::async_trait]
+impl RecordHandler for BotsApp {
+    async fn handle(&self, record: &SqsMessage) -> Result<(), RecordError> {
+        let job = BotJob::from_body(record.body.as_deref().unwrap_or_default())
+            .map_err(RecordError::Park)?;
+        let span = tracing::info_span!("bots", conversation_id = %job.conversation_id());
+        self.process(&job).instrument(span).await
+    }
+}

@@ -1,0 +1,423 @@
+//! Bots (`pk=BOTS`, `sk={id}`), synonym groups (`pk=BOTSYN`, `sk={id}`), the bot-set version
+//! (`pk=BOTSET`, `sk=VERSION`) and each conversation's bot state (`pk=CONV#…`, `sk=BOTSTATE`).
+//!
+//! A bot or synonym group is stored as its JSON (`body`) beside the attributes DynamoDB
+//! conditions on (`version`) and those counted in place (`send_count`, `last_fired_at`, which
+//! never change the set). Every change of a bot or synonym group moves the set version in the
+//! same transaction, so the bots function recompiles its trigger set only when it changed.
+//!
+//! The conversation's bot state is versioned: a change is conditional on the version read,
+//! and records the inbound messages it answered (`handled`), so a message handed off twice
+//! is answered once.
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use serde::{Deserialize, Serialize};
+
+use super::crud::{CrudError, TxOutcome};
+use super::dynamo::{key, n, s};
+use super::keys;
+use super::{Store, StoreError};
+use crate::bots::BotState;
+use crate::bots::model::{Bot, SynonymGroup};
+
+pub const BOTS_PK: &str = "BOTS";
+pub const SYNONYMS_PK: &str = "BOTSYN";
+const SET_PK: &str = "BOTSET";
+const SET_SK: &str = "VERSION";
+pub const BOT_STATE_SK: &str = "BOTSTATE";
+/// Inbound messages remembered per conversation as answered (a redelivery comes soon after).
+const HANDLED_KEPT: usize = 50;
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    pk: String,
+    sk: String,
+    version: i64,
+    body: String,
+    #[serde(default)]
+    send_count: i64,
+    #[serde(default)]
+    last_fired_at: Option<i64>,
+}
+
+fn decode_bot(st: Stored) -> Result<Bot, StoreError> {
+    let mut b: Bot = serde_json::from_str(&st.body)
+        .map_err(|e| StoreError::Dynamo(format!("bot {} does not read back: {e}", st.sk)))?;
+    b.version = st.version;
+    b.send_count = st.send_count;
+    b.last_fired_at = st.last_fired_at;
+    Ok(b)
+}
+
+/// The bots and synonym groups at one set version.
+#[derive(Debug, Clone, Default)]
+pub struct BotSet {
+    pub version: i64,
+    pub bots: Vec<Bot>,
+    pub synonyms: Vec<SynonymGroup>,
+}
+
+/// A conversation's bot state as read, with what a conditional save needs.
+#[derive(Debug, Clone, Default)]
+pub struct StoredBotState {
+    pub state: BotState,
+    /// 0: none stored yet.
+    pub version: i64,
+    /// Inbound wamids already answered (newest last).
+    pub handled: Vec<String>,
+}
+
+impl StoredBotState {
+    pub fn has_handled(&self, wamid: &str) -> bool {
+        self.handled.iter().any(|w| w == wamid)
+    }
+}
+
+fn concurrent(what: &str) -> CrudError {
+    CrudError::conflict(
+        "concurrent_update",
+        format!("the {what} changed meanwhile; read it again"),
+    )
+}
+
+impl Store {
+    /// The current set version (0 before any bot was saved).
+    pub async fn bot_set_version(&self) -> Result<i64, StoreError> {
+        #[derive(Deserialize)]
+        struct V {
+            version: i64,
+        }
+        Ok(self
+            .get::<V>(SET_PK.into(), SET_SK)
+            .await?
+            .map_or(0, |v| v.version))
+    }
+
+    /// Every bot and synonym group, with the set version read first (a change meanwhile moves
+    /// the version past it, so the caller reloads next time).
+    pub async fn bot_set(&self) -> Result<BotSet, StoreError> {
+        let version = self.bot_set_version().await?;
+        let bots = self
+            .partition_all::<Stored>(BOTS_PK)
+            .await?
+            .into_iter()
+            .map(decode_bot)
+            .collect::<Result<Vec<_>, _>>()?;
+        let synonyms = self
+            .partition_all::<Stored>(SYNONYMS_PK)
+            .await?
+            .into_iter()
+            .map(|st| {
+                let mut g: SynonymGroup = serde_json::from_str(&st.body).map_err(|e| {
+                    StoreError::Dynamo(format!("synonym group {} does not read back: {e}", st.sk))
+                })?;
+                g.version = st.version;
+                Ok(g)
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(BotSet {
+            version,
+            bots,
+            synonyms,
+        })
+    }
+
+    /// Bots in creation order, after the id `after`.
+    pub async fn bots_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Bot>, Option<String>), StoreError> {
+        let (rows, next) = self.partition_page::<Stored>(BOTS_PK, after, limit).await?;
+        let bots = rows
+            .into_iter()
+            .map(decode_bot)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((bots, next))
+    }
+
+    pub async fn bot(&self, id: &str) -> Result<Option<Bot>, StoreError> {
+        self.get::<Stored>(BOTS_PK.into(), id)
+            .await?
+            .map(decode_bot)
+            .transpose()
+    }
+
+    fn set_bump(&self) -> TransactWriteItem {
+        TransactWriteItem::builder()
+            .update(
+                Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(SET_PK, SET_SK)))
+                    .update_expression("ADD version :one")
+                    .expression_attribute_values(":one", n(1))
+                    .build()
+                    .expect("set version update"),
+            )
+            .build()
+    }
+
+    /// Writes `body` under (`pk`, `id`): new (`expected` = None) or replacing `expected`'s
+    /// version; the set version moves with it.
+    async fn put_versioned(
+        &self,
+        pk: &str,
+        id: &str,
+        body: String,
+        expected: Option<i64>,
+        what: &str,
+    ) -> Result<i64, CrudError> {
+        let version = expected.map_or(1, |v| v + 1);
+        let mut put = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(pk))
+            .item("sk", s(id))
+            .item("version", n(version))
+            .item("body", s(body));
+        put = match expected {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(v) => put
+                .condition_expression("version = :v")
+                .expression_attribute_values(":v", n(v)),
+        };
+        // Keep the counters counted in place.
+        let put = if expected.is_some() {
+            let current: Option<Stored> = self.get(pk.into(), id).await?;
+            let mut put = put;
+            if let Some(c) = current {
+                put = put.item("send_count", n(c.send_count));
+                if let Some(t) = c.last_fired_at {
+                    put = put.item("last_fired_at", n(t));
+                }
+            }
+            put
+        } else {
+            put
+        };
+        let items = vec![
+            TransactWriteItem::builder()
+                .put(put.build().map_err(|e| StoreError::Dynamo(e.to_string()))?)
+                .build(),
+            self.set_bump(),
+        ];
+        match self.transact(items).await? {
+            TxOutcome::Done => Ok(version),
+            TxOutcome::ConditionFailed(0) if expected.is_none() => Err(CrudError::conflict(
+                "already_exists",
+                format!("{what} {id} already exists"),
+            )),
+            _ => Err(concurrent(what)),
+        }
+    }
+
+    async fn delete_versioned(&self, pk: &str, id: &str, what: &str) -> Result<(), CrudError> {
+        let current: Stored = self
+            .get(pk.into(), id)
+            .await?
+            .ok_or_else(|| CrudError::NotFound(what.into()))?;
+        let items = vec![
+            self.tx_delete(
+                pk.into(),
+                id,
+                Some("version = :v"),
+                vec![(":v", n(current.version))],
+            )?,
+            self.set_bump(),
+        ];
+        match self.transact(items).await? {
+            TxOutcome::Done => Ok(()),
+            _ => Err(concurrent(what)),
+        }
+    }
+
+    /// Saves a new bot (`bot.version` ignored) → its version.
+    pub async fn create_bot(&self, bot: &Bot) -> Result<i64, CrudError> {
+        self.put_versioned(BOTS_PK, &bot.id, bot_body(bot)?, None, "bot")
+            .await
+    }
+
+    /// Replaces the bot stored at `expected_version` (409 `concurrent_update` otherwise).
+    pub async fn update_bot(&self, bot: &Bot, expected_version: i64) -> Result<i64, CrudError> {
+        self.put_versioned(
+            BOTS_PK,
+            &bot.id,
+            bot_body(bot)?,
+            Some(expected_version),
+            "bot",
+        )
+        .await
+    }
+
+    pub async fn delete_bot(&self, id: &str) -> Result<(), CrudError> {
+        self.delete_versioned(BOTS_PK, id, "bot").await
+    }
+
+    /// Counts a bot's sends (never changes the set version).
+    pub async fn count_bot_sends(
+        &self,
+        bot_id: &str,
+        sends: i64,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(BOTS_PK, bot_id)))
+            .update_expression(
+                "ADD send_count :n SET last_fired_at = if_not_exists(last_fired_at, :t)",
+            )
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":n", n(sends))
+            .expression_attribute_values(":t", n(at_ms))
+            .send()
+            .await;
+        super::dynamo::applied(r)?;
+        // The latest fire time (a plain SET would let an older retry move it back).
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(BOTS_PK, bot_id)))
+            .update_expression("SET last_fired_at = :t")
+            .condition_expression("attribute_exists(pk) AND last_fired_at < :t")
+            .expression_attribute_values(":t", n(at_ms))
+            .send()
+            .await;
+        super::dynamo::applied(r)?;
+        Ok(())
+    }
+
+    pub async fn synonym_groups(&self) -> Result<Vec<SynonymGroup>, StoreError> {
+        Ok(self.bot_set().await?.synonyms)
+    }
+
+    pub async fn synonym_group(&self, id: &str) -> Result<Option<SynonymGroup>, StoreError> {
+        self.get::<Stored>(SYNONYMS_PK.into(), id)
+            .await?
+            .map(|st| {
+                let mut g: SynonymGroup = serde_json::from_str(&st.body)
+                    .map_err(|e| StoreError::Dynamo(e.to_string()))?;
+                g.version = st.version;
+                Ok(g)
+            })
+            .transpose()
+    }
+
+    pub async fn create_synonym_group(&self, g: &SynonymGroup) -> Result<i64, CrudError> {
+        self.put_versioned(SYNONYMS_PK, &g.id, group_body(g)?, None, "synonym group")
+            .await
+    }
+
+    pub async fn update_synonym_group(
+        &self,
+        g: &SynonymGroup,
+        expected_version: i64,
+    ) -> Result<i64, CrudError> {
+        self.put_versioned(
+            SYNONYMS_PK,
+            &g.id,
+            group_body(g)?,
+            Some(expected_version),
+            "synonym group",
+        )
+        .await
+    }
+
+    pub async fn delete_synonym_group(&self, id: &str) -> Result<(), CrudError> {
+        self.delete_versioned(SYNONYMS_PK, id, "synonym group")
+            .await
+    }
+
+    /// The conversation's bot state (default when none is stored).
+    pub async fn bot_state(
+        &self,
+        phone_number_id: &str,
+        customer_id: &str,
+    ) -> Result<StoredBotState, StoreError> {
+        #[derive(Deserialize)]
+        struct Row {
+            version: i64,
+            body: String,
+            #[serde(default)]
+            handled: Vec<String>,
+        }
+        let row: Option<Row> = self
+            .get(
+                keys::conversation_pk(phone_number_id, customer_id),
+                BOT_STATE_SK,
+            )
+            .await?;
+        Ok(match row {
+            None => StoredBotState::default(),
+            Some(r) => StoredBotState {
+                state: serde_json::from_str(&r.body).map_err(|e| {
+                    StoreError::Dynamo(format!("bot state does not read back: {e}"))
+                })?,
+                version: r.version,
+                handled: r.handled,
+            },
+        })
+    }
+
+    /// Saves `state` over the version read (`read.version`), recording `handled_wamid` as
+    /// answered. `false` when another writer saved first (read again and re-evaluate).
+    pub async fn save_bot_state(
+        &self,
+        phone_number_id: &str,
+        customer_id: &str,
+        read: &StoredBotState,
+        state: &BotState,
+        handled_wamid: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let mut handled = read.handled.clone();
+        if let Some(w) = handled_wamid
+            && !handled.iter().any(|h| h == w)
+        {
+            handled.push(w.to_string());
+        }
+        let excess = handled.len().saturating_sub(HANDLED_KEPT);
+        handled.drain(..excess);
+        let body = serde_json::to_string(state).map_err(|e| StoreError::Dynamo(e.to_string()))?;
+        let mut item: HashMap<String, AttributeValue> = HashMap::from([
+            (
+                "pk".to_string(),
+                s(keys::conversation_pk(phone_number_id, customer_id)),
+            ),
+            ("sk".to_string(), s(BOT_STATE_SK)),
+            ("version".to_string(), n(read.version + 1)),
+            ("body".to_string(), s(body)),
+        ]);
+        if !handled.is_empty() {
+            item.insert(
+                "handled".into(),
+                AttributeValue::L(handled.into_iter().map(AttributeValue::S).collect()),
+            );
+        }
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        put = if read.version == 0 {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("version = :v")
+                .expression_attribute_values(":v", n(read.version))
+        };
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if super::dynamo::is_conditional_failure_put(&e) => Ok(false),
+            Err(e) => Err(StoreError::sdk(e)),
+        }
+    }
+}
+
+fn bot_body(b: &Bot) -> Result<String, CrudError> {
+    serde_json::to_string(b).map_err(|e| CrudError::Store(StoreError::Dynamo(e.to_string())))
+}
+
+fn group_body(g: &SynonymGroup) -> Result<String, CrudError> {
+    serde_json::to_string(g).map_err(|e| CrudError::Store(StoreError::Dynamo(e.to_string())))
+}

@@ -1,0 +1,134 @@
+//! What staff and bots set on a conversation beside its messages: hand-over to a human (bots
+//! stay silent until staff release it), closed / reopened, the customer's rating, and the time
+//! of the last staff reply (bots keep quiet for a while after it). Attribute updates of the
+//! conversation item (`pk=CONV#…`, `sk=CONV`), each conditional on the conversation existing.
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::dynamo::{applied, key, n, s};
+use super::keys;
+use super::{Store, StoreError};
+
+impl Store {
+    async fn update_conversation(
+        &self,
+        phone_number_id: &str,
+        customer_id: &str,
+        expression: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<bool, StoreError> {
+        let mut u = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::conversation_pk(phone_number_id, customer_id),
+                keys::CONV_SK,
+            )))
+            .update_expression(expression)
+            .condition_expression("attribute_exists(pk)");
+        for (k, v) in values {
+            u = u.expression_attribute_values(k, v);
+        }
+        applied(u.send().await)
+    }
+
+    /// Hands the conversation over to a human (`Some(reason)`), or releases it to the bots
+    /// (`None`). `false` when there is no such conversation.
+    pub async fn set_handover(
+        &self,
+        phone_number_id: &str,
+        customer_id: &str,
+        reason: Option<&str>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        match reason {
+            Some(r) => {
+                self.update_conversation(
+                    phone_number_id,
+                    customer_id,
+                    "SET handed_over_at = if_not_exists(handed_over_at, :t), handover_reason = :r",
+                    vec![(":t", n(now_ms)), (":r", s(r))],
+                )
+                .await
+            }
+            None => {
+                self.update_conversation(
+                    phone_number_id,
+                    customer_id,
+                    "REMOVE handed_over_at, handover_reason SET released_at = :t",
+                    vec![(":t", n(now_ms))],
+                )
+                .await
+            }
+        }
+    }
+
+    /// Closes (`true`) or reopens (`false`) the conversation.
+    pub async fn set_closed(
+        &self,
+        phone_number_id: &str,
+        customer_id: &str,
+        closed: bool,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        if closed {
+            self.update_conversation(
+                phone_number_id,
+                customer_id,
+                "SET closed_at = :t",
+                vec![(":t", n(now_ms))],
+            )
+            .await
+        } else {
+            self.update_conversation(
+                phone_number_id,
+                customer_id,
+                "REMOVE closed_at SET reopened_at = :t",
+                vec![(":t", n(now_ms))],
+            )
+            .await
+        }
+    }
+
+    /// The customer's rating (1–5).
+    pub async fn set_rating(
+        &self,
+        phone_number_id: &str,
+        customer_id: &str,
+        stars: u8,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.update_conversation(
+            phone_number_id,
+            customer_id,
+            "SET rating = :r, rated_at = :t",
+            vec![(":r", n(i64::from(stars))), (":t", n(now_ms))],
+        )
+        .await
+    }
+
+    /// A staff member replied (bots keep quiet for a while); never moves back.
+    pub async fn note_staff_reply(
+        &self,
+        phone_number_id: &str,
+        customer_id: &str,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::conversation_pk(phone_number_id, customer_id),
+                keys::CONV_SK,
+            )))
+            .update_expression("SET last_staff_reply_at = :t")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(last_staff_reply_at) OR last_staff_reply_at < :t)",
+            )
+            .expression_attribute_values(":t", n(at_ms))
+            .send()
+            .await;
+        applied(r).map(|_| ())
+    }
+}

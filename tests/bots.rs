@@ -1,0 +1,524 @@
+//! Bots end to end: signed webhooks in, the bots function answering through the fake Graph API,
+//! events on the CRM bus. Triggers, responses, a menu walked across messages, hand-over and
+//! release, close and rating, answered once whatever is redelivered.
+use std::time::Duration;
+
+use integration_tests::fake_graph::FakeGraph;
+use integration_tests::*;
+use serde_json::{Value, json};
+
+const PNID: &str = "106540352242922";
+
+fn now_s() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn interactive_payload(
+    from: &str,
+    wamid: &str,
+    ts: i64,
+    kind: &str,
+    id: &str,
+    title: &str,
+) -> Vec<u8> {
+    let reply = json!({"id": id, "title": title});
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": PNID},
+            "contacts": [{"profile": {"name": "Ana Lima"}, "wa_id": from}],
+            "messages": [{"from": from, "id": wamid, "timestamp": ts.to_string(), "type": "interactive",
+                "interactive": {"type": kind, kind: reply}}]
+        }}]}]
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// `detail` matches its schema in `schemas/whatsapp/`.
+fn assert_documented(name: &str, detail: &Value) {
+    let path = format!(
+        "{}/../schemas/whatsapp/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = v.iter_errors(detail).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{name}: {errors:?} in {detail}");
+}
+
+async fn create_bot(t: &TestStack, bot: Value) -> Value {
+    let (s, v) = t
+        .api("POST", "/api/v1/bots", Some(&t.admin_token()), Some(bot))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    v
+}
+
+/// The messages sent to `to`, in order (Meta's request bodies).
+fn sent_to(graph: &FakeGraph, to: &str) -> Vec<Value> {
+    graph
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/messages") && r.body["to"] == to)
+        .map(|r| r.body)
+        .collect()
+}
+
+async fn wait_sent(graph: &FakeGraph, to: &str, n: usize) -> Vec<Value> {
+    eventually(Duration::from_secs(30), || async {
+        let s = sent_to(graph, to);
+        (s.len() >= n).then_some(s)
+    })
+    .await
+    .unwrap_or_else(|| panic!("{n} messages to {to}: {:?}", sent_to(graph, to)))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exact_match_answers_once_with_placeholders_filled() {
+    let (t, graph) = start_with_graph(2_000).await;
+    create_bot(
+        &t,
+        json!({
+            "name": "Greeting", "reply_type": 1, "trigger": "hello",
+            "bot_type": 1, "response": {"text": "Hi {{customer_first_name}}! How can we help?"},
+        }),
+    )
+    .await;
+    let wa = "15551230001";
+    let ts = now_s();
+    t.post_signed(&text_payload(
+        PNID,
+        wa,
+        "Ana Lima",
+        "wamid.b1",
+        ts,
+        "  HÉLLO! ",
+    ))
+    .await;
+    let sent = wait_sent(&graph, wa, 1).await;
+    assert_eq!(sent[0]["type"], "text");
+    assert_eq!(sent[0]["text"]["body"], "Hi Ana! How can we help?");
+    // Not an exact match: no answer.
+    t.post_signed(&text_payload(
+        PNID,
+        wa,
+        "Ana Lima",
+        "wamid.b2",
+        ts + 1,
+        "hello there",
+    ))
+    .await;
+    // The same message again (Meta's retry): answered once.
+    t.post_signed(&text_payload(
+        PNID,
+        wa,
+        "Ana Lima",
+        "wamid.b1",
+        ts,
+        "  HÉLLO! ",
+    ))
+    .await;
+    settle().await;
+    assert_eq!(sent_to(&graph, wa).len(), 1, "{:?}", sent_to(&graph, wa));
+    // A crash after sending and before saving the bot state: the state is lost and the job
+    // comes again (new SQS dedupe id, past the queue's own dedupe). Still answered once.
+    let conv = t.conversation_of(wa).await;
+    let customer_id = conv["customer"]["id"].as_str().unwrap().to_string();
+    t.stack_ddb()
+        .delete_item()
+        .table_name(&t.info().resource("MainTable").name)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(shared::store::keys::conversation_pk(
+                PNID,
+                &customer_id,
+            )),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(shared::store::bots::BOT_STATE_SK.into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let job = shared::bots::job::BotJob {
+        v: shared::bots::job::BOT_JOB_VERSION,
+        phone_number_id: PNID.into(),
+        customer_id: customer_id.clone(),
+        event: shared::bots::job::BotEvent::Message {
+            wamid: "wamid.b1".into(),
+            message_type: "text".into(),
+            at_ms: ts * 1000,
+            text: Some("  HÉLLO! ".into()),
+            reply_id: None,
+            reply_title: None,
+        },
+    };
+    let env = job.envelope();
+    t.sqs()
+        .send_message()
+        .queue_url(t.info().resource("BotsQueue").url.clone().unwrap())
+        .message_body(env.body)
+        .message_group_id(env.group_id)
+        .message_deduplication_id("redelivered-after-a-crash")
+        .send()
+        .await
+        .unwrap();
+    let state = eventually(Duration::from_secs(20), || async {
+        let st = t.store().bot_state(PNID, &customer_id).await.unwrap();
+        st.has_handled("wamid.b1").then_some(st)
+    })
+    .await;
+    assert!(state.is_some(), "the redelivered job was processed");
+    assert_eq!(sent_to(&graph, wa).len(), 1, "{:?}", sent_to(&graph, wa));
+    // The bot's message is in the history, from the bot, and the bot counts it.
+    let conv = t.conversation_of(wa).await;
+    let msgs = t.messages(conv["id"].as_str().unwrap()).await;
+    assert!(
+        msgs.iter()
+            .any(|m| m["source"] == "bot" && m["direction"] == "outbound"),
+        "{msgs:?}"
+    );
+    let (_, bots) = t
+        .api("GET", "/api/v1/bots", Some(&t.admin_token()), None)
+        .await;
+    assert_eq!(bots["data"][0]["send_count"], 1, "{bots}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_menu_is_walked_across_messages() {
+    let (t, graph) = start_with_graph(2_000).await;
+    create_bot(&t, json!({
+        "name": "Main menu", "reply_type": 2, "trigger": "menu", "bot_type": 3,
+        "response": {"menu": {
+            "body": "What do you need?", "button": "Options",
+            "options": [
+                {"id": "sales", "title": "Sales", "submenu": {
+                    "body": "Sales: pick one", "button": "Sales",
+                    "options": [
+                        {"id": "prices", "title": "Prices", "reply": "Our prices are on the website."},
+                        {"id": "demo", "title": "Book a demo", "reply": "A demo it is."}
+                    ]}},
+                {"id": "support", "title": "Support", "reply": "Tell us what happened."},
+                {"id": "human", "title": "Talk to a person", "handover": true}
+            ]}},
+    })).await;
+    let wa = "15551230002";
+    let ts = now_s();
+    t.post_signed(&text_payload(
+        PNID,
+        wa,
+        "Ana Lima",
+        "wamid.m1",
+        ts,
+        "show me the menu please",
+    ))
+    .await;
+    let sent = wait_sent(&graph, wa, 1).await;
+    assert_eq!(sent[0]["type"], "interactive");
+    assert_eq!(sent[0]["interactive"]["type"], "list");
+    // Into the submenu by the list reply.
+    t.post_signed(&interactive_payload(
+        wa,
+        "wamid.m2",
+        ts + 1,
+        "list_reply",
+        "sales",
+        "Sales",
+    ))
+    .await;
+    let sent = wait_sent(&graph, wa, 2).await;
+    assert_eq!(sent[1]["interactive"]["body"]["text"], "Sales: pick one");
+    // An invalid choice is answered and the level shown again.
+    t.post_signed(&text_payload(
+        PNID,
+        wa,
+        "Ana Lima",
+        "wamid.m3",
+        ts + 2,
+        "pizza",
+    ))
+    .await;
+    let sent = wait_sent(&graph, wa, 4).await;
+    assert_eq!(
+        sent[3]["interactive"]["body"]["text"], "Sales: pick one",
+        "{sent:?}"
+    );
+    // Back to the main menu, then a leaf by its number.
+    t.post_signed(&text_payload(
+        PNID,
+        wa,
+        "Ana Lima",
+        "wamid.m4",
+        ts + 3,
+        "back",
+    ))
+    .await;
+    let sent = wait_sent(&graph, wa, 5).await;
+    assert_eq!(sent[4]["interactive"]["body"]["text"], "What do you need?");
+    t.post_signed(&text_payload(PNID, wa, "Ana Lima", "wamid.m5", ts + 4, "2"))
+        .await;
+    let sent = wait_sent(&graph, wa, 6).await;
+    assert_eq!(sent[5]["text"]["body"], "Tell us what happened.");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_human_request_hands_over_until_staff_release() {
+    let (t, graph) = start_with_graph(2_000).await;
+    let tap = t.tap_our_events().await;
+    create_bot(
+        &t,
+        json!({
+            "name": "Human", "reply_type": 9, "bot_type": 1,
+            "response": {"text": "A colleague will answer you shortly."},
+        }),
+    )
+    .await;
+    create_bot(
+        &t,
+        json!({
+            "name": "Hi", "reply_type": 1, "trigger": "hi", "bot_type": 1,
+            "response": {"text": "Hello!"},
+        }),
+    )
+    .await;
+    let wa = "15551230003";
+    let ts = now_s();
+    t.post_signed(&text_payload(
+        PNID,
+        wa,
+        "Ana Lima",
+        "wamid.h1",
+        ts,
+        "I want to talk to an agent",
+    ))
+    .await;
+    wait_sent(&graph, wa, 1).await;
+    let conv = eventually(Duration::from_secs(20), || async {
+        let c = t.conversation_of(wa).await;
+        (c["handed_over"] == true).then_some(c)
+    })
+    .await
+    .expect("handed over");
+    let id = conv["id"].as_str().unwrap().to_string();
+    let events = t.drain(&tap, Duration::from_secs(3)).await;
+    let handover = events
+        .iter()
+        .find(|e| e["detail-type"] == "conversation.handover")
+        .unwrap_or_else(|| panic!("{events:?}"));
+    assert_documented("conversation.handover", &handover["detail"]);
+    // Handed over: bots stay silent.
+    t.post_signed(&text_payload(
+        PNID,
+        wa,
+        "Ana Lima",
+        "wamid.h2",
+        ts + 1,
+        "hi",
+    ))
+    .await;
+    settle().await;
+    assert_eq!(sent_to(&graph, wa).len(), 1);
+    let (s, v) = t
+        .api(
+            "POST",
+            &format!("/api/v1/conversations/{id}/release"),
+            Some(&t.token(&["whatsapp_chat:view"])),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["conversation"]["handed_over"], false);
+    t.post_signed(&text_payload(
+        PNID,
+        wa,
+        "Ana Lima",
+        "wamid.h3",
+        ts + 2,
+        "hi",
+    ))
+    .await;
+    let sent = wait_sent(&graph, wa, 2).await;
+    assert_eq!(sent[1]["text"]["body"], "Hello!");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn closing_asks_for_a_rating_which_is_recorded_and_emitted() {
+    let (t, graph) = start_with_graph(2_000).await;
+    let tap = t.tap_our_events().await;
+    create_bot(
+        &t,
+        json!({
+            "name": "Rate us", "reply_type": 13, "bot_type": 13,
+            "response": {"question": "How did we do?"},
+        }),
+    )
+    .await;
+    let wa = "15551230004";
+    let ts = now_s();
+    t.post_signed(&text_payload(
+        PNID,
+        wa,
+        "Ana Lima",
+        "wamid.r1",
+        ts,
+        "thanks, all good",
+    ))
+    .await;
+    let id = t.conversation_of(wa).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let chat = t.token(&["whatsapp_chat:view"]);
+    let (s, v) = t
+        .api(
+            "POST",
+            &format!("/api/v1/conversations/{id}/close"),
+            Some(&chat),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["conversation"]["closed_at"].is_i64(), "{v}");
+    let sent = wait_sent(&graph, wa, 1).await;
+    assert_eq!(sent[0]["interactive"]["type"], "list", "{sent:?}");
+    let rows = sent[0]["interactive"]["action"]["sections"][0]["rows"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(rows.len(), 5);
+    let four_row = rows
+        .iter()
+        .find(|r| r["id"] == "rating_4")
+        .unwrap_or_else(|| panic!("a rating_4 row: {rows:?}"))
+        .clone();
+    let four = four_row["id"].as_str().unwrap().to_string();
+    t.post_signed(&interactive_payload(
+        wa,
+        "wamid.r2",
+        ts + 5,
+        "list_reply",
+        &four,
+        four_row["title"].as_str().unwrap(),
+    ))
+    .await;
+    let conv = eventually(Duration::from_secs(20), || async {
+        let c = t.conversation_of(wa).await;
+        (c["rating"] == 4).then_some(c)
+    })
+    .await;
+    assert!(conv.is_some(), "rated 4");
+    let events = t.drain(&tap, Duration::from_secs(3)).await;
+    let kinds: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["detail-type"].as_str())
+        .collect();
+    assert!(kinds.contains(&"conversation.closed"), "{kinds:?}");
+    assert!(kinds.contains(&"conversation.rated"), "{kinds:?}");
+    let rated = events
+        .iter()
+        .find(|e| e["detail-type"] == "conversation.rated")
+        .unwrap();
+    assert_eq!(rated["detail"]["rating"], 4);
+    assert_documented("conversation.rated", &rated["detail"]);
+    let closed = events
+        .iter()
+        .find(|e| e["detail-type"] == "conversation.closed")
+        .unwrap();
+    assert_documented("conversation.closed", &closed["detail"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bot_is_validated_on_save_naming_the_field() {
+    let (t, _graph) = start_with_graph(2_000).await;
+    let admin = t.admin_token();
+    let too_many: Vec<Value> = (0..11)
+        .map(|i| json!({"id": format!("o{i}"), "title": format!("Option {i}")}))
+        .collect();
+    let (s, v) = t
+        .api(
+            "POST",
+            "/api/v1/bots",
+            Some(&admin),
+            Some(json!({
+                "name": "Big", "reply_type": 2, "trigger": "menu", "bot_type": 3,
+                "response": {"menu": {"body": "Pick", "button": "Options", "options": too_many}},
+            })),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("response.menu.options"),
+        "{v}"
+    );
+    let (s, v) = t.api("POST", "/api/v1/bots", Some(&admin), Some(json!({
+        "name": "Hours", "reply_type": 5, "bot_type": 1, "response": {"text": "We are open"},
+        "business_hours": {"schedule": "mon-fri 09:00-17:00", "timezone": "Mars/Olympus"},
+    }))).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("business_hours"),
+        "{v}"
+    );
+    let (s, v) = t.api("POST", "/api/v1/bots", Some(&admin), Some(json!({
+        "name": "Mismatch", "reply_type": 1, "trigger": "x", "bot_type": 1, "response": {"type": "location", "latitude": 1.0, "longitude": 2.0},
+    }))).await;
+    assert_eq!(s, 400, "{v}");
+    // Keywords naming a synonym group that does not exist.
+    let (s, v) = t.api("POST", "/api/v1/bots", Some(&admin), Some(json!({
+        "name": "Syn", "reply_type": 10, "trigger": "greetings", "bot_type": 1, "response": {"text": "Hi"},
+    }))).await;
+    assert_eq!(s, 400, "{v}");
+    let (s, _) = t
+        .api(
+            "POST",
+            "/api/v1/bots/synonyms",
+            Some(&admin),
+            Some(json!({"name": "greetings", "words": ["hi", "hola", "bonjour"]})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, v) = t.api("POST", "/api/v1/bots", Some(&admin), Some(json!({
+        "name": "Syn", "reply_type": 10, "trigger": "greetings", "bot_type": 1, "response": {"text": "Hi"},
+    }))).await;
+    assert_eq!(s, 201, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_synonym_trigger_answers_any_word_of_its_group() {
+    let (t, graph) = start_with_graph(2_000).await;
+    let admin = t.admin_token();
+    let (s, _) = t
+        .api(
+            "POST",
+            "/api/v1/bots/synonyms",
+            Some(&admin),
+            Some(json!({"name": "greetings", "words": ["hi", "hola", "bonjour"]})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    create_bot(&t, json!({
+        "name": "Syn", "reply_type": 10, "trigger": "greetings", "bot_type": 7,
+        "response": {"body": "Hello! Sales or support?", "buttons": [{"id": "s", "title": "Sales"}, {"id": "p", "title": "Support"}]},
+    })).await;
+    let wa = "15551230005";
+    t.post_signed(&text_payload(
+        PNID,
+        wa,
+        "Ana Lima",
+        "wamid.s1",
+        now_s(),
+        "Hola, buenos días",
+    ))
+    .await;
+    let sent = wait_sent(&graph, wa, 1).await;
+    assert_eq!(sent[0]["interactive"]["type"], "button");
+}
