@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-LAMBDAS := webhook inbound media bots directory staff-api template-sync
+LAMBDAS := webhook inbound media bots bot-timers directory staff-api template-sync
 
 .PHONY: dev test venv lint unit-and-integration package bench fuzz send token crm-event clean
 

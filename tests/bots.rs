@@ -522,3 +522,283 @@ async fn a_synonym_trigger_answers_any_word_of_its_group() {
     let sent = wait_sent(&graph, wa, 1).await;
     assert_eq!(sent[0]["interactive"]["type"], "button");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn timers_fire_once_and_a_newer_message_cancels_them() {
+    let (t, graph) = start_with_graph(2_000).await;
+    let tap = t.tap_our_events().await;
+    create_bot(
+        &t,
+        json!({"name": "Idle", "reply_type": 8, "minutes": 1, "bot_type": 1,
+               "response": {"text": "Still there?"}}),
+    )
+    .await;
+    create_bot(
+        &t,
+        json!({"name": "Unanswered", "reply_type": 12, "minutes": 1, "bot_type": 1,
+               "response": {"text": "We will be with you soon."}}),
+    )
+    .await;
+    let wa = "15551230006";
+    // Three minutes ago: both timers are already due.
+    let ts = now_s() - 180;
+    t.post_signed(&text_payload(PNID, wa, "Ana Lima", "wamid.t1", ts, "hello"))
+        .await;
+    let customer_id = t.conversation_of(wa).await["customer"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let armed = eventually(Duration::from_secs(20), || async {
+        let st = t.store().bot_state(PNID, &customer_id).await.unwrap();
+        st.has_handled("wamid.t1").then_some(())
+    })
+    .await;
+    assert!(armed.is_some(), "the message reached the bots");
+    // Two overlapping ticks: each timer fires once.
+    let (a, b) = tokio::join!(
+        t.stack.run_schedule("BotTimersFunction"),
+        t.stack.run_schedule("BotTimersFunction")
+    );
+    assert!(a.is_ok() && b.is_ok(), "{a:?} {b:?}");
+    let sent = wait_sent(&graph, wa, 2).await;
+    let texts: Vec<&str> = sent
+        .iter()
+        .filter_map(|m| m["text"]["body"].as_str())
+        .collect();
+    assert!(texts.contains(&"Still there?"), "{texts:?}");
+    assert!(texts.contains(&"We will be with you soon."), "{texts:?}");
+    t.stack.run_schedule("BotTimersFunction").await.unwrap();
+    settle().await;
+    assert_eq!(sent_to(&graph, wa).len(), 2, "{:?}", sent_to(&graph, wa));
+    let events = t.drain(&tap, Duration::from_secs(3)).await;
+    let unanswered: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["detail-type"] == "conversation.unanswered")
+        .collect();
+    assert_eq!(unanswered.len(), 1, "{events:?}");
+    assert_documented("conversation.unanswered", &unanswered[0]["detail"]);
+
+    // A newer message cancels the timers of the older one.
+    t.post_signed(&text_payload(
+        PNID,
+        wa,
+        "Ana Lima",
+        "wamid.t2",
+        ts + 10,
+        "one",
+    ))
+    .await;
+    t.post_signed(&text_payload(
+        PNID,
+        wa,
+        "Ana Lima",
+        "wamid.t3",
+        now_s(),
+        "two",
+    ))
+    .await;
+    let both = eventually(Duration::from_secs(20), || async {
+        let st = t.store().bot_state(PNID, &customer_id).await.unwrap();
+        (st.has_handled("wamid.t2") && st.has_handled("wamid.t3")).then_some(())
+    })
+    .await;
+    assert!(both.is_some());
+    t.stack.run_schedule("BotTimersFunction").await.unwrap();
+    settle().await;
+    assert_eq!(sent_to(&graph, wa).len(), 2, "{:?}", sent_to(&graph, wa));
+}
+
+fn button_payload(from: &str, wamid: &str, ts: i64, id: &str, title: &str) -> Vec<u8> {
+    interactive_payload(from, wamid, ts, "button_reply", id, title)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flow_collects_a_support_request_and_asks_the_crm_for_a_ticket_once() {
+    let (t, graph) = start_with_graph(2_000).await;
+    let tap = t.tap_our_events().await;
+    let node = |id: &str, kind: &str, data: Value| json!({"id": id, "type": kind, "data": data, "position": {"x": 0, "y": 0}});
+    let edge = |s: &str, d: &str, h: Option<&str>| json!({"id": format!("{s}-{d}"), "source": s, "target": d, "sourceHandle": h});
+    create_bot(
+        &t,
+        json!({"name": "Support flow", "reply_type": 2, "trigger": "help", "bot_type": 4,
+            "response": {
+                "nodes": [
+                    node("start", "start", json!({})),
+                    node("q1", "question", json!({"text": "Sales or support?", "variable": "topic",
+                        "options": [{"id": "sales", "title": "Sales"}, {"id": "support", "title": "Support"}]})),
+                    node("email", "input", json!({"text": "Your email?", "variable": "email",
+                        "validation": "email", "invalid": "That is not an email address."})),
+                    node("ticket", "ticket", json!({"subject": "Support for {{email}}",
+                        "description": "Asked about {{topic}}", "priority": "high"})),
+                    node("end", "end", json!({"text": "Thanks! We will write to {{email}}."})),
+                    node("sales", "end", json!({"text": "Our sales team will call you."})),
+                ],
+                "edges": [
+                    edge("start", "q1", None),
+                    edge("q1", "email", Some("support")),
+                    edge("q1", "sales", Some("sales")),
+                    edge("email", "ticket", None),
+                    edge("ticket", "end", None),
+                ],
+            }}),
+    )
+    .await;
+    let wa = "15551230007";
+    let ts = now_s();
+    t.post_signed(&text_payload(
+        PNID,
+        wa,
+        "Ana Lima",
+        "wamid.f1",
+        ts,
+        "I need help",
+    ))
+    .await;
+    let sent = wait_sent(&graph, wa, 1).await;
+    assert_eq!(sent[0]["interactive"]["type"], "button", "{sent:?}");
+    t.post_signed(&button_payload(
+        wa,
+        "wamid.f2",
+        ts + 1,
+        "support",
+        "Support",
+    ))
+    .await;
+    let sent = wait_sent(&graph, wa, 2).await;
+    assert_eq!(sent[1]["text"]["body"], "Your email?");
+    t.post_signed(&text_payload(
+        PNID,
+        wa,
+        "Ana Lima",
+        "wamid.f3",
+        ts + 2,
+        "nope",
+    ))
+    .await;
+    let sent = wait_sent(&graph, wa, 3).await;
+    assert_eq!(sent[2]["text"]["body"], "That is not an email address.");
+    t.post_signed(&text_payload(
+        PNID,
+        wa,
+        "Ana Lima",
+        "wamid.f4",
+        ts + 3,
+        "ana@example.com",
+    ))
+    .await;
+    let sent = wait_sent(&graph, wa, 4).await;
+    assert_eq!(
+        sent[3]["text"]["body"],
+        "Thanks! We will write to ana@example.com."
+    );
+    // The same answer again (Meta's retry): nothing more.
+    t.post_signed(&text_payload(
+        PNID,
+        wa,
+        "Ana Lima",
+        "wamid.f4",
+        ts + 3,
+        "ana@example.com",
+    ))
+    .await;
+    settle().await;
+    assert_eq!(sent_to(&graph, wa).len(), 4);
+    let events = t.drain(&tap, Duration::from_secs(3)).await;
+    let tickets: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["detail-type"] == "ticket.requested")
+        .collect();
+    assert_eq!(tickets.len(), 1, "{events:?}");
+    assert_eq!(
+        tickets[0]["detail"]["subject"],
+        "Support for ana@example.com"
+    );
+    assert_eq!(tickets[0]["detail"]["priority"], "high");
+    assert_eq!(tickets[0]["detail"]["requested_by"], "bot");
+    let conv = t.conversation_of(wa).await;
+    assert_eq!(conv["tickets"].as_array().map(Vec::len), Some(1), "{conv}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_messages_of_one_conversation_are_answered_once_each_in_order() {
+    let (t, graph) = start_with_graph(2_000).await;
+    create_bot(
+        &t,
+        json!({"name": "Echo price", "reply_type": 2, "trigger": "price", "bot_type": 1,
+               "response": {"text": "Prices are on our website."}}),
+    )
+    .await;
+    let wa = "15551230008";
+    let ts = now_s();
+    let posts = (0..5).map(|i| {
+        text_payload(
+            PNID,
+            wa,
+            "Ana Lima",
+            &format!("wamid.c{i}"),
+            ts + i,
+            "what is the price?",
+        )
+    });
+    futures::future::join_all(posts.map(|body| {
+        let t = &t;
+        async move { t.post_signed(&body).await }
+    }))
+    .await;
+    wait_sent(&graph, wa, 5).await;
+    settle().await;
+    assert_eq!(sent_to(&graph, wa).len(), 5, "{:?}", sent_to(&graph, wa));
+    let customer_id = t.conversation_of(wa).await["customer"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let st = t.store().bot_state(PNID, &customer_id).await.unwrap();
+    for i in 0..5 {
+        assert!(st.has_handled(&format!("wamid.c{i}")), "{:?}", st.handled);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn outside_business_hours_a_holiday_gets_the_closed_answer() {
+    let (t, graph) = start_with_graph(2_000).await;
+    let today = chrono::Utc::now().date_naive();
+    let holidays: Vec<String> = [today.pred_opt().unwrap(), today, today.succ_opt().unwrap()]
+        .iter()
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .collect();
+    create_bot(
+        &t,
+        json!({"name": "Closed", "reply_type": 6, "bot_type": 1,
+               "business_hours": {"schedule": "mon-sun 00:00-23:59", "timezone": "Asia/Kolkata", "holidays": holidays},
+               "response": {"text": "We are closed today; we answer tomorrow."}}),
+    )
+    .await;
+    create_bot(
+        &t,
+        json!({"name": "Open", "reply_type": 5, "bot_type": 1,
+               "business_hours": {"schedule": "mon-sun 00:00-23:59", "timezone": "Asia/Kolkata", "holidays": holidays},
+               "response": {"text": "We are open."}}),
+    )
+    .await;
+    let wa = "15551230009";
+    t.post_signed(&text_payload(
+        PNID,
+        wa,
+        "Ana Lima",
+        "wamid.o1",
+        now_s(),
+        "anyone?",
+    ))
+    .await;
+    let sent = wait_sent(&graph, wa, 1).await;
+    settle().await;
+    let texts: Vec<&str> = sent_to(&graph, wa)
+        .iter()
+        .filter_map(|m| m["text"]["body"].as_str().map(|_| ""))
+        .collect();
+    assert_eq!(texts.len(), 1);
+    assert_eq!(
+        sent[0]["text"]["body"],
+        "We are closed today; we answer tomorrow."
+    );
+}

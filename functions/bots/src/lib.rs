@@ -18,11 +18,12 @@ use serde_json::{Map, Value, json};
 use shared::archive::RawArchive;
 use shared::bots::job::{BotEvent, BotJob};
 use shared::bots::matcher::{CompiledBots, MessageFacts};
-use shared::bots::{self, BotReply, Customer, Decision, Effect, Inbound, Limits};
+use shared::bots::{self, BotReply, Customer, Decision, Effect, Inbound, Limits, Trigger};
 use shared::crm_events::{EventBus, OutboundEvent};
 use shared::meta::graph::{ErrorClass, GraphError};
 use shared::sending::{Outbound, SendError, SendOutcome, SendRequest};
 use shared::sqs_batch::{self, BatchPolicy, Deadline, Ordering, RecordError, RecordHandler};
+use shared::store::bot_timers::BotTimer;
 use shared::store::model::{Conversation, Direction};
 use shared::store::{Store, StoreError};
 use tokio::sync::RwLock;
@@ -208,6 +209,48 @@ impl BotsApp {
                     None,
                     format!("bot:closed:{at_ms}"),
                 ),
+                BotEvent::Timer {
+                    bot_id,
+                    trigger,
+                    basis_ms,
+                    ..
+                } => {
+                    let key = format!("timer:{bot_id}:{basis_ms}");
+                    if stored.has_handled(&key) {
+                        return Ok(());
+                    }
+                    if let Some(why) = stale_timer(&conv, *trigger, *basis_ms, (self.now_ms)()) {
+                        tracing::info!(bot_id = %bot_id, reason = why, "bot timer no longer holds");
+                        return Ok(());
+                    }
+                    let d = bots::on_timer(
+                        &set,
+                        bot_id,
+                        &Customer { ..customer },
+                        &stored.state,
+                        (self.now_ms)(),
+                        &self.limits,
+                    );
+                    if *trigger == Trigger::NoStaffReply.code() && d.silenced.is_none() {
+                        self.publish(
+                            "conversation.unanswered",
+                            format!(
+                                "conversation.unanswered:{}:{basis_ms}",
+                                conv.conversation_id
+                            ),
+                            &conv,
+                            json!({"since": basis_ms, "bot_id": bot_id, "at": (self.now_ms)()}),
+                        )
+                        .await?;
+                    }
+                    (d, None, format!("bot:{key}"))
+                }
+            };
+            let handled_key = match &job.event {
+                BotEvent::Timer {
+                    bot_id, basis_ms, ..
+                } => Some(format!("timer:{bot_id}:{basis_ms}")),
+                _ => handled.map(str::to_string),
             };
             // Closing ended a hand-over: the inbox shows it too.
             if stored.state.handed_over.is_some() && decision.state.handed_over.is_none() {
@@ -220,9 +263,12 @@ impl BotsApp {
                 tracing::info!(reason = %why, "bots silent");
             }
             self.apply(&conv, &key_base, &decision).await?;
+            if let BotEvent::Message { at_ms, .. } = &job.event {
+                self.arm_timers(&set, &conv, *at_ms).await?;
+            }
             if self
                 .store
-                .save_bot_state(pnid, cid, &stored, &decision.state, handled)
+                .save_bot_state(pnid, cid, &stored, &decision.state, handled_key.as_deref())
                 .await
                 .map_err(store_err)?
             {
@@ -329,6 +375,39 @@ impl BotsApp {
         Ok(())
     }
 
+    /// Arms the timers of the active timer bots from the customer message of `at_ms`
+    /// (idempotent: same keys on a redelivery).
+    async fn arm_timers(
+        &self,
+        set: &CompiledBots,
+        conv: &Conversation,
+        at_ms: i64,
+    ) -> Result<(), RecordError> {
+        let shard = shared::store::keys::shard_of(&conv.conversation_id, self.store.shards());
+        for t in [Trigger::Idle, Trigger::WindowClosing, Trigger::NoStaffReply] {
+            for bot in set.of_trigger(t) {
+                let (Some(minutes), true) = (bot.minutes, bot.answers(conv.rel_type)) else {
+                    continue;
+                };
+                let Some(due) = due_at(t, minutes, at_ms) else {
+                    continue;
+                };
+                let timer = BotTimer::new(
+                    shard,
+                    &conv.phone_number_id,
+                    &conv.customer_id,
+                    &conv.conversation_id,
+                    &bot.id,
+                    t.code(),
+                    at_ms,
+                    due,
+                );
+                self.store.arm_bot_timer(&timer).await.map_err(store_err)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Sends one bot message: `true` when sent now; `false` when it went before (same key) or
     /// cannot be sent for a reason retrying cannot fix (logged); an error when it may succeed
     /// later (the record is retried; the key keeps the messages already sent from going twice).
@@ -415,6 +494,40 @@ impl BotsApp {
             }])
             .await
             .map_err(|e| retry("CRM bus", e))
+    }
+}
+
+/// Why a due timer no longer holds (`None`: it does): a newer customer message re-armed the
+/// timers, a staff reply answered (12), or the window it warns about already closed (11).
+pub fn stale_timer(
+    conv: &Conversation,
+    trigger: u8,
+    basis_ms: i64,
+    now_ms: i64,
+) -> Option<&'static str> {
+    if conv.last_inbound_at.is_some_and(|t| t > basis_ms) {
+        return Some("newer_message");
+    }
+    if trigger == Trigger::NoStaffReply.code()
+        && conv.last_staff_reply_at.is_some_and(|t| t >= basis_ms)
+    {
+        return Some("staff_replied");
+    }
+    if trigger == Trigger::WindowClosing.code()
+        && conv.window_expires_at.is_none_or(|e| e <= now_ms)
+    {
+        return Some("window_closed");
+    }
+    None
+}
+
+/// When a timer bot's timer falls due after the customer message of `at_ms`.
+pub fn due_at(trigger: Trigger, minutes: u32, at_ms: i64) -> Option<i64> {
+    let m = i64::from(minutes) * 60_000;
+    match trigger {
+        Trigger::Idle | Trigger::NoStaffReply => Some(at_ms + m),
+        Trigger::WindowClosing => Some(at_ms + shared::store::dynamo::WINDOW_MS - m),
+        _ => None,
     }
 }
 

@@ -543,6 +543,25 @@ impl Stack {
                         })
                     })
                 }
+                "bot-timers" => {
+                    let tcfg = Config::from_map(&env_of("bot-timers")?).map_err(cfg_err)?;
+                    let app = Arc::new(bot_timers::TimersApp {
+                        store: Store::new(ddb.clone(), &tcfg.table_name, tcfg.inbox_shards),
+                        jobs: Arc::new(SqsSink::new(
+                            sqs.clone(),
+                            Config::require(&tcfg.bots_queue_url, "BOTS_QUEUE_URL")
+                                .map_err(cfg_err)?,
+                        )),
+                        now_ms: now,
+                    });
+                    Arc::new(move |_input| {
+                        let app = app.clone();
+                        Box::pin(async move {
+                            let report = app.tick().await.map_err(|e| e.to_string())?;
+                            serde_json::to_value(report).map_err(|e| e.to_string())
+                        })
+                    })
+                }
                 other => {
                     return Err(StackError::Config(format!(
                         "no local handler for scheduled function {other}"

@@ -29,6 +29,14 @@ pub enum BotEvent {
     },
     /// Staff closed the conversation (trigger 13: the rating request).
     Closed { at_ms: i64, staff_id: String },
+    /// A bot timer fell due (triggers 8 idle, 11 window closing, 12 no staff reply), armed by
+    /// the customer message of `basis_ms`.
+    Timer {
+        bot_id: String,
+        trigger: u8,
+        basis_ms: i64,
+        due_ms: i64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +76,12 @@ impl BotJob {
             BotEvent::Closed { at_ms, .. } => {
                 (format!("closed:{at_ms}"), format!("closed {at_ms}"))
             }
+            BotEvent::Timer {
+                bot_id, basis_ms, ..
+            } => (
+                format!("timer:{bot_id}:{basis_ms}"),
+                format!("timer {bot_id} {basis_ms}"),
+            ),
         };
         let conversation = self.conversation_id();
         QueuedEnvelope {

@@ -27,6 +27,7 @@
 //! | unread counters per rel_type, shard and assignee ([`unread`]) | `pk=UNREAD#{rel_type}#{shard}`, `sk=A#{assignee or -}` |
 pub mod activity;
 pub mod audiences;
+pub mod bot_timers;
 pub mod bots;
 pub mod conversation_state;
 pub mod crud;
