@@ -334,28 +334,54 @@ async fn media_upload(
     State(fake): State<FakeGraph>,
     Path((version, pnid)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> impl IntoResponse {
-    let text = String::from_utf8_lossy(&body).to_string();
+    use futures::StreamExt;
+    use sha2::Digest;
+    // Read as a stream, as Meta would: the first MB is kept for the shape checks, the rest is
+    // only counted and hashed, so a 100 MB upload costs this fake no memory.
+    const KEEP: usize = 1024 * 1024;
+    let mut head: Vec<u8> = Vec::new();
+    let mut total = 0usize;
+    let mut hash = sha2::Sha256::new();
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            return (StatusCode::BAD_REQUEST, "body read failed".to_string());
+        };
+        total += chunk.len();
+        hash.update(&chunk);
+        if head.len() < KEEP {
+            let take = (KEEP - head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..take]);
+        }
+    }
+    let text = String::from_utf8_lossy(&head).to_string();
     let ok = text.contains("name=\"messaging_product\"")
         && text.contains("whatsapp")
         && text.contains("name=\"file\"");
-    // The file part's bytes: after the part's blank line, up to the closing boundary.
-    let file = text.find("name=\"file\"").and_then(|at| {
-        let start = at + text[at..].find("\r\n\r\n")? + 4;
-        let end = text.rfind("\r\n--")?;
-        (end >= start).then(|| text[start..end].to_string())
-    });
+    // The file part's bytes (small uploads only): after the part's blank line, up to the
+    // closing boundary.
+    let file = (total <= KEEP)
+        .then(|| {
+            text.find("name=\"file\"").and_then(|at| {
+                let start = at + text[at..].find("\r\n\r\n")? + 4;
+                let end = text.rfind("\r\n--")?;
+                (end >= start).then(|| text[start..end].to_string())
+            })
+        })
+        .flatten();
     let length_ok = headers
         .get("content-length")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
-        == Some(body.len());
+        == Some(total);
     record(
         &fake,
         format!("/{version}/{pnid}/media"),
         &headers,
-        json!({"multipart_bytes": body.len(), "well_formed": ok && length_ok, "file": file}),
+        json!({"multipart_bytes": total, "well_formed": ok && length_ok, "file": file,
+               "multipart_sha256": hex::encode(hash.finalize())}),
     );
     let id = {
         let mut i = fake.inner.lock().unwrap();
