@@ -715,6 +715,7 @@ async fn a_flow_collects_a_support_request_and_asks_the_crm_for_a_ticket_once() 
     );
     assert_eq!(tickets[0]["detail"]["priority"], "high");
     assert_eq!(tickets[0]["detail"]["requested_by"], "bot");
+    assert_documented("ticket.requested", &tickets[0]["detail"]);
     let conv = t.conversation_of(wa).await;
     assert_eq!(conv["tickets"].as_array().map(Vec::len), Some(1), "{conv}");
 }
@@ -801,4 +802,55 @@ async fn outside_business_hours_a_holiday_gets_the_closed_answer() {
         sent[0]["text"]["body"],
         "We are closed today; we answer tomorrow."
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reply_typed_in_the_business_app_keeps_bots_quiet() {
+    let (t, graph) = start_with_graph(2_000).await;
+    create_bot(
+        &t,
+        json!({"name": "Hi", "reply_type": 1, "trigger": "hi", "bot_type": 1,
+               "response": {"text": "Hello!"}}),
+    )
+    .await;
+    let wa = "15551230010";
+    let ts = now_s();
+    t.post_signed(&text_payload(PNID, wa, "Ana Lima", "wamid.q1", ts, "hi"))
+        .await;
+    wait_sent(&graph, wa, 1).await;
+    // Staff answer from the WhatsApp Business app (coexistence): an echo.
+    t.post_signed(&echo_payload(
+        PNID,
+        "wamid.q-echo",
+        wa,
+        ts + 1,
+        "I'll take it from here",
+    ))
+    .await;
+    let customer_id = t.conversation_of(wa).await["customer"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let noted = eventually(Duration::from_secs(20), || async {
+        let c = t.store().conversation(PNID, &customer_id).await.unwrap()?;
+        (c.last_staff_reply_at == Some((ts + 1) * 1000)).then_some(())
+    })
+    .await;
+    assert!(noted.is_some(), "the echo counts as a staff reply");
+    t.post_signed(&text_payload(
+        PNID,
+        wa,
+        "Ana Lima",
+        "wamid.q2",
+        ts + 2,
+        "hi",
+    ))
+    .await;
+    let handled = eventually(Duration::from_secs(20), || async {
+        let st = t.store().bot_state(PNID, &customer_id).await.unwrap();
+        st.has_handled("wamid.q2").then_some(())
+    })
+    .await;
+    assert!(handled.is_some());
+    assert_eq!(sent_to(&graph, wa).len(), 1, "{:?}", sent_to(&graph, wa));
 }

@@ -366,6 +366,14 @@ async fn read_assign_and_ticket() {
         .expect("ticket event");
     assert_eq!(tk["detail"]["ticket_ref"], ticket.as_str());
     assert_eq!(tk["detail"]["priority"], "high");
+    let schema: Value =
+        serde_json::from_str(include_str!("../schemas/whatsapp/ticket.requested.json")).unwrap();
+    let errors: Vec<String> = jsonschema::validator_for(&schema)
+        .unwrap()
+        .iter_errors(&tk["detail"])
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?} in {}", tk["detail"]);
     assert_eq!(tk["detail"]["transcript"][0]["text"], "hello");
     assert_eq!(
         tk["detail"]["event_id"],

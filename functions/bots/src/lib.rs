@@ -345,6 +345,11 @@ impl BotsApp {
                         &shared::envelope::sha256_hex(&[key_base, bot_id, "ticket"])[..16]
                     );
                     let transcript = self.transcript(conv).await?;
+                    // The CRM's priorities; a flow's own word (or an empty variable) is medium.
+                    let priority = match priority.trim().to_lowercase().as_str() {
+                        p @ ("low" | "medium" | "high" | "urgent") => p.to_string(),
+                        _ => "medium".to_string(),
+                    };
                     self.publish(
                         "ticket.requested",
                         format!("ticket.requested:{ticket_ref}"),

@@ -635,6 +635,10 @@ impl InboundProcessor {
                 false,
             )
             .await?;
+            // A person answered from the business app: bots keep quiet for a while.
+            self.store
+                .note_staff_reply(pnid, &customer.customer_id, e.timestamp * 1000)
+                .await?;
             tracing::info!("message sent from the business app stored");
             Ok(())
         }
