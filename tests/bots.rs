@@ -48,6 +48,24 @@ fn assert_documented(name: &str, detail: &Value) {
     assert!(errors.is_empty(), "{name}: {errors:?} in {detail}");
 }
 
+/// The customer id of the conversation with `wa`.
+async fn customer_of(t: &TestStack, wa: &str) -> String {
+    t.conversation_of(wa).await["customer"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Waits until the bots have dealt with (answered or stayed silent on) every one of `wamids`.
+async fn wait_handled(t: &TestStack, customer_id: &str, wamids: &[&str]) {
+    let done = eventually(Duration::from_secs(20), || async {
+        let st = t.store().bot_state(PNID, customer_id).await.unwrap();
+        wamids.iter().all(|w| st.has_handled(w)).then_some(())
+    })
+    .await;
+    assert!(done.is_some(), "the bots never dealt with {wamids:?}");
+}
+
 async fn create_bot(t: &TestStack, bot: Value) -> Value {
     let (s, v) = t
         .api("POST", "/api/v1/bots", Some(&t.admin_token()), Some(bot))
@@ -544,16 +562,8 @@ async fn timers_fire_once_and_a_newer_message_cancels_them() {
     let ts = now_s() - 180;
     t.post_signed(&text_payload(PNID, wa, "Ana Lima", "wamid.t1", ts, "hello"))
         .await;
-    let customer_id = t.conversation_of(wa).await["customer"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let armed = eventually(Duration::from_secs(20), || async {
-        let st = t.store().bot_state(PNID, &customer_id).await.unwrap();
-        st.has_handled("wamid.t1").then_some(())
-    })
-    .await;
-    assert!(armed.is_some(), "the message reached the bots");
+    let customer_id = customer_of(&t, wa).await;
+    wait_handled(&t, &customer_id, &["wamid.t1"]).await;
     // Two overlapping ticks: each timer fires once.
     let (a, b) = tokio::join!(
         t.stack.run_schedule("BotTimersFunction"),
@@ -597,12 +607,7 @@ async fn timers_fire_once_and_a_newer_message_cancels_them() {
         "two",
     ))
     .await;
-    let both = eventually(Duration::from_secs(20), || async {
-        let st = t.store().bot_state(PNID, &customer_id).await.unwrap();
-        (st.has_handled("wamid.t2") && st.has_handled("wamid.t3")).then_some(())
-    })
-    .await;
-    assert!(both.is_some());
+    wait_handled(&t, &customer_id, &["wamid.t2", "wamid.t3"]).await;
     t.stack.run_schedule("BotTimersFunction").await.unwrap();
     settle().await;
     assert_eq!(sent_to(&graph, wa).len(), 2, "{:?}", sent_to(&graph, wa));
@@ -749,10 +754,7 @@ async fn concurrent_messages_of_one_conversation_are_answered_once_each_in_order
     wait_sent(&graph, wa, 5).await;
     settle().await;
     assert_eq!(sent_to(&graph, wa).len(), 5, "{:?}", sent_to(&graph, wa));
-    let customer_id = t.conversation_of(wa).await["customer"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let customer_id = customer_of(&t, wa).await;
     let st = t.store().bot_state(PNID, &customer_id).await.unwrap();
     for i in 0..5 {
         assert!(st.has_handled(&format!("wamid.c{i}")), "{:?}", st.handled);
@@ -827,10 +829,7 @@ async fn a_reply_typed_in_the_business_app_keeps_bots_quiet() {
         "I'll take it from here",
     ))
     .await;
-    let customer_id = t.conversation_of(wa).await["customer"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let customer_id = customer_of(&t, wa).await;
     let noted = eventually(Duration::from_secs(20), || async {
         let c = t.store().conversation(PNID, &customer_id).await.unwrap()?;
         (c.last_staff_reply_at == Some((ts + 1) * 1000)).then_some(())
@@ -846,11 +845,6 @@ async fn a_reply_typed_in_the_business_app_keeps_bots_quiet() {
         "hi",
     ))
     .await;
-    let handled = eventually(Duration::from_secs(20), || async {
-        let st = t.store().bot_state(PNID, &customer_id).await.unwrap();
-        st.has_handled("wamid.q2").then_some(())
-    })
-    .await;
-    assert!(handled.is_some());
+    wait_handled(&t, &customer_id, &["wamid.q2"]).await;
     assert_eq!(sent_to(&graph, wa).len(), 1, "{:?}", sent_to(&graph, wa));
 }
