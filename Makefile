@@ -14,7 +14,7 @@ LAMBDAS := webhook inbound media bots bot-timers directory staff-api template-sy
 ## make dev: moto + every function wired as in template.yaml; webhook on http://127.0.0.1:3000
 dev: $(STAMP)
 	cargo build -p local-runner
-	MOTO_PORT=$${MOTO_PORT:-5005} infra/with-moto.sh cargo run -q -p local-runner -- up --addr 127.0.0.1:$${PORT:-3000}
+	MOTO_PORT=$${MOTO_PORT:-5005} infra/with-moto.sh cargo run -q -p local-runner -- up --fakes --addr 127.0.0.1:$${PORT:-3000}
 
 ## make test: lint + template checks + unit and integration tests (moto) + Lambda packaging
 test: $(STAMP) lint unit-and-integration package

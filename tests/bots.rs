@@ -3,15 +3,9 @@
 //! release, close and rating, answered once whatever is redelivered.
 use std::time::Duration;
 
-use integration_tests::fake_graph::FakeGraph;
+use integration_tests::bot_helpers::*;
 use integration_tests::*;
 use serde_json::{Value, json};
-
-const PNID: &str = "106540352242922";
-
-fn now_s() -> i64 {
-    chrono::Utc::now().timestamp()
-}
 
 fn interactive_payload(
     from: &str,
@@ -34,63 +28,6 @@ fn interactive_payload(
     })
     .to_string()
     .into_bytes()
-}
-
-/// `detail` matches its schema in `schemas/whatsapp/`.
-fn assert_documented(name: &str, detail: &Value) {
-    let path = format!(
-        "{}/../schemas/whatsapp/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let v = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = v.iter_errors(detail).map(|e| e.to_string()).collect();
-    assert!(errors.is_empty(), "{name}: {errors:?} in {detail}");
-}
-
-/// The customer id of the conversation with `wa`.
-async fn customer_of(t: &TestStack, wa: &str) -> String {
-    t.conversation_of(wa).await["customer"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-/// Waits until the bots have dealt with (answered or stayed silent on) every one of `wamids`.
-async fn wait_handled(t: &TestStack, customer_id: &str, wamids: &[&str]) {
-    let done = eventually(Duration::from_secs(20), || async {
-        let st = t.store().bot_state(PNID, customer_id).await.unwrap();
-        wamids.iter().all(|w| st.has_handled(w)).then_some(())
-    })
-    .await;
-    assert!(done.is_some(), "the bots never dealt with {wamids:?}");
-}
-
-async fn create_bot(t: &TestStack, bot: Value) -> Value {
-    let (s, v) = t
-        .api("POST", "/api/v1/bots", Some(&t.admin_token()), Some(bot))
-        .await;
-    assert_eq!(s, 201, "{v}");
-    v
-}
-
-/// The messages sent to `to`, in order (Meta's request bodies).
-fn sent_to(graph: &FakeGraph, to: &str) -> Vec<Value> {
-    graph
-        .requests()
-        .into_iter()
-        .filter(|r| r.path.ends_with("/messages") && r.body["to"] == to)
-        .map(|r| r.body)
-        .collect()
-}
-
-async fn wait_sent(graph: &FakeGraph, to: &str, n: usize) -> Vec<Value> {
-    eventually(Duration::from_secs(30), || async {
-        let s = sent_to(graph, to);
-        (s.len() >= n).then_some(s)
-    })
-    .await
-    .unwrap_or_else(|| panic!("{n} messages to {to}: {:?}", sent_to(graph, to)))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -847,4 +784,332 @@ async fn a_reply_typed_in_the_business_app_keeps_bots_quiet() {
     .await;
     wait_handled(&t, &customer_id, &["wamid.q2"]).await;
     assert_eq!(sent_to(&graph, wa).len(), 1, "{:?}", sent_to(&graph, wa));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn first_message_keyword_and_session_start_bots_send_media_location_and_contacts() {
+    let (t, graph) = start_with_graph(2_000).await;
+    create_bot(
+        &t,
+        json!({"name": "Welcome", "reply_type": 3, "bot_type": 5,
+               "response": {"kind": "image", "link": "https://example.com/welcome.jpg", "caption": "Welcome, {{customer_first_name}}!"}}),
+    )
+    .await;
+    create_bot(
+        &t,
+        json!({"name": "Where", "reply_type": 4, "trigger": "address, where", "bot_type": 6,
+               "response": {"latitude": 40.4168, "longitude": -3.7038, "name": "Our shop", "address": "Gran Vía 1, Madrid"}}),
+    )
+    .await;
+    create_bot(
+        &t,
+        json!({"name": "Card", "reply_type": 7, "rel_types": ["general"], "priority": 5, "bot_type": 11,
+               "response": {"contacts": [{"name": {"formatted_name": "Support desk"},
+                                          "phones": [{"phone": "+34 600 000 000", "type": "WORK"}]}]}}),
+    )
+    .await;
+    let wa = "15551230011";
+    let ts = now_s();
+    // The first message of the conversation (and of its session): the welcome image answers
+    // (first message and session start are one family: the first match in order answers).
+    t.post_signed(&text_payload(
+        PNID,
+        wa,
+        "Ana Lima",
+        "wamid.k1",
+        ts,
+        "good morning",
+    ))
+    .await;
+    let sent = wait_sent(&graph, wa, 1).await;
+    assert_eq!(sent[0]["type"], "image", "{sent:?}");
+    assert_eq!(sent[0]["image"]["link"], "https://example.com/welcome.jpg");
+    assert_eq!(sent[0]["image"]["caption"], "Welcome, Ana!");
+    // A keyword, anywhere in the text: the location.
+    t.post_signed(&text_payload(
+        PNID,
+        wa,
+        "Ana Lima",
+        "wamid.k2",
+        ts + 1,
+        "Where are you exactly?",
+    ))
+    .await;
+    let sent = wait_sent(&graph, wa, 2).await;
+    assert_eq!(sent[1]["type"], "location", "{sent:?}");
+    assert_eq!(sent[1]["location"]["name"], "Our shop");
+    // Neither first nor a keyword: nothing.
+    t.post_signed(&text_payload(
+        PNID,
+        wa,
+        "Ana Lima",
+        "wamid.k3",
+        ts + 2,
+        "thanks",
+    ))
+    .await;
+    let customer_id = customer_of(&t, wa).await;
+    wait_handled(&t, &customer_id, &["wamid.k3"]).await;
+    assert_eq!(sent_to(&graph, wa).len(), 2);
+
+    // A returning customer: their first message was 25 hours ago (too old to answer: the window
+    // had closed), so this one starts a new session but is not the first message: the
+    // session-start bot sends the contact card.
+    let wa2 = "15551230012";
+    t.post_signed(&text_payload(
+        PNID,
+        wa2,
+        "Bo Chen",
+        "wamid.s1",
+        ts - 90_000,
+        "old question",
+    ))
+    .await;
+    let customer2 = customer_of(&t, wa2).await;
+    wait_handled(&t, &customer2, &["wamid.s1"]).await;
+    assert!(
+        sent_to(&graph, wa2).is_empty(),
+        "a 25-hour-old message is not answered"
+    );
+    t.post_signed(&text_payload(
+        PNID, wa2, "Bo Chen", "wamid.s2", ts, "I'm back",
+    ))
+    .await;
+    let sent = wait_sent(&graph, wa2, 1).await;
+    assert_eq!(sent[0]["type"], "contacts", "{sent:?}");
+    assert_eq!(
+        sent[0]["contacts"][0]["name"]["formatted_name"],
+        "Support desk"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_window_closing_reminder_goes_before_the_window_closes_and_not_after() {
+    let (t, graph) = start_with_graph(2_000).await;
+    create_bot(
+        &t,
+        json!({"name": "Keep it open", "reply_type": 11, "minutes": 10, "bot_type": 1,
+               "response": {"text": "Reply to keep this chat open."}}),
+    )
+    .await;
+    // The window closes in 8 minutes: the reminder (10 minutes before) is due.
+    let (open, closed) = ("15551230021", "15551230022");
+    let day = 24 * 3600;
+    t.post_signed(&text_payload(
+        PNID,
+        open,
+        "Ana",
+        "wamid.w1",
+        now_s() - day + 480,
+        "hi",
+    ))
+    .await;
+    // This one's window closed an hour ago: no reminder can help.
+    t.post_signed(&text_payload(
+        PNID,
+        closed,
+        "Rui",
+        "wamid.w2",
+        now_s() - day - 3600,
+        "hi",
+    ))
+    .await;
+    let (a, b) = (customer_of(&t, open).await, customer_of(&t, closed).await);
+    wait_handled(&t, &a, &["wamid.w1"]).await;
+    wait_handled(&t, &b, &["wamid.w2"]).await;
+    t.stack.run_schedule("BotTimersFunction").await.unwrap();
+    let sent = wait_sent(&graph, open, 1).await;
+    assert_eq!(sent[0]["text"]["body"], "Reply to keep this chat open.");
+    t.stack.run_schedule("BotTimersFunction").await.unwrap();
+    settle().await;
+    assert_eq!(sent_to(&graph, open).len(), 1);
+    assert!(
+        sent_to(&graph, closed).is_empty(),
+        "{:?}",
+        sent_to(&graph, closed)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_template_bot_sends_the_stored_approved_template_with_its_parameters() {
+    let (t, graph) = start_with_graph(2_000).await;
+    graph.set_templates(vec![
+        json!({"id": "2001", "name": "order_help", "language": "en_US", "status": "APPROVED",
+               "category": "UTILITY", "parameter_format": "POSITIONAL",
+               "components": [{"type": "BODY", "text": "Hi {{1}}, track your order in the app."}]}),
+        json!({"id": "2002", "name": "summer_sale", "language": "en_US", "status": "PAUSED",
+               "category": "MARKETING", "parameter_format": "POSITIONAL",
+               "components": [{"type": "BODY", "text": "Sale: {{1}}"}]}),
+    ]);
+    let (s, v) = t
+        .api(
+            "POST",
+            "/api/v1/templates/load",
+            Some(&t.token(&["whatsapp_template:load_template"])),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let body_param =
+        |text: &str| json!([{"type": "body", "parameters": [{"type": "text", "text": text}]}]);
+    // A paused template, or parameters that do not fit, are refused on save.
+    let (s, v) = t
+        .api(
+            "POST",
+            "/api/v1/bots",
+            Some(&t.admin_token()),
+            Some(
+                json!({"name": "Sale", "reply_type": 1, "trigger": "sale", "bot_type": 2,
+                "response": {"template": {"name": "summer_sale", "language": "en_US",
+                                          "components": body_param("50%")}}}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (422, Some("template_invalid")),
+        "a paused template: {v}"
+    );
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("PAUSED"),
+        "{v}"
+    );
+    let (s, v) = t
+        .api(
+            "POST",
+            "/api/v1/bots",
+            Some(&t.admin_token()),
+            Some(
+                json!({"name": "Order", "reply_type": 1, "trigger": "order", "bot_type": 2,
+                "response": {"template": {"name": "order_help", "language": "en_US"}}}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (422, Some("template_invalid")),
+        "a missing parameter: {v}"
+    );
+    create_bot(
+        &t,
+        json!({"name": "Order", "reply_type": 1, "trigger": "order", "bot_type": 2,
+            "response": {"template": {"name": "order_help", "language": "en_US",
+                                      "components": body_param("{{customer_first_name}}")}}}),
+    )
+    .await;
+    let wa = "15551230023";
+    t.post_signed(&text_payload(
+        PNID,
+        wa,
+        "Ana Lima",
+        "wamid.tp1",
+        now_s(),
+        "Order",
+    ))
+    .await;
+    let sent = wait_sent(&graph, wa, 1).await;
+    assert_eq!(sent[0]["type"], "template");
+    assert_eq!(sent[0]["template"]["name"], "order_help");
+    assert_eq!(sent[0]["template"]["language"]["code"], "en_US");
+    assert_eq!(
+        sent[0]["template"]["components"][0]["parameters"][0]["text"],
+        "Ana"
+    );
+    assert!(graph.problems().is_empty(), "{:?}", graph.problems());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_customer_who_stopped_marketing_gets_no_marketing_bot() {
+    let (t, graph) = start_with_graph(2_000).await;
+    create_bot(
+        &t,
+        json!({"name": "Offers", "reply_type": 1, "trigger": "offers", "bot_type": 1,
+               "marketing": true, "response": {"text": "Big sale this week!"}}),
+    )
+    .await;
+    create_bot(
+        &t,
+        json!({"name": "Catalogue", "reply_type": 2, "trigger": "offers", "bot_type": 1,
+               "response": {"text": "Our catalogue is on the website."}}),
+    )
+    .await;
+    // The customer of the fixture writes, then stops marketing messages.
+    let wa = "16505551234";
+    let ts = now_s();
+    t.post_signed(&text_payload(PNID, wa, "Sheena", "wamid.o1", ts, "offers"))
+        .await;
+    let sent = wait_sent(&graph, wa, 2).await;
+    let texts: Vec<&str> = sent
+        .iter()
+        .filter_map(|m| m["text"]["body"].as_str())
+        .collect();
+    assert!(texts.contains(&"Big sale this week!"), "{texts:?}");
+    assert_eq!(
+        t.post_signed(&fixture("user_preferences_stop.json"))
+            .await
+            .0,
+        200
+    );
+    let cid = customer_of(&t, wa).await;
+    let stopped = eventually(Duration::from_secs(20), || async {
+        t.store()
+            .customer(&cid)
+            .await
+            .unwrap()
+            .filter(|c| c.marketing_opt_out)
+    })
+    .await;
+    assert!(stopped.is_some(), "opt-out recorded");
+    t.post_signed(&text_payload(
+        PNID,
+        wa,
+        "Sheena",
+        "wamid.o2",
+        ts + 1,
+        "offers",
+    ))
+    .await;
+    let sent = wait_sent(&graph, wa, 3).await;
+    assert_eq!(sent[2]["text"]["body"], "Our catalogue is on the website.");
+    wait_handled(&t, &cid, &["wamid.o2"]).await;
+    settle().await;
+    assert_eq!(sent_to(&graph, wa).len(), 3, "{:?}", sent_to(&graph, wa));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_menu_left_alone_expires_and_its_choices_no_longer_count() {
+    let (t, graph) = start_with_graph(2_000).await;
+    create_bot(
+        &t,
+        json!({
+            "name": "Menu", "reply_type": 1, "trigger": "menu", "bot_type": 3,
+            "response": {"menu": {"body": "Pick one", "button": "Options", "options": [
+                {"id": "hours", "title": "Opening hours", "reply": "9 to 5."},
+                {"id": "where", "title": "Where are you?", "reply": "Main street 1."}
+            ]}, "settings": {"expire_minutes": 5}},
+        }),
+    )
+    .await;
+    let wa = "15551230024";
+    let ts = now_s() - 600;
+    t.post_signed(&text_payload(PNID, wa, "Ana", "wamid.e1", ts, "menu"))
+        .await;
+    wait_sent(&graph, wa, 1).await;
+    // Within the 5 minutes a number is a choice …
+    t.post_signed(&text_payload(PNID, wa, "Ana", "wamid.e2", ts + 60, "2"))
+        .await;
+    let sent = wait_sent(&graph, wa, 2).await;
+    assert_eq!(sent[1]["text"]["body"], "Main street 1.");
+    // … a leaf ends the menu; shown again, then left alone for 10 minutes: expired.
+    t.post_signed(&text_payload(PNID, wa, "Ana", "wamid.e3", ts + 120, "menu"))
+        .await;
+    wait_sent(&graph, wa, 3).await;
+    t.post_signed(&text_payload(PNID, wa, "Ana", "wamid.e4", now_s(), "1"))
+        .await;
+    let cid = customer_of(&t, wa).await;
+    wait_handled(&t, &cid, &["wamid.e4"]).await;
+    settle().await;
+    assert_eq!(sent_to(&graph, wa).len(), 3, "{:?}", sent_to(&graph, wa));
+    let st = t.store().bot_state(PNID, &cid).await.unwrap();
+    assert!(st.state.menu.is_none(), "{:?}", st.state);
 }

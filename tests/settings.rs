@@ -507,15 +507,15 @@ async fn ai_settings_keep_their_key_secret() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(
         v,
-        json!({"enabled": false, "provider": "", "model": "", "mode": "manual", "api_key": "", "api_key_set": false})
+        json!({"enabled": false, "provider": "", "model": "", "mode": "manual", "api_key": "", "api_key_set": false, "system_prompt": "", "fallback_text": ""})
     );
     let (s, v) = admin(
         &t,
         "PUT",
         "/api/v1/settings/ai",
         Some(
-            json!({"provider": "anthropic", "model": "claude-sonnet-4-5", "mode": "auto",
-                    "api_key": AI_KEY, "enabled": true}),
+            json!({"provider": "google", "model": "gemini-2.0-flash", "mode": "auto",
+                    "api_key": AI_KEY, "enabled": true, "system_prompt": "We repair bikes."}),
         ),
     )
     .await;
@@ -528,7 +528,8 @@ async fn ai_settings_keep_their_key_secret() {
     );
     let stored = stored_secret(&t, "AiSecret").await;
     assert_eq!(stored["api_key"], AI_KEY);
-    assert_eq!(stored["provider"], "anthropic");
+    assert_eq!(stored["provider"], "gemini");
+    assert_eq!(stored["system_prompt"], "We repair bikes.");
     let typed: shared::credentials::AiSettings = serde_json::from_value(stored).unwrap();
     assert_eq!(typed.mode, shared::credentials::AiMode::Auto);
 

@@ -41,6 +41,13 @@ pub struct Config {
     pub media_download_timeout_ms: u64,
     /// Days messages are kept (`MESSAGE_RETENTION_DAYS`, 0 = forever).
     pub message_retention_days: u32,
+    /// OpenAI's API base (`OPENAI_BASE_URL`, default `https://api.openai.com/v1`).
+    pub openai_base_url: String,
+    /// Gemini's API base (`GEMINI_BASE_URL`, default
+    /// `https://generativelanguage.googleapis.com/v1beta`).
+    pub gemini_base_url: String,
+    /// Bound on each AI call (`AI_TIMEOUT_MS`, default 8000).
+    pub ai_timeout_ms: u64,
 }
 
 impl Config {
@@ -103,6 +110,21 @@ impl Config {
                     .ok_or_else(|| ConfigError::Invalid {
                         name: "MESSAGE_RETENTION_DAYS",
                         reason: format!("{v:?} is not a number of days from 0 to 3650"),
+                    })?,
+            },
+            openai_base_url: get("OPENAI_BASE_URL")
+                .unwrap_or_else(|| "https://api.openai.com/v1".into()),
+            gemini_base_url: get("GEMINI_BASE_URL")
+                .unwrap_or_else(|| "https://generativelanguage.googleapis.com/v1beta".into()),
+            ai_timeout_ms: match get("AI_TIMEOUT_MS") {
+                None => 8_000,
+                Some(v) => v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (100..=30_000).contains(n))
+                    .ok_or_else(|| ConfigError::Invalid {
+                        name: "AI_TIMEOUT_MS",
+                        reason: format!("{v:?} is not a number of milliseconds from 100 to 30000"),
                     })?,
             },
             media_download_timeout_ms: match get("MEDIA_DOWNLOAD_TIMEOUT_MS") {

@@ -128,17 +128,8 @@ fn notify_has_any(n: &NotifySecrets) -> bool {
 // AI settings
 // ---------------------------------------------------------------------------------------------
 
-/// AI providers the settings accept.
-pub const AI_PROVIDERS: [&str; 8] = [
-    "openai",
-    "anthropic",
-    "google",
-    "azure_openai",
-    "mistral",
-    "groq",
-    "deepseek",
-    "openrouter",
-];
+/// AI providers the settings accept (the seed's names; `google` is taken as `gemini`).
+pub const AI_PROVIDERS: [&str; 2] = ["openai", "gemini"];
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -164,6 +155,12 @@ pub struct AiSettings {
     pub mode: AiMode,
     #[serde(default)]
     pub api_key: Redacted,
+    /// The admin's instructions given to the AI with every conversation.
+    #[serde(default)]
+    pub system_prompt: String,
+    /// Sent when the AI fails in `auto` mode (a default text when empty).
+    #[serde(default)]
+    pub fallback_text: String,
 }
 
 // ---------------------------------------------------------------------------------------------

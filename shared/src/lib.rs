@@ -23,6 +23,7 @@
 //!
 //! The library knows nothing of the Lambda binaries or of the local runner.
 pub mod activity;
+pub mod ai;
 pub mod archive;
 pub mod auth;
 pub mod bots;

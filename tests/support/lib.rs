@@ -9,7 +9,9 @@ use shared::store::Store;
 
 pub use local_runner;
 
-pub mod fake_graph;
+pub mod bot_helpers;
+pub use fakes::ai as fake_ai;
+pub use fakes::graph as fake_graph;
 
 /// Everything every stack of this test binary logs (all levels), captured so tests can assert
 /// what never appears in a log line.

@@ -9,6 +9,8 @@
 //! the version read, recording the message as handled. A crash after sending and before
 //! saving re-evaluates from the same state, so the same answers come out under the same keys
 //! and are not sent again.
+mod ai;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +21,7 @@ use shared::archive::RawArchive;
 use shared::bots::job::{BotEvent, BotJob};
 use shared::bots::matcher::{CompiledBots, MessageFacts};
 use shared::bots::{self, BotReply, Customer, Decision, Effect, Inbound, Limits, Trigger};
+use shared::credentials::AiMode;
 use shared::crm_events::{EventBus, OutboundEvent};
 use shared::meta::graph::{ErrorClass, GraphError};
 use shared::sending::{Outbound, SendError, SendOutcome, SendRequest};
@@ -28,6 +31,8 @@ use shared::store::model::{Conversation, Direction};
 use shared::store::{Store, StoreError};
 use tokio::sync::RwLock;
 use tracing::Instrument;
+
+pub use ai::{AI_BUDGET, Ai, AiRequest, DEFAULT_FALLBACK};
 
 /// One conversation's records in order; 2 s are kept to answer and flush the activity log.
 pub const BATCH_POLICY: BatchPolicy = BatchPolicy {
@@ -48,6 +53,8 @@ pub struct BotsApp {
     pub bus: Arc<dyn EventBus>,
     pub now_ms: fn() -> i64,
     pub limits: Limits,
+    /// The AI provider and settings (`None`: no AI configured).
+    ai: Option<Ai>,
     /// The compiled trigger set and the bot-set version it was compiled from (kept between
     /// invocations; recompiled only when the version moves).
     compiled: RwLock<Option<(i64, Arc<CompiledBots>)>>,
@@ -78,8 +85,15 @@ impl BotsApp {
             bus,
             now_ms,
             limits: Limits::default(),
+            ai: None,
             compiled: RwLock::new(None),
         }
+    }
+
+    /// Answers with AI too (bot_type 12 and the `auto` / `manual` modes).
+    pub fn with_ai(mut self, ai: Ai) -> Self {
+        self.ai = Some(ai);
+        self
     }
 
     pub async fn handle_batch(
@@ -166,6 +180,8 @@ impl BotsApp {
             opted_out: profile.as_ref().is_some_and(|p| p.marketing_opt_out),
         };
         let set = self.bots().await.map_err(store_err)?;
+        let ai_settings = self.ai_settings().await?;
+        let ai_auto = ai_settings.as_ref().is_some_and(|s| s.mode == AiMode::Auto);
         for _ in 0..MAX_EVALUATIONS {
             let stored = self.store.bot_state(pnid, cid).await.map_err(store_err)?;
             let (decision, handled, key_base) = match &job.event {
@@ -196,7 +212,7 @@ impl BotsApp {
                         facts,
                         customer: Customer { ..customer },
                         last_staff_reply_at: conv.last_staff_reply_at,
-                        ai_auto: false,
+                        ai_auto,
                     };
                     (
                         bots::evaluate(&set, &inbound, &stored.state, &self.limits),
@@ -263,6 +279,21 @@ impl BotsApp {
                 tracing::info!(reason = %why, "bots silent");
             }
             self.apply(&conv, &key_base, &decision).await?;
+            if let BotEvent::Message {
+                wamid, at_ms, text, ..
+            } = &job.event
+                && let Some(req) = ai_request(
+                    &decision,
+                    ai_settings.as_deref(),
+                    wamid,
+                    *at_ms,
+                    text.as_deref(),
+                )
+                && let Some(settings) = &ai_settings
+            {
+                self.answer_with_ai(&conv, &key_base, settings, &req)
+                    .await?;
+            }
             if let BotEvent::Message { at_ms, .. } = &job.event {
                 self.arm_timers(&set, &conv, *at_ms).await?;
             }
@@ -340,44 +371,72 @@ impl BotsApp {
                     priority,
                     variables,
                 } => {
-                    let ticket_ref = format!(
-                        "tkt_{}",
-                        &shared::envelope::sha256_hex(&[key_base, bot_id, "ticket"])[..16]
-                    );
-                    let transcript = self.transcript(conv).await?;
-                    // The CRM's priorities; a flow's own word (or an empty variable) is medium.
-                    let priority = match priority.trim().to_lowercase().as_str() {
-                        p @ ("low" | "medium" | "high" | "urgent") => p.to_string(),
-                        _ => "medium".to_string(),
-                    };
-                    self.publish(
-                        "ticket.requested",
-                        format!("ticket.requested:{ticket_ref}"),
+                    self.request_ticket(
                         conv,
-                        json!({
-                            "ticket_ref": ticket_ref,
-                            "subject": subject,
-                            "description": description,
-                            "priority": priority,
-                            "variables": variables,
-                            "bot_id": bot_id,
-                            "transcript": transcript,
-                            "requested_by": "bot",
-                            "at": now,
-                        }),
+                        key_base,
+                        bot_id,
+                        subject,
+                        description,
+                        priority,
+                        variables,
+                        "bot",
                     )
                     .await?;
-                    self.store
-                        .add_ticket(&conv.phone_number_id, &conv.customer_id, &ticket_ref)
-                        .await
-                        .map_err(store_err)?;
                 }
-                Effect::AiReply { bot_id, .. } => {
-                    tracing::info!(bot_id = ?bot_id, "AI reply asked for: AI replies are not enabled in this version");
-                }
+                // Answered after the bot messages (`ai::answer_with_ai`).
+                Effect::AiReply { .. } => {}
             }
         }
         Ok(())
+    }
+
+    /// Publishes `ticket.requested` once per (message, bot) and notes the ticket on the
+    /// conversation; returns its reference.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn request_ticket(
+        &self,
+        conv: &Conversation,
+        key_base: &str,
+        bot_id: &str,
+        subject: &str,
+        description: &str,
+        priority: &str,
+        variables: &BTreeMap<String, String>,
+        requested_by: &str,
+    ) -> Result<String, RecordError> {
+        let now = (self.now_ms)();
+        let ticket_ref = format!(
+            "tkt_{}",
+            &shared::envelope::sha256_hex(&[key_base, bot_id, "ticket"])[..16]
+        );
+        let transcript = self.transcript(conv).await?;
+        // The CRM's priorities; a flow's own word (or an empty variable) is medium.
+        let priority = match priority.trim().to_lowercase().as_str() {
+            p @ ("low" | "medium" | "high" | "urgent") => p.to_string(),
+            _ => "medium".to_string(),
+        };
+        self.publish(
+            "ticket.requested",
+            format!("ticket.requested:{ticket_ref}"),
+            conv,
+            json!({
+                "ticket_ref": ticket_ref,
+                "subject": subject,
+                "description": description,
+                "priority": priority,
+                "variables": variables,
+                "bot_id": bot_id,
+                "transcript": transcript,
+                "requested_by": requested_by,
+                "at": now,
+            }),
+        )
+        .await?;
+        self.store
+            .add_ticket(&conv.phone_number_id, &conv.customer_id, &ticket_ref)
+            .await
+            .map_err(store_err)?;
+        Ok(ticket_ref)
     }
 
     /// Arms the timers of the active timer bots from the customer message of `at_ms`
@@ -502,6 +561,38 @@ impl BotsApp {
     }
 }
 
+/// The AI answer an evaluation asks for: the AI bot that matched (or, in `auto` mode, the
+/// engine's "nothing else answered"), or in `manual` mode a suggestion for any customer text
+/// no bot answered (a hand-over included: the suggestion is for staff).
+pub fn ai_request(
+    d: &Decision,
+    settings: Option<&shared::credentials::AiSettings>,
+    wamid: &str,
+    at_ms: i64,
+    text: Option<&str>,
+) -> Option<AiRequest> {
+    let s = settings?;
+    let asked = d.effects.iter().find_map(|e| match e {
+        Effect::AiReply {
+            bot_id,
+            instructions,
+        } => Some((bot_id.clone(), instructions.clone())),
+        _ => None,
+    });
+    let (bot_id, instructions) = match asked {
+        Some(a) => a,
+        None if s.mode == AiMode::Manual && d.replies.is_empty() && text.is_some() => (None, None),
+        None => return None,
+    };
+    Some(AiRequest {
+        bot_id,
+        instructions,
+        wamid: wamid.to_string(),
+        at_ms,
+        text: text.map(str::to_string),
+    })
+}
+
 /// Why a due timer no longer holds (`None`: it does): a newer customer message re-armed the
 /// timers, a staff reply answered (12), or the window it warns about already closed (11).
 pub fn stale_timer(
@@ -554,5 +645,83 @@ impl RecordHandler for BotsApp {
             .map_err(RecordError::Park)?;
         let span = tracing::info_span!("bots", conversation_id = %job.conversation_id());
         self.process(&job).instrument(span).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::bots::BotState;
+    use shared::credentials::AiSettings;
+    use shared::meta::outbound::OutboundContent;
+
+    fn decision(replies: usize, effects: Vec<Effect>) -> Decision {
+        Decision {
+            replies: (0..replies)
+                .map(|i| BotReply {
+                    bot_id: "b".into(),
+                    step: format!("s{i}"),
+                    content: OutboundContent::Text {
+                        body: "x".into(),
+                        preview_url: false,
+                    },
+                })
+                .collect(),
+            effects,
+            state: BotState::default(),
+            silenced: None,
+        }
+    }
+
+    fn settings(mode: AiMode) -> AiSettings {
+        AiSettings {
+            enabled: true,
+            mode,
+            ..AiSettings::default()
+        }
+    }
+
+    #[test]
+    fn what_the_ai_is_asked_for() {
+        let ai_bot = Effect::AiReply {
+            bot_id: Some("ai1".into()),
+            instructions: Some("be brief".into()),
+        };
+        let (auto, manual) = (settings(AiMode::Auto), settings(AiMode::Manual));
+        // AI off: never.
+        assert_eq!(
+            ai_request(&decision(0, vec![ai_bot.clone()]), None, "w", 1, Some("hi")),
+            None
+        );
+        // An AI bot matched: asked, in either mode, with the bot's instructions.
+        for s in [&auto, &manual] {
+            let r = ai_request(
+                &decision(0, vec![ai_bot.clone()]),
+                Some(s),
+                "w",
+                1,
+                Some("hi"),
+            )
+            .unwrap();
+            assert_eq!(
+                (r.bot_id.as_deref(), r.instructions.as_deref()),
+                (Some("ai1"), Some("be brief"))
+            );
+        }
+        // Nothing matched: auto only when the engine asked (rule 4); manual suggests for any
+        // unanswered text, never for a message a bot answered or one without text.
+        assert_eq!(
+            ai_request(&decision(0, vec![]), Some(&auto), "w", 1, Some("hi")),
+            None
+        );
+        assert!(ai_request(&decision(0, vec![]), Some(&manual), "w", 1, Some("hi")).is_some());
+        assert_eq!(
+            ai_request(&decision(1, vec![]), Some(&manual), "w", 1, Some("hi")),
+            None
+        );
+        assert_eq!(
+            ai_request(&decision(0, vec![]), Some(&manual), "w", 1, None),
+            None
+        );
     }
 }

@@ -5,6 +5,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use bots::BotsApp;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::activity::{ActivityConfig, ActivityLog, meta_known_secrets};
+use shared::ai::{AiClient, AiConfig};
 use shared::archive::S3Archive;
 use shared::config::Config;
 use shared::crm_events::EventBridgeBus;
@@ -23,6 +24,13 @@ async fn main() -> Result<(), Error> {
     let ddb = aws_sdk_dynamodb::Client::new(&aws);
     let store = Store::new(ddb.clone(), &cfg.table_name, cfg.inbox_shards);
     let sm = Arc::new(aws_sdk_secretsmanager::Client::new(&aws));
+    let ai = match cfg.ai_secret_arn.as_deref() {
+        Some(arn) => Some(bots::Ai {
+            client: AiClient::new(AiConfig::from_app_config(&cfg))?,
+            settings: CachedSecret::new(sm.clone(), arn, Duration::from_secs(60)),
+        }),
+        None => None,
+    };
     let meta_secrets = Arc::new(CachedSecret::new(
         sm.clone(),
         Config::require(&cfg.meta_secret_arn, "META_SECRET_ARN")?,
@@ -55,6 +63,10 @@ async fn main() -> Result<(), Error> {
         )),
         || chrono::Utc::now().timestamp_millis(),
     );
+    let app = match ai {
+        Some(ai) => app.with_ai(ai),
+        None => app,
+    };
     let archive = S3Archive::new(
         aws_sdk_s3::Client::new(&aws),
         Config::require(&cfg.media_bucket, "MEDIA_BUCKET")?,

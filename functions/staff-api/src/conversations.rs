@@ -83,6 +83,9 @@ pub struct ConversationView {
     pub closed_at: Option<i64>,
     /// The customer's rating (1–5) of the conversation.
     pub rating: Option<u8>,
+    /// The AI's suggested answer (AI in `manual` mode): send it with
+    /// `POST /api/v1/conversations/{id}/ai-suggestion/send`, or dismiss it.
+    pub ai_suggestion: Option<shared::store::model::AiSuggestion>,
 }
 
 impl ConversationView {
@@ -114,6 +117,7 @@ impl ConversationView {
             handover_reason: c.handover_reason.clone(),
             closed_at: c.closed_at,
             rating: c.rating,
+            ai_suggestion: c.ai_suggestion.clone(),
         }
     }
 }

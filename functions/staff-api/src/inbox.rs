@@ -148,7 +148,7 @@ pub struct SendView {
 }
 
 impl SendView {
-    fn new(i: &SendIntent) -> Self {
+    pub(crate) fn new(i: &SendIntent) -> Self {
         Self {
             id: i.msg_id.clone(),
             conversation_id: i.conversation_id.clone(),
@@ -253,7 +253,7 @@ pub async fn send_message(
 
 /// Sends `content` in `conv` (which may not be stored yet: a first, business-initiated
 /// message creates it when Meta accepts the send) through the outbound layer.
-async fn send_to(
+pub(crate) async fn send_to(
     app: &StaffApp,
     m: &Messaging,
     who: &shared::auth::Principal,
@@ -729,6 +729,7 @@ pub async fn start_conversation(
                 closed_at: None,
                 rating: None,
                 last_staff_reply_at: None,
+                ai_suggestion: None,
             };
             // Written before the send (unless the send will be refused for the window), so a
             // lost answer can be settled into it by the first status.

@@ -29,6 +29,7 @@ pub mod lambda;
 
 pub mod activity;
 pub mod settings;
+pub mod suggestions;
 
 pub mod admin_crud;
 pub mod bots;
@@ -297,6 +298,7 @@ pub fn api_router() -> OpenApiRouter<Arc<StaffApp>> {
         .merge(conversations::routes())
         .merge(inbox::routes())
         .merge(lifecycle::routes())
+        .merge(suggestions::routes())
         .merge(bots::routes())
         .merge(media::routes())
         .merge(directory::routes())

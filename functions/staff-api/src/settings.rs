@@ -408,8 +408,8 @@ pub struct EffectiveNotifyCredentials {
 #[allow(dead_code)]
 pub(crate) struct AiSettingsBody {
     enabled: Option<bool>,
-    /// `openai`, `anthropic`, `google`, `azure_openai`, `mistral`, `groq`, `deepseek` or
-    /// `openrouter` (`""` clears it).
+    /// `openai` (Chat Completions) or `gemini` (`google` is taken as `gemini`; `""` clears
+    /// it).
     provider: Option<String>,
     /// A model name such as `gpt-4o-mini`: letters, digits, `. _ : / - @`; at most 100.
     model: Option<String>,
@@ -419,6 +419,12 @@ pub(crate) struct AiSettingsBody {
     /// clears it).
     #[schema(write_only)]
     api_key: Option<String>,
+    /// Instructions given to the AI with every conversation (what the business does, tone,
+    /// what not to promise); at most 4000 characters.
+    system_prompt: Option<String>,
+    /// Sent to the customer when the AI fails in `auto` mode (a default text when empty); at
+    /// most 1000 characters.
+    fallback_text: Option<String>,
 }
 
 /// AI settings, the key masked.
@@ -433,6 +439,9 @@ pub struct AiSettingsView {
     /// Masked (`""` when not set).
     pub api_key: String,
     pub api_key_set: bool,
+    pub system_prompt: String,
+    /// `""`: the default text is sent.
+    pub fallback_text: String,
 }
 
 /// Meta's error of a failed check (its message redacted of the credentials). Meta's fields are
@@ -774,7 +783,15 @@ async fn test_notify(
 // AI settings
 // ---------------------------------------------------------------------------------------------
 
-const AI_FIELDS: [&str; 5] = ["enabled", "provider", "model", "mode", "api_key"];
+const AI_FIELDS: [&str; 7] = [
+    "enabled",
+    "provider",
+    "model",
+    "mode",
+    "api_key",
+    "system_prompt",
+    "fallback_text",
+];
 
 fn ai_id(b: &SettingsBackend) -> Result<&str, ApiError> {
     secret_id(&b.ai_secret_id, "AI settings", "AI_SECRET_ARN")
@@ -793,6 +810,8 @@ fn ai_view(m: &Map<String, Value>) -> AiSettingsView {
         mode: mode.to_string(),
         api_key: key.masked(),
         api_key_set: !key.is_empty(),
+        system_prompt: text_of(m, "system_prompt"),
+        fallback_text: text_of(m, "fallback_text"),
     }
 }
 
@@ -828,6 +847,7 @@ fn ai_updates(
         "provider",
         match text("provider")? {
             None => FieldUpdate::Keep,
+            Some(p) if p == "google" => FieldUpdate::Set(Value::String("gemini".into())),
             Some(p) if p.is_empty() || AI_PROVIDERS.contains(&p.as_str()) => {
                 FieldUpdate::Set(Value::String(p))
             }
@@ -866,6 +886,20 @@ fn ai_updates(
             Some(_) => return Err(ApiError::bad_request("mode must be auto or manual")),
         },
     ));
+    for (field, max) in [("system_prompt", 4000), ("fallback_text", 1000)] {
+        out.push((
+            field,
+            match text(field)? {
+                None => FieldUpdate::Keep,
+                Some(t) if t.chars().count() <= max => FieldUpdate::Set(Value::String(t)),
+                Some(_) => {
+                    return Err(ApiError::bad_request(format!(
+                        "{field} must be at most {max} characters"
+                    )));
+                }
+            },
+        ));
+    }
     out.push((
         "api_key",
         match text("api_key")? {
@@ -1388,7 +1422,11 @@ mod tests {
         assert!(err(json!({"enabled": "yes"})).starts_with("enabled "));
         assert!(err(json!({"model": "a b"})).starts_with("model "));
         assert!(err(json!({"temperature": 1})).contains("unknown field"));
-        let u = ai_updates(&obj(json!({"provider": "anthropic", "model": "claude-sonnet-4-5", "mode": "auto", "api_key": "sk-ant-1"})), &stored).unwrap();
-        assert_eq!(u.len(), 5);
+        assert!(err(json!({"provider": "anthropic"})).starts_with("provider must be one of"));
+        assert!(err(json!({"system_prompt": "x".repeat(4001)})).starts_with("system_prompt "));
+        assert!(err(json!({"fallback_text": 3})).starts_with("fallback_text "));
+        let u = ai_updates(&obj(json!({"provider": "google", "model": "gemini-2.0-flash", "mode": "auto", "api_key": "AIza-1", "system_prompt": "We sell bikes."})), &stored).unwrap();
+        assert_eq!(u.len(), 7);
+        assert!(u.contains(&("provider", FieldUpdate::Set(json!("gemini")))));
     }
 }

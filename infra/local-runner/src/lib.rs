@@ -439,7 +439,7 @@ impl Stack {
             shared::activity::ActivityConfig::for_source("bots"),
             vec![bots_meta_secrets.clone()],
         );
-        let bots_app = Arc::new(bots::BotsApp::new(
+        let bots_app = bots::BotsApp::new(
             Store::new(ddb.clone(), &bcfg.table_name, bcfg.inbox_shards),
             shared::sending::Outbound {
                 graph: Arc::new(
@@ -457,7 +457,15 @@ impl Stack {
                 Config::require(&bcfg.crm_bus_name, "CRM_BUS_NAME").map_err(cfg_err)?,
             )),
             now,
-        ));
+        );
+        let bots_app = Arc::new(match bcfg.ai_secret_arn.as_deref() {
+            Some(arn) => bots_app.with_ai(bots::Ai {
+                client: shared::ai::AiClient::new(shared::ai::AiConfig::from_app_config(&bcfg))
+                    .map_err(cfg_err)?,
+                settings: CachedSecret::new(sm.clone(), arn, opts.secret_ttl),
+            }),
+            None => bots_app,
+        });
         let bots_archive = Arc::new(S3Archive::new(
             s3.clone(),
             Config::require(&bcfg.media_bucket, "MEDIA_BUCKET").map_err(cfg_err)?,

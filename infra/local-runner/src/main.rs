@@ -26,6 +26,10 @@ enum Cmd {
         /// Graph API base URL (default: a closed loopback port, so nothing reaches Meta).
         #[arg(long)]
         graph_api: Option<String>,
+        /// Serve Meta's Graph API and the AI providers (OpenAI, Gemini) from the local fakes
+        /// the tests use: sends are accepted, AI answers echo the customer (`make dev`).
+        #[arg(long)]
+        fakes: bool,
     },
     /// Print a staff JWT signed with the development key.
     MintToken {
@@ -63,8 +67,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             addr,
             prefix,
             graph_api,
+            fakes,
         } => {
             let mut opts = StackOptions::new(prefix);
+            let mut fake_urls = Vec::new();
+            if fakes {
+                let graph = fakes::graph::FakeGraph::start().await;
+                let ai = fakes::ai::FakeAi::start().await;
+                for (k, v) in [
+                    ("GRAPH_API_BASE_URL", graph.base_url.clone()),
+                    ("GRAPH_API_VERSION", fakes::graph::VERSION.to_string()),
+                    ("OPENAI_BASE_URL", ai.openai_base_url()),
+                    ("GEMINI_BASE_URL", ai.gemini_base_url()),
+                ] {
+                    opts.env_overrides.insert(k.into(), v);
+                }
+                opts.media_test_host =
+                    Some(graph.base_url.trim_start_matches("http://").to_string());
+                fake_urls.push(("fake Graph API", graph.base_url.clone()));
+                fake_urls.push(("fake AI", ai.base_url.clone()));
+            }
             if let Some(url) = graph_api {
                 opts.env_overrides.insert("GRAPH_API_BASE_URL".into(), url);
             }
@@ -86,6 +108,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             names.sort_by_key(|(k, _)| k.as_str());
             for (logical, r) in names {
                 println!("    {logical:<20} {}", r.url.as_deref().unwrap_or(&r.name));
+            }
+            for (what, url) in &fake_urls {
+                println!("  {what:<14} {url}");
             }
             println!("  stack info     {}", cli.info.display());
             println!(

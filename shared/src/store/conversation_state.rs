@@ -6,6 +6,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::dynamo::{applied, key, n, s};
 use super::keys;
+use super::model::AiSuggestion;
 use super::{Store, StoreError};
 
 impl Store {
@@ -88,6 +89,48 @@ impl Store {
             )
             .await
         }
+    }
+
+    /// Stores the AI's suggestion (replacing an older one).
+    pub async fn set_ai_suggestion(
+        &self,
+        phone_number_id: &str,
+        customer_id: &str,
+        suggestion: &AiSuggestion,
+    ) -> Result<bool, StoreError> {
+        let v = serde_dynamo::to_attribute_value(suggestion)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.update_conversation(
+            phone_number_id,
+            customer_id,
+            "SET ai_suggestion = :s",
+            vec![(":s", v)],
+        )
+        .await
+    }
+
+    /// Removes the suggestion `id` (sent or dismissed); `false` when the conversation holds
+    /// no suggestion of that id (another replaced it, or it is gone).
+    pub async fn clear_ai_suggestion(
+        &self,
+        phone_number_id: &str,
+        customer_id: &str,
+        id: &str,
+    ) -> Result<bool, StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::conversation_pk(phone_number_id, customer_id),
+                keys::CONV_SK,
+            )))
+            .update_expression("REMOVE ai_suggestion")
+            .condition_expression("ai_suggestion.id = :id")
+            .expression_attribute_values(":id", s(id))
+            .send()
+            .await;
+        applied(r)
     }
 
     /// The customer's rating (1–5).

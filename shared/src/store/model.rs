@@ -135,10 +135,30 @@ pub struct Conversation {
     /// Last reply sent by staff (bots keep quiet for a while after it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_staff_reply_at: Option<i64>,
+    /// The AI's suggested answer (AI in `manual` mode), until staff send or dismiss it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ai_suggestion: Option<AiSuggestion>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gsi1pk: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gsi1sk: Option<String>,
+}
+
+/// An answer the AI suggested for staff (AI in `manual` mode): never sent by itself.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AiSuggestion {
+    /// `sug_…`: the send route names it, so staff send what they saw.
+    pub id: String,
+    pub text: String,
+    /// The customer message it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_wamid: Option<String>,
+    /// The AI bot that matched (none: the `manual` mode's suggestion for any message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot_id: Option<String>,
+    /// Epoch milliseconds.
+    pub at: i64,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

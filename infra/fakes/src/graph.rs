@@ -587,7 +587,7 @@ async fn me(
         );
     }
     if let (Some(proof), Some(secret)) = (q.get("appsecret_proof"), app_secret) {
-        let expected = shared::credentials::appsecret_proof(&token, &secret);
+        let expected = appsecret_proof(&token, &secret);
         if *proof != expected {
             return graph_error(
                 StatusCode::BAD_REQUEST,
@@ -626,4 +626,14 @@ async fn edge(
         Some(v) => (StatusCode::OK, v.to_string()),
         None => graph_error(StatusCode::BAD_REQUEST, 100, "Unsupported get request"),
     }
+}
+
+/// Meta's `appsecret_proof`: hex HMAC-SHA256 of the access token keyed by the app secret
+/// (computed here independently of the system under test).
+fn appsecret_proof(token: &str, app_secret: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(app_secret.as_bytes()).expect("any key length");
+    mac.update(token.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
 }
