@@ -26,17 +26,19 @@
 //!   evenly rather than in one burst at the top of the second, which Meta, counting on its own
 //!   clock, could see as over the rate. A window entered late lets its slots whose time has
 //!   passed go at once (still within that window's quota).
+//! - **Slots whose time has passed are forfeited.** In the current second, only slots whose
+//!   start (`second + k·1000/limit`) is not yet past can be taken: the counter moves up to the
+//!   first such slot (`min_slot`) before counting. So a backlog that arrives in the middle of a
+//!   second does not take that second's earlier, unused slots at once, and every permit starts
+//!   at its own slot time: the permits of consecutive seconds lie on one even grid of
+//!   `1000/limit` ms, so no sliding one-second window ever holds more than `limit` of them.
 //! - **A permit is only handed out while its window is current.** A grant that comes back after
 //!   its second ended (a very slow write, a late wake-up) is not used: its slot stays counted
 //!   (that window just carries one send fewer) and the pacer moves on to the current second.
 //!
-//! The guarantee is per fixed window of the acquirer's clock (Lambda clocks are
-//! NTP-synchronised). With the spread, a steady stream of permits never has more than `limit`
-//! in any sliding second either; but a backlog that arrives in the middle of a second finds
-//! that second's earlier slots unused and takes them at once, so the one sliding second around
-//! it can hold up to `limit` plus those slots (115 at 80/s for a campaign starting 437 ms into
-//! a second, against 160 without the spread; `benches/pacing.rs`). Windows that were entered
-//! ahead of time (a waiting backlog) never burst.
+//! The guarantee holds per fixed window and, with the spread, per sliding second, on the
+//! acquirers' clocks (Lambda clocks are NTP-synchronised; `benches/pacing.rs` reports the
+//! busiest sliding second). Without the spread only the fixed windows hold.
 //! A rejected conditional write still costs a write unit, and one item takes at most about
 //! 1000 writes/s: at Meta's 1000/s tier a window would need splitting into sub-counters.
 use std::collections::{BTreeMap, HashMap};
@@ -146,13 +148,15 @@ impl Sleeper for VirtualClock {
 /// Port: the shared per-second counters.
 #[async_trait::async_trait]
 pub trait WindowCounter: Send + Sync {
-    /// Takes one slot of `key`'s window `window_second` if fewer than `limit` were taken:
-    /// `Some(slot)` (0-based, in the order taken) or `None` when the window is full. `ttl_s` is
-    /// the epoch second after which the window may be forgotten. Failures are errors, never `None`.
+    /// Takes the first free slot of `key`'s window `window_second` that is not below
+    /// `min_slot` (the slots below it are forfeited) if it is below `limit`: `Some(slot)`
+    /// (0-based) or `None` when the window is full. `ttl_s` is the epoch second after which the
+    /// window may be forgotten. Failures are errors, never `None`.
     async fn try_take(
         &self,
         key: &str,
         window_second: i64,
+        min_slot: u32,
         limit: u32,
         ttl_s: i64,
     ) -> Result<Option<u32>, PaceError>;
@@ -164,10 +168,13 @@ impl<T: WindowCounter + ?Sized> WindowCounter for Arc<T> {
         &self,
         key: &str,
         window_second: i64,
+        min_slot: u32,
         limit: u32,
         ttl_s: i64,
     ) -> Result<Option<u32>, PaceError> {
-        (**self).try_take(key, window_second, limit, ttl_s).await
+        (**self)
+            .try_take(key, window_second, min_slot, limit, ttl_s)
+            .await
     }
 }
 
@@ -187,51 +194,114 @@ impl DynamoWindowCounter {
     }
 }
 
+/// The count a rejected conditional update found (`None`: no count yet).
+fn found_count<R>(e: &SdkError<UpdateItemError, R>) -> Option<Option<u32>> {
+    match e {
+        SdkError::ServiceError(se) => match se.err() {
+            UpdateItemError::ConditionalCheckFailedException(c) => Some(
+                c.item()
+                    .and_then(|i| i.get("n"))
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse::<u32>().ok()),
+            ),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 #[async_trait::async_trait]
 impl WindowCounter for DynamoWindowCounter {
     async fn try_take(
         &self,
         key: &str,
         window_second: i64,
+        min_slot: u32,
         limit: u32,
         ttl_s: i64,
     ) -> Result<Option<u32>, PaceError> {
+        if min_slot >= limit {
+            return Ok(None);
+        }
         let pk = keys::pace_pk(key);
         let sk = keys::pace_sk(window_second);
-        let r = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(pk.clone()))
-            .key("sk", AttributeValue::S(sk.clone()))
-            .update_expression("SET #ttl = if_not_exists(#ttl, :ttl) ADD #n :one")
-            .condition_expression("attribute_not_exists(#n) OR #n < :limit")
-            .expression_attribute_names("#n", "n")
-            .expression_attribute_names("#ttl", "ttl")
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .expression_attribute_values(":limit", AttributeValue::N(limit.to_string()))
-            .expression_attribute_values(":ttl", AttributeValue::N(ttl_s.to_string()))
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await;
-        match r {
-            Ok(out) => {
-                let taken = out
-                    .attributes()
-                    .and_then(|a| a.get("n"))
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse::<u32>().ok())
-                    .filter(|&n| n >= 1);
-                match taken {
-                    Some(n) => Ok(Some(n - 1)),
-                    None => Err(PaceError::Store(format!(
-                        "pacing window {pk}/{sk} came back without a readable count"
-                    ))),
+        let store_err = |e: &dyn std::fmt::Display| PaceError::Store(e.to_string());
+        // One write when the count is already at or past `min_slot` (the busy case); when it
+        // is behind (the window is new, or nobody took its earlier slots), a second write moves
+        // it up to `min_slot`. A rejected write answers the count it found, so a full window
+        // costs one write too.
+        for _ in 0..4 {
+            let r = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(pk.clone()))
+                .key("sk", AttributeValue::S(sk.clone()))
+                .update_expression("SET #ttl = if_not_exists(#ttl, :ttl) ADD #n :one")
+                .condition_expression("#n >= :min AND #n < :limit")
+                .expression_attribute_names("#n", "n")
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                .expression_attribute_values(":min", AttributeValue::N(min_slot.to_string()))
+                .expression_attribute_values(":limit", AttributeValue::N(limit.to_string()))
+                .expression_attribute_values(":ttl", AttributeValue::N(ttl_s.to_string()))
+                .return_values(ReturnValue::UpdatedNew)
+                .return_values_on_condition_check_failure(
+                    aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .send()
+                .await;
+            let found = match r {
+                Ok(out) => {
+                    let taken = out
+                        .attributes()
+                        .and_then(|a| a.get("n"))
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|v| v.parse::<u32>().ok())
+                        .filter(|&n| n >= 1);
+                    return match taken {
+                        Some(n) => Ok(Some(n - 1)),
+                        None => Err(PaceError::Store(format!(
+                            "pacing window {pk}/{sk} came back without a readable count"
+                        ))),
+                    };
                 }
+                Err(e) => match found_count(&e) {
+                    Some(n) => n,
+                    None => return Err(store_err(&DisplayErrorContext(&e))),
+                },
+            };
+            match found {
+                Some(n) if n >= limit => return Ok(None),
+                // Someone else moved it meanwhile: count again.
+                Some(n) if n >= min_slot => continue,
+                // Behind (or no count yet): the first free slot is `min_slot`.
+                _ => {}
             }
-            Err(e) if is_window_full(&e) => Ok(None),
-            Err(e) => Err(PaceError::Store(DisplayErrorContext(&e).to_string())),
+            let r = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(pk.clone()))
+                .key("sk", AttributeValue::S(sk.clone()))
+                .update_expression("SET #n = :next, #ttl = if_not_exists(#ttl, :ttl)")
+                .condition_expression("attribute_not_exists(#n) OR #n < :min")
+                .expression_attribute_names("#n", "n")
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":next", AttributeValue::N((min_slot + 1).to_string()))
+                .expression_attribute_values(":min", AttributeValue::N(min_slot.to_string()))
+                .expression_attribute_values(":ttl", AttributeValue::N(ttl_s.to_string()))
+                .send()
+                .await;
+            match r {
+                Ok(_) => return Ok(Some(min_slot)),
+                Err(e) if is_window_full(&e) => continue,
+                Err(e) => return Err(store_err(&DisplayErrorContext(&e))),
+            }
         }
+        // Taken from under us four times in a row: treated as full (the pacer tries the next
+        // second).
+        Ok(None)
     }
 }
 
@@ -270,6 +340,7 @@ impl WindowCounter for MemoryWindowCounter {
         &self,
         key: &str,
         window_second: i64,
+        min_slot: u32,
         limit: u32,
         ttl_s: i64,
     ) -> Result<Option<u32>, PaceError> {
@@ -288,11 +359,12 @@ impl WindowCounter for MemoryWindowCounter {
             oldest.remove();
         }
         let (taken, _) = windows.entry(window_second).or_insert((0, ttl_s));
-        if *taken >= limit {
+        let slot = (*taken).max(min_slot);
+        if slot >= limit {
             return Ok(None);
         }
-        *taken += 1;
-        Ok(Some(*taken - 1))
+        *taken = slot + 1;
+        Ok(Some(slot))
     }
 }
 
@@ -394,9 +466,16 @@ impl<C: WindowCounter> Pacer<C> {
                 });
             }
             let ttl = window + keys::PACE_TTL_SECS;
+            // In the current second, the slots whose start has passed are forfeited.
+            let elapsed = self.clock.now_ms() - window * 1000;
+            let min_slot = if self.spread && elapsed > 0 {
+                u32::try_from((elapsed * i64::from(limit) + 999) / 1000).unwrap_or(u32::MAX)
+            } else {
+                0
+            };
             let taken = self
                 .counter
-                .try_take(phone_number_id, window, limit, ttl)
+                .try_take(phone_number_id, window, min_slot, limit, ttl)
                 .await?;
             let now = self.clock.now_ms();
             let Some(slot) = taken else {
@@ -467,10 +546,30 @@ mod tests {
         }
         let counts = per_window(&permits);
         assert!(counts.values().all(|&n| n <= DEFAULT_LIMIT), "{counts:?}");
-        assert_eq!(counts, p.counter().counts(PNID));
-        // 1000 at 80/s: 12.5 windows' worth, so 13 windows, all but the last full.
+        let stored = p.counter().counts(PNID);
+        for (w, n) in &counts {
+            assert!(stored[w] >= *n, "{counts:?} {stored:?}");
+        }
+        // Entered 300 ms into the first second: its 24 slots before 300 ms are forfeited, 56
+        // remain; then full seconds of 80, and the rest in the last (56 + 11·80 + 64 = 1000).
         assert_eq!(counts.len(), 13);
-        assert!(counts.values().take(12).all(|&n| n == DEFAULT_LIMIT));
+        assert_eq!(counts.values().next(), Some(&56));
+        assert!(
+            counts
+                .values()
+                .skip(1)
+                .take(11)
+                .all(|&n| n == DEFAULT_LIMIT)
+        );
+        // Never more than the limit in any sliding second.
+        let times: Vec<i64> = permits.iter().map(|p| p.send_at_ms).collect();
+        for (i, t) in times.iter().enumerate() {
+            let n = times[i..].iter().take_while(|u| **u < t + 1000).count();
+            assert!(
+                n <= DEFAULT_LIMIT as usize,
+                "{n} permits in the second from {t}"
+            );
+        }
         // Sends go out in order, spread: never two in the same ms after the first window.
         let times: Vec<i64> = permits.iter().map(|p| p.send_at_ms).collect();
         assert!(times.windows(2).all(|w| w[0] <= w[1]));
@@ -512,7 +611,7 @@ mod tests {
             assert_eq!(clock.now_ms(), permit.send_at_ms);
         }
         assert_eq!(starts, [0, 250, 500, 750, 1000, 1250, 1500, 1750]);
-        // A window entered late: the slots whose time has passed go at once.
+        // A window entered late: the slots whose time has passed are forfeited, nothing bursts.
         let clock = VirtualClock::at(T0 + 600);
         let p = pacer(&clock);
         let mut starts = Vec::new();
@@ -520,7 +619,7 @@ mod tests {
             p.acquire(PNID, Some(4)).await.unwrap();
             starts.push(clock.now_ms() - T0);
         }
-        assert_eq!(starts, [600, 600, 600, 750]);
+        assert_eq!(starts, [750, 1000, 1250, 1500]);
     }
 
     #[tokio::test]
@@ -531,7 +630,7 @@ mod tests {
         for w in 0..3 {
             for _ in 0..2 {
                 let s = T0 / 1000 + w;
-                counter.try_take(PNID, s, 2, s + 300).await.unwrap();
+                counter.try_take(PNID, s, 0, 2, s + 300).await.unwrap();
             }
         }
         let p = Pacer::new(counter.clone())
@@ -594,7 +693,9 @@ mod tests {
         let d: Vec<u32> = p.counter().counts("default").into_values().collect();
         let c: Vec<u32> = p.counter().counts("configured").into_values().collect();
         assert_eq!(d, [7, 7, 7, 7, 2]);
-        assert_eq!(c, [3; 10]);
+        // Started 142 ms into a second (where the first 30 ended): its slot 0 (at 0 ms) is
+        // forfeited, so 2 + 9·3 + 1 permits over 11 seconds, each second's count at most 3.
+        assert_eq!(c, [3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 1]);
         assert_eq!(
             p.acquire("x", Some(0)).await,
             Err(PaceError::InvalidLimit(0))
@@ -655,6 +756,7 @@ mod tests {
             _: &str,
             _: i64,
             _: u32,
+            _: u32,
             _: i64,
         ) -> Result<Option<u32>, PaceError> {
             Err(PaceError::Store("throttled".into()))
@@ -683,10 +785,11 @@ mod tests {
             &self,
             key: &str,
             w: i64,
+            min_slot: u32,
             limit: u32,
             ttl: i64,
         ) -> Result<Option<u32>, PaceError> {
-            let r = self.inner.try_take(key, w, limit, ttl).await;
+            let r = self.inner.try_take(key, w, min_slot, limit, ttl).await;
             if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
                 self.clock.advance(1200);
             }
@@ -706,18 +809,23 @@ mod tests {
         let permit = p.acquire(PNID, Some(10)).await.unwrap();
         assert_eq!(permit.window_second, T0 / 1000 + 2);
         assert_eq!(clock.now_ms(), T0 + 2100);
-        // The late slot stays counted: the first window carries one send fewer, never one more.
+        // The late slot stays counted: the first window carries one send fewer, never one more
+        // (its nine slots before 900 ms were forfeited; in the third, the one before 100 ms).
         let counts = p.counter().inner.counts(PNID);
-        assert_eq!(counts.get(&(T0 / 1000)), Some(&1));
-        assert_eq!(counts.get(&(T0 / 1000 + 2)), Some(&1));
+        assert_eq!(counts.get(&(T0 / 1000)), Some(&10));
+        assert_eq!(counts.get(&(T0 / 1000 + 2)), Some(&2));
     }
 
     #[tokio::test]
     async fn the_memory_counter_forgets_expired_windows() {
         let c = MemoryWindowCounter::new();
-        c.try_take("k", 100, 5, 110).await.unwrap();
-        c.try_take("k", 105, 5, 115).await.unwrap();
-        c.try_take("k", 111, 5, 121).await.unwrap();
+        c.try_take("k", 100, 0, 5, 110).await.unwrap();
+        c.try_take("k", 105, 0, 5, 115).await.unwrap();
+        c.try_take("k", 111, 0, 5, 121).await.unwrap();
+        // Slots below `min_slot` are forfeited.
+        assert_eq!(c.try_take("k", 111, 3, 5, 121).await.unwrap(), Some(3));
+        assert_eq!(c.try_take("k", 111, 0, 5, 121).await.unwrap(), Some(4));
+        assert_eq!(c.try_take("k", 111, 0, 5, 121).await.unwrap(), None);
         assert_eq!(
             c.counts("k").keys().copied().collect::<Vec<_>>(),
             [105, 111]
