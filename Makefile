@@ -7,9 +7,9 @@ STAMP := $(VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-LAMBDAS := webhook inbound media bots bot-timers directory staff-api template-sync
+LAMBDAS := webhook inbound media bots bot-timers campaign-scheduler campaign-sender directory staff-api template-sync
 
-.PHONY: dev test venv lint unit-and-integration package bench fuzz send token crm-event clean
+.PHONY: dev test venv lint unit-and-integration package package-release bench fuzz send token crm-event clean
 
 ## make dev: moto + every function wired as in template.yaml; webhook on http://127.0.0.1:3000
 dev: $(STAMP)
@@ -38,11 +38,18 @@ unit-and-integration: $(STAMP)
 	mkdir -p .local
 	infra/with-moto.sh cargo test --workspace 2>&1 | tee .local/test-output.log
 
-## Proves every function still builds for Lambda (arm64, provided.al2023), as `sam build` would.
+## Proves every function still builds for Lambda (arm64, provided.al2023) with the release
+## settings minus fat LTO (profile lambda-check: quick on CI); `make package-release` builds
+## exactly what `sam build` deploys.
 package: $(STAMP)
 	rustup target list --installed | grep -q aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
-	cargo lambda build --release --arm64 $(addprefix -p ,$(LAMBDAS))
+	cargo lambda build --profile lambda-check --arm64 $(addprefix -p ,$(LAMBDAS))
 	@for f in $(LAMBDAS); do ls -l target/lambda/$$f/bootstrap | awk -v f=$$f '{printf "bootstrap %-10s %6.1f MB\n", f, $$5/1048576}'; done
+
+package-release: $(STAMP)
+	rustup target list --installed | grep -q aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+	cargo lambda build --release --arm64 $(addprefix -p ,$(LAMBDAS))
+	@for f in $(LAMBDAS); do ls -l target/lambda/$$f/bootstrap | awk -v f=$$f '{printf "bootstrap %-18s %6.1f MB\n", f, $$5/1048576}'; done
 
 bench:
 	cargo bench -p shared

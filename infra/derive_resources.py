@@ -61,7 +61,13 @@ REF_KINDS = {
     "AWS::Events::EventBus": "bus",  # bus name
     "AWS::S3::Bucket": "bucket",  # bucket name
     "AWS::SecretsManager::Secret": "secret",  # secret ARN
+    "AWS::Scheduler::ScheduleGroup": "schedule_group",  # group name
 }
+
+# Pseudo parameters a Fn::Sub in a function's environment may use; the runner fills them
+# with its local values (partition aws, region us-east-1, account 123456789012, the stack
+# name = the resource prefix).
+PSEUDO_PARAMETERS = {"AWS::Partition", "AWS::Region", "AWS::AccountId", "AWS::StackName"}
 
 # AWS::SQS::Queue properties that are SQS queue attributes (same names).
 QUEUE_ATTRIBUTE_PROPS = {
@@ -146,11 +152,13 @@ class Resolver:
             return self._sub_parameters(value["Fn::Sub"], where)
         raise SpecError(f"{where}: {json.dumps(value)} cannot be resolved locally")
 
-    def _sub_parameters(self, text: str, where: str) -> str:
+    def _sub_parameters(self, text: str, where: str, pseudo: bool = False) -> str:
         def one(match: re.Match[str]) -> str:
             name = match.group(1)
             if name in self.parameters:
                 return self.parameter_default(name, where)
+            if pseudo and name in PSEUDO_PARAMETERS:
+                return match.group(0)
             raise SpecError(f"{where}: Fn::Sub reference ${{{name}}} is not a parameter")
 
         return re.sub(r"\$\{([^!}][^}]*)\}", one, text).replace("${!", "${")
@@ -167,9 +175,20 @@ class Resolver:
             return {"value": self.parameter_default(target, where)}
         if isinstance(value, dict) and set(value) == {"Fn::GetAtt"}:
             target, attr = getatt_parts(value["Fn::GetAtt"])
+            rtype = (self.resources.get(target) or {}).get("Type")
+            # ARNs of roles and functions exist locally as names only (moto enforces no IAM).
+            if attr == "Arn" and rtype == "AWS::IAM::Role":
+                return {"role_arn": target}
+            if attr == "Arn" and rtype == "AWS::Lambda::Function":
+                return {"function_arn": target}
             if self.kind(target) is None:
                 raise SpecError(f"{where}: GetAtt of {target}, which has no local counterpart")
             return {"getatt": [target, attr]}
+        if isinstance(value, dict) and set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+            text = self._sub_parameters(value["Fn::Sub"], where, pseudo=True)
+            if "${AWS::" in text:
+                return {"sub": text}
+            return {"value": text}
         return {"value": self.literal(value, where)}
 
     def resource_of(self, value: Any, kind: str, where: str, attr: str | None = None) -> str:
@@ -333,9 +352,15 @@ def function_spec(lid: str, res: dict[str, Any], r: Resolver) -> dict[str, Any]:
     if not binary:
         raise SpecError(f"{lid}: Metadata.BuildProperties.Binary is missing")
     variables = (props.get("Environment") or {}).get("Variables") or {}
+    name = props.get("FunctionName")
+    if name is not None:
+        if not (isinstance(name, dict) and set(name) == {"Fn::Sub"} and isinstance(name["Fn::Sub"], str)):
+            raise SpecError(f"{lid}: FunctionName must be a Fn::Sub string (e.g. ${{AWS::StackName}}-name)")
+        name = r._sub_parameters(name["Fn::Sub"], f"{lid}.FunctionName", pseudo=True)
     return {
         "logical_id": lid,
         "binary": binary,
+        "function_name": name,
         "timeout": int(r.literal(props.get("Timeout", 3), f"{lid}.Timeout")),
         "environment": {k: r.env_value(v, f"{lid}.Environment.{k}") for k, v in sorted(variables.items())},
         "sqs_sources": [],
@@ -412,7 +437,8 @@ def derive(template_path: Path) -> dict[str, Any]:
     _, expanded = expand(template_path)
     r = Resolver(expanded)
     spec: dict[str, list[Any]] = {
-        k: [] for k in ("tables", "queues", "buses", "rules", "schedules", "buckets", "secrets", "functions")
+        k: []
+        for k in ("tables", "queues", "buses", "rules", "schedules", "schedule_groups", "buckets", "secrets", "functions")
     }
     functions: dict[str, dict[str, Any]] = {}
     sources: list[tuple[str, dict[str, Any]]] = []
@@ -444,6 +470,8 @@ def derive(template_path: Path) -> dict[str, Any]:
                 spec["schedules"].append(schedule)
         elif rtype == "AWS::S3::Bucket":
             spec["buckets"].append({"logical_id": lid})
+        elif rtype == "AWS::Scheduler::ScheduleGroup":
+            spec["schedule_groups"].append({"logical_id": lid})
         elif rtype == "AWS::SecretsManager::Secret":
             spec["secrets"].append(secret_spec(lid, props))
         elif rtype == "AWS::Lambda::Function":
@@ -487,7 +515,8 @@ def summary(spec: dict[str, Any]) -> str:
     n_routes = sum(len(f["http_routes"]) for f in fns)
     return (
         f"{len(spec['tables'])} tables, {len(spec['queues'])} queues, {len(spec['buses'])} buses, "
-        f"{len(spec['rules'])} rules, {len(spec['schedules'])} schedules, {len(spec['buckets'])} buckets, "
+        f"{len(spec['rules'])} rules, {len(spec['schedules'])} schedules, "
+        f"{len(spec['schedule_groups'])} schedule groups, {len(spec['buckets'])} buckets, "
         f"{len(spec['secrets'])} secrets, "
         f"{len(fns)} functions ({n_src} SQS sources, {n_routes} HTTP routes)"
     )

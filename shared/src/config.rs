@@ -41,6 +41,13 @@ pub struct Config {
     pub media_download_timeout_ms: u64,
     /// Days messages are kept (`MESSAGE_RETENTION_DAYS`, 0 = forever).
     pub message_retention_days: u32,
+    /// The campaign send queue (`CAMPAIGN_SEND_QUEUE_URL`).
+    pub campaign_send_queue_url: Option<String>,
+    /// EventBridge Scheduler group of campaign runs (`CAMPAIGN_SCHEDULE_GROUP`), the campaign
+    /// scheduler function it invokes and the role it assumes to do so.
+    pub campaign_schedule_group: Option<String>,
+    pub campaign_scheduler_arn: Option<String>,
+    pub campaign_scheduler_role_arn: Option<String>,
     /// OpenAI's API base (`OPENAI_BASE_URL`, default `https://api.openai.com/v1`).
     pub openai_base_url: String,
     /// Gemini's API base (`GEMINI_BASE_URL`, default
@@ -112,6 +119,10 @@ impl Config {
                         reason: format!("{v:?} is not a number of days from 0 to 3650"),
                     })?,
             },
+            campaign_send_queue_url: get("CAMPAIGN_SEND_QUEUE_URL"),
+            campaign_schedule_group: get("CAMPAIGN_SCHEDULE_GROUP"),
+            campaign_scheduler_arn: get("CAMPAIGN_SCHEDULER_ARN"),
+            campaign_scheduler_role_arn: get("CAMPAIGN_SCHEDULER_ROLE_ARN"),
             openai_base_url: get("OPENAI_BASE_URL")
                 .unwrap_or_else(|| "https://api.openai.com/v1".into()),
             gemini_base_url: get("GEMINI_BASE_URL")

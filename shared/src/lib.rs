@@ -27,6 +27,7 @@ pub mod ai;
 pub mod archive;
 pub mod auth;
 pub mod bots;
+pub mod campaigns;
 pub mod config;
 pub mod credentials;
 pub mod crm_events;

@@ -533,7 +533,32 @@ impl InboundProcessor {
                 })
                 .await?;
             if let Some(cb) = s.biz_opaque_callback_data.as_deref() {
-                self.settle_send(cb, &s.id).await?;
+                if cb.starts_with("cmp:") {
+                    let e = s.errors.first();
+                    shared::campaigns::delivery::apply(
+                        &self.store,
+                        &shared::campaigns::delivery::CampaignStatus {
+                            callback: cb,
+                            wamid: &s.id,
+                            status: s.status.as_str(),
+                            rank: s.status.rank(),
+                            at_ms: s.timestamp * 1000,
+                            error: e.map(|e| {
+                                (
+                                    e.code,
+                                    e.message
+                                        .as_deref()
+                                        .or(e.title.as_deref())
+                                        .unwrap_or("failed"),
+                                )
+                            }),
+                        },
+                        (self.now_ms)(),
+                    )
+                    .await?;
+                } else {
+                    self.settle_send(cb, &s.id).await?;
+                }
             }
             if let Some(e) = s.errors.first() {
                 tracing::warn!(

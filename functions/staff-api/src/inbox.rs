@@ -611,6 +611,34 @@ pub async fn create_ticket(
     ))
 }
 
+/// The number a business-initiated send goes from: the one named, if it is one of this
+/// business's registered numbers, else the default number.
+pub(crate) async fn sending_number(
+    app: &StaffApp,
+    named: Option<String>,
+) -> Result<String, ApiError> {
+    match named.filter(|p| !p.trim().is_empty()) {
+        // Only a number of this business (the numbers registry) may send.
+        Some(p) => {
+            if app.store.number(&p).await?.is_none() {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "unknown_number",
+                    "phone_number_id is not one of the registered numbers (GET /api/v1/numbers)",
+                ));
+            }
+            Ok(p)
+        }
+        None => app.store.default_number_id().await?.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "no_default_number",
+                "no phone_number_id given and no default number is set (POST /api/v1/numbers/{id}/default)",
+            )
+        }),
+    }
+}
+
 /// A business-initiated message.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -658,26 +686,7 @@ pub async fn start_conversation(
         .phones
         .to_e164(&b.to)
         .map_err(|e| ApiError::bad_request(format!("to: {e}")))?;
-    let pnid = match b.phone_number_id.filter(|p| !p.trim().is_empty()) {
-        // Only a number of this business (the numbers registry) may send.
-        Some(p) => {
-            if app.store.number(&p).await?.is_none() {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "unknown_number",
-                    "phone_number_id is not one of the registered numbers (GET /api/v1/numbers)",
-                ));
-            }
-            p
-        }
-        None => app.store.default_number_id().await?.ok_or_else(|| {
-            ApiError::new(
-                StatusCode::CONFLICT,
-                "no_default_number",
-                "no phone_number_id given and no default number is set (POST /api/v1/numbers/{id}/default)",
-            )
-        })?,
-    };
+    let pnid = sending_number(&app, b.phone_number_id).await?;
     let now = (app.now_ms)();
     let wa_id = shared::phone::PhoneNormalizer::digits(&e164);
     let customer = app

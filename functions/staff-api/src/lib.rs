@@ -33,6 +33,7 @@ pub mod suggestions;
 
 pub mod admin_crud;
 pub mod bots;
+pub mod campaigns;
 pub mod conversations;
 pub mod customers;
 pub mod directory;
@@ -59,6 +60,8 @@ pub struct StaffApp {
     settings: Option<settings::SettingsBackend>,
     /// The bots function's queue (a closed conversation's rating request).
     pub(crate) bot_jobs: Option<Arc<dyn shared::queue::EnvelopeSink>>,
+    /// Where campaign runs are scheduled (EventBridge Scheduler).
+    pub(crate) campaign_schedules: Option<Arc<dyn shared::campaigns::schedules::RunSchedules>>,
     /// Overall time a send may take (pacing wait + every Graph API attempt), below API
     /// Gateway's 29 s: past it the caller gets a clear answer, never a gateway timeout.
     pub send_budget: std::time::Duration,
@@ -94,6 +97,7 @@ impl StaffApp {
             media_bucket: None,
             settings: None,
             bot_jobs: None,
+            campaign_schedules: None,
             send_budget: SEND_BUDGET,
         }
     }
@@ -120,6 +124,15 @@ impl StaffApp {
     /// Hands conversation events (closed) to the bots function's queue.
     pub fn with_bot_jobs(mut self, jobs: Arc<dyn shared::queue::EnvelopeSink>) -> Self {
         self.bot_jobs = Some(jobs);
+        self
+    }
+
+    /// Enables the campaign routes' scheduling of runs.
+    pub fn with_campaign_schedules(
+        mut self,
+        s: Arc<dyn shared::campaigns::schedules::RunSchedules>,
+    ) -> Self {
+        self.campaign_schedules = Some(s);
         self
     }
 
@@ -300,6 +313,7 @@ pub fn api_router() -> OpenApiRouter<Arc<StaffApp>> {
         .merge(lifecycle::routes())
         .merge(suggestions::routes())
         .merge(bots::routes())
+        .merge(campaigns::routes())
         .merge(media::routes())
         .merge(directory::routes())
         .merge(customers::routes())

@@ -79,6 +79,15 @@ async fn main() -> Result<(), lambda_http::Error> {
         aws_sdk_sqs::Client::new(&aws),
         Config::require(&cfg.bots_queue_url, "BOTS_QUEUE_URL")?,
     )));
+    let app = match cfg.campaign_schedule_group {
+        Some(_) => app.with_campaign_schedules(Arc::new(
+            shared::campaigns::schedules::EventBridgeSchedules::from_config(
+                aws_sdk_scheduler::Client::new(&aws),
+                &cfg,
+            )?,
+        )),
+        None => app,
+    };
     let router = staff_api::activity::flush_after(staff_api::router(Arc::new(app)), activity);
     lambda_http::run(shared::http_edge::service(router)).await
 }

@@ -470,7 +470,7 @@ pub(crate) async fn check_send(
     app: &StaffApp,
     m: &Messaging,
     t: &TemplateMessage,
-) -> Result<(), ApiError> {
+) -> Result<StoredTemplate, ApiError> {
     let waba = waba_id(m).await?;
     let Some(stored) = app.store.template(&waba, &t.name, &t.language).await? else {
         let others = app.store.template_languages(&waba, &t.name).await?;
@@ -482,5 +482,6 @@ pub(crate) async fn check_send(
             "template_invalid",
             e.to_string(),
         )
-    })
+    })?;
+    Ok(stored)
 }

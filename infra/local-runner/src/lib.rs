@@ -10,6 +10,7 @@
 //! The integration tests start one [`Stack`] each.
 pub mod driver;
 pub mod provision;
+pub mod run_schedules;
 pub mod schedule;
 pub mod spec;
 
@@ -145,6 +146,9 @@ pub struct Stack {
     pub aws: SdkConfig,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     schedules: schedule::Schedules,
+    run_schedules: Arc<run_schedules::RunSchedules>,
+    /// Functions invoked directly (by run-time schedules), by logical id.
+    invokable: HashMap<String, (run_schedules::InvokeHandler, Duration)>,
 }
 
 impl Drop for Stack {
@@ -224,7 +228,7 @@ impl Stack {
         ]);
         let resources = provision::provision(&aws, &spec, &opts.prefix, &secrets).await?;
         let env_of = |binary: &str| -> Result<HashMap<String, String>, StackError> {
-            let mut env = provision::function_env(&spec, binary, &resources)?;
+            let mut env = provision::function_env(&spec, binary, &resources, &opts.prefix)?;
             env.extend(opts.env_overrides.clone());
             Ok(env)
         };
@@ -306,6 +310,17 @@ impl Stack {
             sqs.clone(),
             Config::require(&scfg.bots_queue_url, "BOTS_QUEUE_URL").map_err(cfg_err)?,
         )));
+        let scheduler_client = aws_sdk_scheduler::Client::new(&aws);
+        let staff_app = match scfg.campaign_schedule_group {
+            Some(_) => staff_app.with_campaign_schedules(Arc::new(
+                shared::campaigns::schedules::EventBridgeSchedules::from_config(
+                    scheduler_client.clone(),
+                    &scfg,
+                )
+                .map_err(cfg_err)?,
+            )),
+            None => staff_app,
+        };
         let staff_app = staff_app.with_media(MediaBucket::new(
             s3.clone(),
             Config::require(&scfg.media_bucket, "MEDIA_BUCKET").map_err(cfg_err)?,
@@ -483,6 +498,115 @@ impl Stack {
             })
         });
 
+        // --- campaign sender (SQS, standard queue) ---
+        let ccfg = Config::from_map(&env_of("campaign-sender")?).map_err(cfg_err)?;
+        let sender_meta_secrets = Arc::new(CachedSecret::new(
+            sm.clone(),
+            Config::require(&ccfg.meta_secret_arn, "META_SECRET_ARN").map_err(cfg_err)?,
+            opts.secret_ttl,
+        ));
+        let sender_activity = shared::activity::ActivityLog::start(
+            Arc::new(Store::new(ddb.clone(), &ccfg.table_name, ccfg.inbox_shards)),
+            shared::activity::ActivityConfig::for_source("campaigns"),
+            vec![sender_meta_secrets.clone()],
+        );
+        let sender_app = Arc::new(campaign_sender::SenderApp::new(
+            Store::new(ddb.clone(), &ccfg.table_name, ccfg.inbox_shards),
+            Arc::new(
+                GraphClient::new(graph_config(&ccfg, &opts.media_test_host))
+                    .map_err(cfg_err)?
+                    .with_observer(Arc::new(sender_activity.clone())),
+            ),
+            sender_meta_secrets,
+            Arc::new(shared::pacing::Pacer::new(
+                shared::pacing::DynamoWindowCounter::new(ddb.clone(), &ccfg.table_name),
+            )),
+            Arc::new(EventBridgeBus::new(
+                aws_sdk_eventbridge::Client::new(&aws),
+                Config::require(&ccfg.crm_bus_name, "CRM_BUS_NAME").map_err(cfg_err)?,
+            )),
+            now,
+        ));
+        let sender_archive = Arc::new(S3Archive::new(
+            s3.clone(),
+            Config::require(&ccfg.media_bucket, "MEDIA_BUCKET").map_err(cfg_err)?,
+        ));
+        let sender_handler: driver::BatchHandler = Arc::new(move |event, deadline| {
+            let (app, a, log) = (
+                sender_app.clone(),
+                sender_archive.clone(),
+                sender_activity.clone(),
+            );
+            Box::pin(async move {
+                let resp = app.handle_batch(a.as_ref(), event, deadline).await;
+                log.flush().await;
+                resp
+            })
+        });
+
+        // --- campaign scheduler (invoked by run-time schedules) ---
+        let pcfg = Config::from_map(&env_of("campaign-scheduler")?).map_err(cfg_err)?;
+        let scheduler_app = Arc::new(campaign_scheduler::SchedulerApp {
+            store: Store::new(ddb.clone(), &pcfg.table_name, pcfg.inbox_shards),
+            sends: Arc::new(SqsSink::new(
+                sqs.clone(),
+                Config::require(&pcfg.campaign_send_queue_url, "CAMPAIGN_SEND_QUEUE_URL")
+                    .map_err(cfg_err)?,
+            )),
+            phones: Arc::new(PhoneNormalizer::new(&pcfg.default_country).map_err(cfg_err)?),
+            schedules: Arc::new(
+                shared::campaigns::schedules::EventBridgeSchedules::from_config(
+                    scheduler_client.clone(),
+                    &pcfg,
+                )
+                .map_err(cfg_err)?,
+            ),
+            bus: Arc::new(EventBridgeBus::new(
+                aws_sdk_eventbridge::Client::new(&aws),
+                Config::require(&pcfg.crm_bus_name, "CRM_BUS_NAME").map_err(cfg_err)?,
+            )),
+            now_ms: now,
+            page_size: campaign_scheduler::PAGE_SIZE,
+        });
+        let scheduler_handler: run_schedules::InvokeHandler = Arc::new(move |input, deadline| {
+            let app = scheduler_app.clone();
+            Box::pin(async move {
+                let input: shared::campaigns::schedules::RunInput =
+                    serde_json::from_value(input).map_err(|e| e.to_string())?;
+                let report = app
+                    .handle(input, deadline)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                serde_json::to_value(report).map_err(|e| e.to_string())
+            })
+        });
+        let mut invokable: HashMap<String, (run_schedules::InvokeHandler, Duration)> =
+            HashMap::new();
+        let mut by_logical_id: HashMap<String, (run_schedules::InvokeHandler, Duration)> =
+            HashMap::new();
+        for f in &spec.functions {
+            if f.binary == "campaign-scheduler" {
+                let arn = resources
+                    .get(&f.logical_id)
+                    .map(|r| r.arn.clone())
+                    .unwrap_or_default();
+                let timeout = opts
+                    .timeout_override
+                    .unwrap_or(Duration::from_secs(f.timeout));
+                invokable.insert(arn, (scheduler_handler.clone(), timeout));
+                by_logical_id.insert(f.logical_id.clone(), (scheduler_handler.clone(), timeout));
+            }
+        }
+        let run_schedules = Arc::new(run_schedules::RunSchedules::new(
+            scheduler_client.clone(),
+            spec.schedule_groups
+                .iter()
+                .filter_map(|g| resources.get(&g.logical_id).map(|r| r.name.clone()))
+                .collect(),
+            invokable,
+        ));
+        tasks.push(run_schedules.clone().spawn());
+
         // Every SQS event source of template.yaml gets a driver.
         for f in &spec.functions {
             for src in &f.sqs_sources {
@@ -491,6 +615,7 @@ impl Stack {
                     "directory" => directory_handler.clone(),
                     "media" => media_handler.clone(),
                     "bots" => bots_handler.clone(),
+                    "campaign-sender" => sender_handler.clone(),
                     other => {
                         return Err(StackError::Config(format!(
                             "no local handler for SQS function {other}"
@@ -600,7 +725,33 @@ impl Stack {
             aws,
             tasks,
             schedules,
+            run_schedules,
+            invokable: by_logical_id,
         })
+    }
+
+    /// Fires the run-time schedules (campaign runs) that are due now, as EventBridge Scheduler
+    /// would; the runner also does this every second.
+    pub async fn fire_due_schedules(&self) -> Result<Vec<run_schedules::Fired>, StackError> {
+        self.run_schedules
+            .fire_due(chrono::Utc::now())
+            .await
+            .map_err(StackError::Schedule)
+    }
+
+    /// Invokes a function that run-time schedules target (e.g. `CampaignSchedulerFunction`)
+    /// with `input`, as a schedule firing would (a late or repeated delivery, in tests).
+    pub async fn invoke(
+        &self,
+        function_logical_id: &str,
+        input: serde_json::Value,
+    ) -> Result<serde_json::Value, StackError> {
+        let (handler, timeout) = self.invokable.get(function_logical_id).ok_or_else(|| {
+            StackError::Config(format!("{function_logical_id} is not invoked locally"))
+        })?;
+        handler(input, shared::sqs_batch::Deadline::after(*timeout))
+            .await
+            .map_err(StackError::Schedule)
     }
 
     /// Runs the function a schedule of `template.yaml` invokes, now, as a tick would (e.g.

@@ -265,6 +265,39 @@ pub async fn provision(
         );
     }
 
+    let scheduler = aws_sdk_scheduler::Client::new(aws);
+    for g in &spec.schedule_groups {
+        let name = format!("{prefix}-{}", g.logical_id);
+        let arn = scheduler
+            .create_schedule_group()
+            .name(&name)
+            .send()
+            .await
+            .map_err(|e| err(&name, aws_sdk_scheduler::error::DisplayErrorContext(&e)))?
+            .schedule_group_arn;
+        out.insert(
+            g.logical_id.clone(),
+            Resolved {
+                kind: "schedule_group".into(),
+                name,
+                arn,
+                url: None,
+            },
+        );
+    }
+    for f in &spec.functions {
+        let name = function_name(f, prefix);
+        out.insert(
+            f.logical_id.clone(),
+            Resolved {
+                kind: "function".into(),
+                arn: format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"),
+                name,
+                url: None,
+            },
+        );
+    }
+
     let sm = aws_sdk_secretsmanager::Client::new(aws);
     for s in &spec.secrets {
         let name = format!("{prefix}/{}", s.logical_id);
@@ -294,11 +327,33 @@ pub async fn provision(
     Ok(out)
 }
 
+/// A function's name: its `FunctionName` (pseudo parameters filled) or `{prefix}-{logical id}`.
+pub fn function_name(f: &crate::spec::FunctionSpec, prefix: &str) -> String {
+    match &f.function_name {
+        Some(n) => fill_pseudo(n, prefix),
+        None => format!("{prefix}-{}", f.logical_id),
+    }
+}
+
+/// `${AWS::…}` pseudo parameters with their local values (the stack name is the prefix).
+pub fn fill_pseudo(text: &str, prefix: &str) -> String {
+    text.replace("${AWS::Partition}", "aws")
+        .replace("${AWS::Region}", REGION)
+        .replace("${AWS::AccountId}", ACCOUNT)
+        .replace("${AWS::StackName}", prefix)
+}
+
+/// The local ARN of an IAM role of the template.
+pub fn role_arn(logical_id: &str, prefix: &str) -> String {
+    format!("arn:aws:iam::{ACCOUNT}:role/{prefix}-{logical_id}")
+}
+
 /// A function's environment as Lambda would see it, with every `Ref`/`GetAtt` resolved.
 pub fn function_env(
     spec: &Spec,
     binary: &str,
     resolved: &HashMap<String, Resolved>,
+    prefix: &str,
 ) -> Result<HashMap<String, String>, ProvisionError> {
     let f = spec
         .function_by_binary(binary)
@@ -311,6 +366,13 @@ pub fn function_env(
                 .get(r#ref)
                 .ok_or_else(|| err(k, format!("unknown Ref {ref}", ref = r#ref)))?
                 .r#ref(),
+            EnvValue::RoleArn { role_arn: id } => role_arn(id, prefix),
+            EnvValue::FunctionArn { function_arn } => resolved
+                .get(function_arn)
+                .ok_or_else(|| err(k, format!("unknown function {function_arn}")))?
+                .arn
+                .clone(),
+            EnvValue::Sub { sub } => fill_pseudo(sub, prefix),
             EnvValue::GetAtt { getatt: (id, attr) } => {
                 let r = resolved
                     .get(id)

@@ -15,6 +15,10 @@ pub struct Spec {
     /// EventBridge Scheduler schedules (moto never fires them: the runner ticks them).
     #[serde(default)]
     pub schedules: Vec<ScheduleSpec>,
+    /// EventBridge Scheduler schedule groups (the schedules in them are made at run time,
+    /// e.g. campaign runs; the runner fires the due ones).
+    #[serde(default)]
+    pub schedule_groups: Vec<Named>,
     pub buckets: Vec<Named>,
     pub secrets: Vec<SecretSpec>,
     pub functions: Vec<FunctionSpec>,
@@ -119,9 +123,27 @@ pub struct SecretSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum EnvValue {
-    Ref { r#ref: String },
-    GetAtt { getatt: (String, String) },
-    Value { value: String },
+    Ref {
+        r#ref: String,
+    },
+    GetAtt {
+        getatt: (String, String),
+    },
+    /// The ARN of an IAM role of the template (moto enforces no IAM: a name only).
+    RoleArn {
+        role_arn: String,
+    },
+    /// The ARN of a function of the template.
+    FunctionArn {
+        function_arn: String,
+    },
+    /// A `Fn::Sub` over pseudo parameters (`${AWS::StackName}` …).
+    Sub {
+        sub: String,
+    },
+    Value {
+        value: String,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -141,6 +163,9 @@ pub struct HttpRoute {
 pub struct FunctionSpec {
     pub logical_id: String,
     pub binary: String,
+    /// `FunctionName` (pseudo parameters unresolved), when the template names it.
+    #[serde(default)]
+    pub function_name: Option<String>,
     pub timeout: u64,
     pub environment: BTreeMap<String, EnvValue>,
     #[serde(default)]

@@ -13,7 +13,7 @@
 //! groups' `member_count`. So `group_ids` and the membership items never disagree.
 use std::collections::{HashMap, HashSet};
 
-use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{ReturnValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 use super::crud::{CrudError, TxOutcome};
@@ -616,50 +616,13 @@ impl Store {
         &self,
         ids: &[&str],
     ) -> Result<HashMap<String, WaContact>, StoreError> {
+        let items = self
+            .batch_get(ids.iter().map(|i| key(CONTACTS_PK, *i)).collect(), None)
+            .await?;
         let mut found = HashMap::new();
-        for chunk in ids.chunks(100) {
-            let mut pending: Vec<_> = chunk.iter().map(|i| key(CONTACTS_PK, *i)).collect();
-            let mut attempt = 0u32;
-            while !pending.is_empty() {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(
-                        &self.table,
-                        KeysAndAttributes::builder()
-                            .set_keys(Some(pending))
-                            .consistent_read(true)
-                            .build()
-                            .map_err(|e| StoreError::Dynamo(e.to_string()))?,
-                    )
-                    .send()
-                    .await
-                    .map_err(StoreError::sdk)?;
-                for it in out
-                    .responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default()
-                {
-                    let c: WaContact = from_item(it)?;
-                    found.insert(c.id.clone(), c);
-                }
-                pending = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .map(|k| k.keys)
-                    .unwrap_or_default();
-                attempt += 1;
-                if !pending.is_empty() {
-                    if attempt > 8 {
-                        return Err(StoreError::Dynamo(
-                            "BatchGetItem kept returning unprocessed keys".into(),
-                        ));
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt.min(6)))
-                        .await;
-                }
-            }
+        for it in items {
+            let c: WaContact = from_item(it)?;
+            found.insert(c.id.clone(), c);
         }
         Ok(found)
     }

@@ -2,7 +2,7 @@
 //! groups): server-made ids, one-partition paging, uniqueness claims and transactions whose
 //! failed condition is reported by position.
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem};
 use serde::de::DeserializeOwned;
 
 use super::dynamo::{Item, Store, StoreError, cancellation_codes, from_item, key, s, to_item};
@@ -162,6 +162,61 @@ impl Store {
                 None => return Ok(out),
             }
         }
+    }
+
+    /// Items by key, 100 per `BatchGetItem`, unprocessed keys retried with backoff (missing
+    /// items are absent from the answer; its order is not the keys').
+    pub(crate) async fn batch_get(
+        &self,
+        keys: Vec<Item>,
+        projection: Option<&str>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::with_capacity(keys.len());
+        let mut keys = keys.into_iter().peekable();
+        while keys.peek().is_some() {
+            let mut pending: Vec<Item> = keys.by_ref().take(100).collect();
+            let mut attempt = 0u32;
+            while !pending.is_empty() {
+                let mut ka = KeysAndAttributes::builder()
+                    .set_keys(Some(pending))
+                    .consistent_read(true);
+                if let Some(p) = projection {
+                    ka = ka.projection_expression(p);
+                }
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(
+                        &self.table,
+                        ka.build().map_err(|e| StoreError::Dynamo(e.to_string()))?,
+                    )
+                    .send()
+                    .await
+                    .map_err(StoreError::sdk)?;
+                found.extend(
+                    out.responses
+                        .unwrap_or_default()
+                        .remove(&self.table)
+                        .unwrap_or_default(),
+                );
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+                attempt += 1;
+                if !pending.is_empty() {
+                    if attempt > 8 {
+                        return Err(StoreError::Dynamo(
+                            "BatchGetItem kept returning unprocessed keys".into(),
+                        ));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt.min(6)))
+                        .await;
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// Who holds a uniqueness claim.

@@ -5,9 +5,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -301,10 +299,11 @@ impl Store {
         };
         let record = &merged;
         let mut items = Vec::new();
-        // The record itself, guarded by the updated_at we read (optimistic concurrency).
-        let mut put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(to_item(record)?));
+        // The record itself, guarded by the updated_at we read (optimistic concurrency), with
+        // its place in the directory listing (campaigns to "all").
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(
+            super::directory_list::with_listing(to_item(record)?, record),
+        ));
         put = match &previous {
             None => put.condition_expression("attribute_not_exists(pk)"),
             Some(p) => put
@@ -825,53 +824,20 @@ impl Store {
     }
 
     async fn deliveries(&self, wamids: &[&str]) -> Result<HashMap<String, Delivery>, StoreError> {
+        let items = self
+            .batch_get(
+                wamids
+                    .iter()
+                    .map(|w| key(keys::wamid_pk(w), keys::WAMID_SK))
+                    .collect(),
+                None,
+            )
+            .await?;
         let mut found = HashMap::new();
-        for chunk in wamids.chunks(100) {
-            let mut pending: Vec<Item> = chunk
-                .iter()
-                .map(|w| key(keys::wamid_pk(w), keys::WAMID_SK))
-                .collect();
-            let mut attempt = 0;
-            while !pending.is_empty() {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(
-                        &self.table,
-                        KeysAndAttributes::builder()
-                            .set_keys(Some(pending))
-                            .consistent_read(true)
-                            .build()
-                            .expect("keys"),
-                    )
-                    .send()
-                    .await
-                    .map_err(StoreError::sdk)?;
-                for it in out
-                    .responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default()
-                {
-                    let d: Delivery = from_item(it)?;
-                    let w = d.pk.trim_start_matches("WAMID#").to_string();
-                    found.insert(w, d);
-                }
-                pending = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .map(|k| k.keys)
-                    .unwrap_or_default();
-                attempt += 1;
-                if attempt > 8 {
-                    return Err(StoreError::Dynamo(
-                        "BatchGetItem kept returning unprocessed keys".into(),
-                    ));
-                }
-                if !pending.is_empty() {
-                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
-                }
-            }
+        for it in items {
+            let d: Delivery = from_item(it)?;
+            let w = d.pk.trim_start_matches("WAMID#").to_string();
+            found.insert(w, d);
         }
         Ok(found)
     }

@@ -1,0 +1,808 @@
+//! Campaigns end to end against moto and the fake Graph API: created through the staff API,
+//! started by their EventBridge Scheduler schedule (fired by the local runner as AWS would),
+//! fanned out through the send queue, sent once per number, tracked by Meta's statuses.
+use std::time::Duration;
+
+use integration_tests::bot_helpers::assert_documented;
+use integration_tests::fake_graph::{Answer, FakeGraph};
+use integration_tests::*;
+use serde_json::{Value, json};
+
+const PNID: &str = "106540352242922";
+const MARKETER: [&str; 4] = [
+    "whatsapp_campaign:view",
+    "whatsapp_campaign:create",
+    "whatsapp_campaign:edit",
+    "whatsapp_campaign:delete",
+];
+
+fn tpl(name: &str, status: &str, category: &str) -> Value {
+    json!({"id": format!("9{}", name.len()), "name": name, "language": "en_US", "status": status,
+           "category": category, "parameter_format": "POSITIONAL",
+           "components": [{"type": "BODY", "text": "Hi {{1}}, spring sale!"}]})
+}
+
+/// A stack with the templates loaded and the business number registered as the default.
+async fn setup() -> (TestStack, FakeGraph) {
+    let (t, graph) = start_with_graph(2_000).await;
+    graph.set_templates(vec![
+        tpl("spring_sale", "APPROVED", "MARKETING"),
+        tpl("order_note", "APPROVED", "UTILITY"),
+        tpl("old_promo", "PAUSED", "MARKETING"),
+    ]);
+    let (s, v) = t
+        .api(
+            "POST",
+            "/api/v1/templates/load",
+            Some(&t.token(&["whatsapp_template:load_template"])),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = t
+        .api(
+            "POST",
+            "/api/v1/numbers",
+            Some(&t.admin_token()),
+            Some(
+                json!({"phone_number_id": PNID, "display_phone_number": "+1 555-078-3881",
+                        "verified_name": "Acme", "label": "Sales"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    (t, graph)
+}
+
+fn marketer(t: &TestStack) -> String {
+    t.token(&MARKETER)
+}
+
+fn spec(rel_type: &str, template: &str, extra: Value) -> Value {
+    let mut b = json!({
+        "name": "Spring", "rel_type": rel_type, "all": true,
+        "template": {"name": template, "language": "en_US",
+                     "components": [{"type": "body", "parameters": [{"type": "text", "text": "{first_name|friend}"}]}]},
+        "campaign_type": "onetime", "send_now": true,
+    });
+    if let (Some(b), Value::Object(x)) = (b.as_object_mut(), extra) {
+        b.extend(x);
+    }
+    b
+}
+
+async fn create(t: &TestStack, body: Value) -> Value {
+    let (s, v) = t
+        .api("POST", "/api/v1/campaigns", Some(&marketer(t)), Some(body))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    v
+}
+
+async fn report(t: &TestStack, id: &str) -> Value {
+    let (s, v) = t
+        .api(
+            "GET",
+            &format!("/api/v1/campaigns/{id}"),
+            Some(&marketer(t)),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    v
+}
+
+/// Waits until run 1 of the campaign is done and the campaign moved on; answers the report.
+async fn wait_done(t: &TestStack, id: &str) -> Value {
+    let done = eventually(Duration::from_secs(40), || async {
+        let _ = t.stack.fire_due_schedules().await;
+        let r = report(t, id).await;
+        // Done, and the campaign moved on (finished, or scheduled for its next run).
+        (r["runs"][0]["state"] == "done" && r["campaign"]["state"] != "running").then_some(r)
+    })
+    .await;
+    match done {
+        Some(r) => r,
+        None => {
+            let logs: Vec<String> = captured_logs()
+                .lines()
+                .filter(|l| l.contains(id) && (l.contains("WARN") || l.contains("ERROR")))
+                .map(str::to_string)
+                .collect();
+            panic!(
+                "run 1 never finished: {}\n{}",
+                report(t, id).await,
+                logs.join("\n")
+            )
+        }
+    }
+}
+
+fn template_sends(graph: &FakeGraph) -> Vec<Value> {
+    graph
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/messages") && r.body["type"] == "template")
+        .map(|r| r.body)
+        .collect()
+}
+
+async fn lead(t: &TestStack, id: &str, name: &str, phone: Option<&str>) {
+    let mut record = json!({"id": id, "name": name});
+    if let Some(p) = phone {
+        record["phonenumber"] = json!(p);
+    }
+    t.put_crm_event(
+        "lead_created",
+        json!({"event_id": format!("lead-{id}"), "updated_at": 1000, "record": record}),
+    )
+    .await;
+}
+
+fn totals(r: &Value) -> &Value {
+    &r["runs"][0]["totals"]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_campaign_to_all_leads_sends_each_number_once_and_its_totals_add_up() {
+    let (t, graph) = setup().await;
+    let tap = t.tap_our_events().await;
+    lead(&t, "1", "Ana Lima", Some("+1 650 555 0101")).await;
+    lead(&t, "2", "Ana again", Some("16505550101")).await; // the same number
+    lead(&t, "3", "Rui", Some("+1 650 555 0102")).await;
+    lead(&t, "4", "Bad", Some("12")).await; // not a phone number
+    lead(&t, "5", "Nobody", None).await;
+    let store = t.store();
+    let listed = eventually(Duration::from_secs(20), || async {
+        let mut n = 0;
+        for shard in 0..shared::store::directory_list::DIRECTORY_LIST_SHARDS {
+            n += store
+                .directory_listing("lead", shard, None, 100)
+                .await
+                .unwrap()
+                .0
+                .len();
+        }
+        (n == 5).then_some(())
+    })
+    .await;
+    assert!(listed.is_some(), "the directory lists the five leads");
+
+    let c = create(&t, spec("leads", "spring_sale", json!({}))).await;
+    assert_eq!(c["state"], "scheduled");
+    assert_eq!(c["marketing"], true);
+    assert_eq!(c["sender"], PNID);
+    let id = c["id"].as_str().unwrap().to_string();
+    let r = wait_done(&t, &id).await;
+    let sends = template_sends(&graph);
+    let mut to: Vec<&str> = sends.iter().filter_map(|b| b["to"].as_str()).collect();
+    to.sort();
+    assert_eq!(to, ["16505550101", "16505550102"], "{sends:?}");
+    let first_names: Vec<&str> = sends
+        .iter()
+        .filter_map(|b| b["template"]["components"][0]["parameters"][0]["text"].as_str())
+        .collect();
+    assert!(first_names.contains(&"Rui"), "{first_names:?}");
+    assert!(graph.problems().is_empty(), "{:?}", graph.problems());
+    let tot = totals(&r);
+    assert_eq!(
+        (
+            tot["total"].as_i64(),
+            tot["success"].as_i64(),
+            tot["invalid"].as_i64()
+        ),
+        (Some(4), Some(2), Some(2)),
+        "{r}"
+    );
+    let sum: i64 = [
+        "pending", "sending", "success", "failed", "invalid", "unknown", "skipped",
+    ]
+    .iter()
+    .map(|k| tot[k].as_i64().unwrap_or(0))
+    .sum();
+    assert_eq!(sum, tot["total"].as_i64().unwrap(), "{tot}");
+    assert_eq!(r["campaign"]["state"], "finished");
+    // The recipients, filtered, with the seed's codes and why each failed.
+    let (s, v) = t
+        .api(
+            "GET",
+            &format!("/api/v1/campaigns/{id}/recipients?status=invalid"),
+            Some(&marketer(&t)),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let invalid = v["data"].as_array().unwrap();
+    assert_eq!(invalid.len(), 2, "{v}");
+    assert!(
+        invalid
+            .iter()
+            .all(|r| r["status_code"] == 3 && r["error"].is_string())
+    );
+    // The CSV has a line per recipient.
+    let resp = t
+        .http
+        .get(format!(
+            "{}/campaigns/{id}/recipients.csv",
+            t.info().api_base
+        ))
+        .bearer_auth(marketer(&t))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let csv = resp.text().await.unwrap();
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    assert!(csv.starts_with("phone,source,name,status"));
+    // The CRM learns the totals: one event id (the scheduler and a sender may both publish
+    // it when they finish the run at the same moment; receivers dedupe on the id).
+    let events = t.drain(&tap, Duration::from_secs(3)).await;
+    let finished: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["detail-type"] == "campaign.finished")
+        .collect();
+    let ids: std::collections::BTreeSet<&str> = finished
+        .iter()
+        .filter_map(|e| e["detail"]["event_id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 1, "{events:?}");
+    assert_eq!(finished[0]["detail"]["totals"]["success"], 2);
+    assert_documented("campaign.finished", &finished[0]["detail"]);
+    // A late or repeated schedule changes nothing.
+    let again = t
+        .stack
+        .invoke(
+            "CampaignSchedulerFunction",
+            json!({"campaign_id": id, "run": 1}),
+        )
+        .await
+        .unwrap();
+    assert_ne!(again["outcome"], "fanned_out", "{again}");
+    settle().await;
+    assert_eq!(template_sends(&graph).len(), 2);
+}
+
+async fn contact(t: &TestStack, name: &str, phone: &str) -> String {
+    let (s, v) = t
+        .api(
+            "POST",
+            "/api/v1/contacts",
+            Some(&t.admin_token()),
+            Some(json!({"name": name, "phone": phone})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    v["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_starts_of_one_run_make_one_run() {
+    let (t, graph) = setup().await;
+    let a = contact(&t, "Ana", "+16505550201").await;
+    let b = contact(&t, "Bo", "+16505550202").await;
+    // Planned for later: nothing fires by itself; two concurrent deliveries of its schedule.
+    let later = (chrono::Utc::now() + chrono::Duration::hours(2))
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    let c = create(
+        &t,
+        spec(
+            "whatsapp_contacts",
+            "order_note",
+            json!({"all": false, "ids": [a, b], "send_now": false, "scheduled_send_time": later}),
+        ),
+    )
+    .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    assert!(c["next_run_at"].as_i64().unwrap() > chrono::Utc::now().timestamp_millis());
+    let input = json!({"campaign_id": id, "run": 1});
+    let (x, y) = tokio::join!(
+        t.stack.invoke("CampaignSchedulerFunction", input.clone()),
+        t.stack.invoke("CampaignSchedulerFunction", input.clone())
+    );
+    let outcomes = [x.unwrap(), y.unwrap()];
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| o["outcome"] == "fanned_out" || o["outcome"] == "finished"),
+        "{outcomes:?}"
+    );
+    let r = wait_done(&t, &id).await;
+    assert_eq!(totals(&r)["success"], 2, "{r}");
+    settle().await;
+    assert_eq!(template_sends(&graph).len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_campaign_sends_nothing_even_when_its_schedule_fires_late() {
+    let (t, graph) = setup().await;
+    let a = contact(&t, "Ana", "+16505550301").await;
+    let later = (chrono::Utc::now() + chrono::Duration::hours(2))
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    let c = create(
+        &t,
+        spec(
+            "whatsapp_contacts",
+            "order_note",
+            json!({"all": false, "ids": [a], "send_now": false, "scheduled_send_time": later}),
+        ),
+    )
+    .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    let (s, v) = t
+        .api(
+            "POST",
+            &format!("/api/v1/campaigns/{id}/cancel"),
+            Some(&marketer(&t)),
+            None,
+        )
+        .await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("cancelled")), "{v}");
+    let out = t
+        .stack
+        .invoke(
+            "CampaignSchedulerFunction",
+            json!({"campaign_id": id, "run": 1}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out["outcome"], "cancelled", "{out}");
+    // Editing a cancelled campaign is refused; so is pausing it.
+    let (s, _) = t
+        .api(
+            "POST",
+            &format!("/api/v1/campaigns/{id}/pause"),
+            Some(&marketer(&t)),
+            None,
+        )
+        .await;
+    assert_eq!(s, 409);
+    settle().await;
+    assert!(template_sends(&graph).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn meta_rate_limits_are_retried_and_the_recipient_is_sent_once() {
+    let (t, graph) = setup().await;
+    let a = contact(&t, "Ana", "+16505550401").await;
+    graph.script([Answer::Error(400, 130429), Answer::Accept]);
+    let c = create(
+        &t,
+        spec(
+            "whatsapp_contacts",
+            "order_note",
+            json!({"all": false, "ids": [a]}),
+        ),
+    )
+    .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    let r = wait_done(&t, &id).await;
+    assert_eq!(totals(&r)["success"], 1, "{r}");
+    assert_eq!(totals(&r)["failed"], 0, "{r}");
+    let (_, v) = t
+        .api(
+            "GET",
+            &format!("/api/v1/campaigns/{id}/recipients"),
+            Some(&marketer(&t)),
+            None,
+        )
+        .await;
+    assert_eq!(v["data"][0]["status"], "success", "{v}");
+    assert!(v["data"][0]["wamid"].is_string(), "{v}");
+    assert_eq!(template_sends(&graph).len(), 2, "one refused, one accepted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_token_stops_the_campaign_and_a_spam_limit_pauses_it() {
+    let (t, graph) = setup().await;
+    let tap = t.tap_our_events().await;
+    let a = contact(&t, "Ana", "+16505550501").await;
+    graph.script([Answer::Error(401, 190)]);
+    let c = create(
+        &t,
+        spec(
+            "whatsapp_contacts",
+            "order_note",
+            json!({"all": false, "ids": [a.clone()]}),
+        ),
+    )
+    .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    let stopped = eventually(Duration::from_secs(30), || async {
+        let _ = t.stack.fire_due_schedules().await;
+        let r = report(&t, &id).await;
+        (r["campaign"]["state"] == "stopped").then_some(r)
+    })
+    .await
+    .expect("the campaign stops");
+    assert!(
+        stopped["campaign"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("190"),
+        "{stopped}"
+    );
+    let events = t.drain(&tap, Duration::from_secs(3)).await;
+    let stop = events
+        .iter()
+        .find(|e| e["detail-type"] == "campaign.stopped")
+        .unwrap_or_else(|| panic!("{events:?}"));
+    assert_eq!(stop["detail"]["error_code"], 190);
+    assert_documented("campaign.stopped", &stop["detail"]);
+
+    // 131048 (spam rate limit): paused with the reason; resumed, the recipient goes out.
+    graph.script([Answer::Error(400, 131048)]);
+    let c = create(
+        &t,
+        spec(
+            "whatsapp_contacts",
+            "order_note",
+            json!({"all": false, "ids": [a]}),
+        ),
+    )
+    .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    let paused = eventually(Duration::from_secs(30), || async {
+        let _ = t.stack.fire_due_schedules().await;
+        let r = report(&t, &id).await;
+        (r["campaign"]["state"] == "paused").then_some(r)
+    })
+    .await
+    .expect("the campaign pauses");
+    assert_eq!(totals(&paused)["pending"], 1, "{paused}");
+    let (s, v) = t
+        .api(
+            "POST",
+            &format!("/api/v1/campaigns/{id}/resume"),
+            Some(&marketer(&t)),
+            None,
+        )
+        .await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("running")), "{v}");
+    let r = wait_done(&t, &id).await;
+    assert_eq!(totals(&r)["success"], 1, "{r}");
+    assert_eq!(r["campaign"]["state"], "finished");
+}
+
+fn campaign_status(wamid: &str, status: &str, ts: i64, cb: &str, error: Option<i64>) -> Vec<u8> {
+    let mut st = json!({"id": wamid, "status": status, "timestamp": ts.to_string(),
+                        "recipient_id": "16505550601", "biz_opaque_callback_data": cb});
+    if let Some(code) = error {
+        st["errors"] = json!([{"code": code, "title": "Message undeliverable", "message": "Message undeliverable"}]);
+    }
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550783881", "phone_number_id": PNID},
+        "statuses": [st]}}]}]})
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn statuses_move_delivery_forward_only_and_a_late_failure_moves_2_to_0() {
+    let (t, graph) = setup().await;
+    let a = contact(&t, "Ana", "+16505550601").await;
+    let b = contact(&t, "Bo", "+16505550602").await;
+    let c = create(
+        &t,
+        spec(
+            "whatsapp_contacts",
+            "order_note",
+            json!({"all": false, "ids": [a, b]}),
+        ),
+    )
+    .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    wait_done(&t, &id).await;
+    let sends = template_sends(&graph);
+    let cb_of = |to: &str| {
+        sends
+            .iter()
+            .find(|s| s["to"] == to)
+            .and_then(|s| s["biz_opaque_callback_data"].as_str())
+            .unwrap()
+            .to_string()
+    };
+    let (cb_a, cb_b) = (cb_of("16505550601"), cb_of("16505550602"));
+    let ts = chrono::Utc::now().timestamp();
+    // Out of order: read before delivered; delivered later changes nothing.
+    for (st, off) in [("read", 2), ("delivered", 1), ("sent", 0)] {
+        t.post_signed(&campaign_status("wamid.ca", st, ts + off, &cb_a, None))
+            .await;
+    }
+    t.post_signed(&campaign_status(
+        "wamid.cb",
+        "failed",
+        ts,
+        &cb_b,
+        Some(131026),
+    ))
+    .await;
+    let r = eventually(Duration::from_secs(20), || async {
+        let r = report(&t, &id).await;
+        (totals(&r)["read"] == 1 && totals(&r)["failed"] == 1).then_some(r)
+    })
+    .await
+    .expect("statuses applied");
+    let tot = totals(&r);
+    assert_eq!(
+        (
+            tot["sent"].as_i64(),
+            tot["delivered"].as_i64(),
+            tot["success"].as_i64()
+        ),
+        (Some(0), Some(0), Some(1)),
+        "{tot}"
+    );
+    let (_, v) = t
+        .api(
+            "GET",
+            &format!("/api/v1/campaigns/{id}/recipients?status=failed"),
+            Some(&marketer(&t)),
+            None,
+        )
+        .await;
+    assert_eq!(v["data"][0]["error_code"], 131026, "{v}");
+    assert_eq!(v["data"][0]["status_code"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn opted_out_customers_get_no_marketing_campaign() {
+    let (t, graph) = setup().await;
+    // The fixture's customer writes, then stops marketing messages.
+    let wa = "16505551234";
+    t.post_signed(&text_payload(
+        PNID,
+        wa,
+        "Sheena",
+        "wamid.o1",
+        chrono::Utc::now().timestamp(),
+        "hi",
+    ))
+    .await;
+    t.post_signed(&fixture("user_preferences_stop.json")).await;
+    let store = t.store();
+    let stopped = eventually(Duration::from_secs(20), || async {
+        store
+            .customer_by_alias(shared::store::keys::AliasKind::WaId, wa)
+            .await
+            .unwrap()
+            .filter(|c| c.marketing_opt_out)
+    })
+    .await;
+    assert!(stopped.is_some());
+    let sheena = contact(&t, "Sheena", "+16505551234").await;
+    let bo = contact(&t, "Bo", "+16505550701").await;
+    let c = create(
+        &t,
+        spec(
+            "whatsapp_contacts",
+            "spring_sale",
+            json!({"all": false, "ids": [sheena, bo]}),
+        ),
+    )
+    .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    let r = wait_done(&t, &id).await;
+    assert_eq!(
+        (
+            totals(&r)["skipped"].as_i64(),
+            totals(&r)["success"].as_i64()
+        ),
+        (Some(1), Some(1)),
+        "{r}"
+    );
+    let to: Vec<Value> = template_sends(&graph)
+        .iter()
+        .map(|s| s["to"].clone())
+        .collect();
+    assert_eq!(to, [json!("16505550701")]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_campaign_is_validated_on_save_naming_the_field() {
+    let (t, _graph) = setup().await;
+    let tok = marketer(&t);
+    for (body, status, needle) in [
+        (spec("leads", "old_promo", json!({})), 422, "PAUSED"),
+        (spec("leads", "nope", json!({})), 404, "nope"),
+        (
+            spec("leads", "order_note", json!({"campaign_type": "recurring"})),
+            400,
+            "auto_reminder_days",
+        ),
+        (
+            spec("leads", "order_note", json!({"timezone": "Mars/Base"})),
+            400,
+            "timezone",
+        ),
+        (
+            spec(
+                "leads",
+                "order_note",
+                json!({"send_now": false, "scheduled_send_time": "2020-01-01T10:00"}),
+            ),
+            400,
+            "scheduled_send_time",
+        ),
+        (
+            {
+                let mut b = spec("leads", "order_note", json!({}));
+                b["template"]["components"][0]["parameters"][0]["text"] = json!("{email}");
+                b
+            },
+            400,
+            "unknown placeholder",
+        ),
+    ] {
+        let (s, v) = t
+            .api("POST", "/api/v1/campaigns", Some(&tok), Some(body.clone()))
+            .await;
+        assert_eq!(s, status, "{body}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains(needle),
+            "{body}: {v}"
+        );
+    }
+    // A recurring campaign plans its next run when the first starts.
+    let c = create(
+        &t,
+        spec(
+            "leads",
+            "order_note",
+            json!({"campaign_type": "recurring", "auto_reminder_days": 7}),
+        ),
+    )
+    .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    let r = eventually(Duration::from_secs(20), || async {
+        let _ = t.stack.fire_due_schedules().await;
+        let r = report(&t, &id).await;
+        (r["campaign"]["runs_started"] == 1).then_some(r)
+    })
+    .await
+    .expect("run 1 starts");
+    assert_eq!(r["campaign"]["next_run"], 2, "{r}");
+    // Started: only pause / resume / cancel apply.
+    let (s, v) = t
+        .api(
+            "PUT",
+            &format!("/api/v1/campaigns/{id}"),
+            Some(&tok),
+            Some(spec("leads", "order_note", json!({}))),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("campaign_started")),
+        "{v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_send_whose_outcome_is_lost_is_never_sent_again_and_its_status_settles_it() {
+    let (t, graph) = setup().await;
+    let a = contact(&t, "Ana", "+16505550801").await;
+    // Meta accepts, but answers after the client's timeout: the outcome is unknown.
+    graph.script([Answer::AcceptAfter(Duration::from_secs(4))]);
+    let c = create(
+        &t,
+        spec(
+            "whatsapp_contacts",
+            "order_note",
+            json!({"all": false, "ids": [a]}),
+        ),
+    )
+    .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    let r = wait_done(&t, &id).await;
+    assert_eq!(totals(&r)["unknown"], 1, "{r}");
+    let job = json!({"campaign_id": id, "run": 1, "phone": "+16505550801"}).to_string();
+    let queue = t.info().resource("CampaignSendQueue").url.clone().unwrap();
+    // The queue delivers the record again (a redelivery, or a sender that crashed after Meta
+    // accepted and before it wrote the outcome): nothing is sent twice.
+    t.sqs()
+        .send_message()
+        .queue_url(&queue)
+        .message_body(&job)
+        .send()
+        .await
+        .unwrap();
+    settle().await;
+    assert_eq!(template_sends(&graph).len(), 1);
+    // The first status settles it: 2 (success), delivered.
+    let cb = format!("cmp:{id}:1:+16505550801");
+    let ts = chrono::Utc::now().timestamp();
+    t.post_signed(&campaign_status("wamid.lost", "delivered", ts, &cb, None))
+        .await;
+    let r = eventually(Duration::from_secs(20), || async {
+        let r = report(&t, &id).await;
+        (totals(&r)["success"] == 1).then_some(r)
+    })
+    .await
+    .expect("settled by its status");
+    assert_eq!(
+        (
+            totals(&r)["unknown"].as_i64(),
+            totals(&r)["delivered"].as_i64()
+        ),
+        (Some(0), Some(1)),
+        "{r}"
+    );
+
+    // A sender that died between Meta's answer and its own write leaves the recipient
+    // `sending`: a redelivery does not send it, and the status settles it too.
+    let b = contact(&t, "Bo", "+16505550802").await;
+    let c = create(
+        &t,
+        spec(
+            "whatsapp_contacts",
+            "order_note",
+            json!({"all": false, "ids": [b]}),
+        ),
+    )
+    .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    wait_done(&t, &id).await;
+    let store = t.store();
+    let key = shared::store::campaigns::RecipientKey {
+        campaign_id: &id,
+        run: 1,
+        phone: "+16505550802",
+    };
+    let before = store
+        .move_recipient(
+            key,
+            &[shared::campaigns::RecipientStatus::Success],
+            shared::campaigns::RecipientStatus::Sending,
+            &[],
+            0,
+        )
+        .await
+        .unwrap()
+        .expect("was sent");
+    store
+        .count(&id, 1, before.shard, &[("success", -1), ("sending", 1)])
+        .await
+        .unwrap();
+    let sends = template_sends(&graph).len();
+    t.sqs()
+        .send_message()
+        .queue_url(&queue)
+        .message_body(json!({"campaign_id": id, "run": 1, "phone": "+16505550802"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    settle().await;
+    assert_eq!(template_sends(&graph).len(), sends, "not sent again");
+    t.post_signed(&campaign_status(
+        before.wamid.as_deref().unwrap(),
+        "sent",
+        ts,
+        &format!("cmp:{id}:1:+16505550802"),
+        None,
+    ))
+    .await;
+    let settled = eventually(Duration::from_secs(20), || async {
+        store
+            .recipient(&id, 1, "+16505550802")
+            .await
+            .unwrap()
+            .filter(|r| r.status == shared::campaigns::RecipientStatus::Success)
+    })
+    .await;
+    assert!(settled.is_some(), "a status settles a send left `sending`");
+    let r = report(&t, &id).await;
+    assert_eq!(
+        (
+            totals(&r)["sending"].as_i64(),
+            totals(&r)["success"].as_i64()
+        ),
+        (Some(0), Some(1)),
+        "{r}"
+    );
+}
