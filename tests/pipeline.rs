@@ -173,11 +173,14 @@ async fn a_failed_status_keeps_its_error() {
     let t = start().await;
     assert_eq!(t.post_signed(&fixture("status_failed.json")).await.0, 200);
     let store = t.store();
+    // Waits for the status itself: moto may answer a read while an update of the same item is
+    // half applied (DynamoDB never does), so the item alone is not enough.
     let d = eventually(Duration::from_secs(20), || async {
         store
             .delivery("wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI0QUQ2MjA4NEYyRkExNjMyREUA")
             .await
             .unwrap()
+            .filter(|d| d.status.is_some() && d.errors.is_some())
     })
     .await
     .expect("placeholder delivery state");
