@@ -806,3 +806,107 @@ async fn a_send_whose_outcome_is_lost_is_never_sent_again_and_its_status_settles
         "{r}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn members_of_groups_and_chosen_crm_contacts_are_reached_each_once() {
+    let (t, graph) = setup().await;
+    let admin = t.admin_token();
+    let group = |name: &str| {
+        let (t, admin) = (&t, admin.clone());
+        let name = name.to_string();
+        async move {
+            let (s, v) = t
+                .api(
+                    "POST",
+                    "/api/v1/groups",
+                    Some(&admin),
+                    Some(json!({"name": name})),
+                )
+                .await;
+            assert_eq!(s, 201, "{v}");
+            v["id"].as_str().unwrap().to_string()
+        }
+    };
+    let (vip, news) = (group("VIP").await, group("News").await);
+    let ana = contact(&t, "Ana", "+16505550901").await;
+    let bo = contact(&t, "Bo", "+16505550902").await;
+    for (g, c) in [(&vip, &ana), (&vip, &bo), (&news, &ana)] {
+        let (s, v) = t
+            .api(
+                "PUT",
+                &format!("/api/v1/groups/{g}/members/{c}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+    }
+    // Ana is in both groups: one message.
+    let c = create(
+        &t,
+        spec(
+            "whatsapp_groups",
+            "order_note",
+            json!({"all": false, "ids": [vip, news]}),
+        ),
+    )
+    .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    let r = wait_done(&t, &id).await;
+    assert_eq!(
+        (totals(&r)["total"].as_i64(), totals(&r)["success"].as_i64()),
+        (Some(2), Some(2)),
+        "{r}"
+    );
+    let mut to: Vec<String> = template_sends(&graph)
+        .iter()
+        .filter_map(|s| s["to"].as_str().map(str::to_string))
+        .collect();
+    to.sort();
+    assert_eq!(to, ["16505550901", "16505550902"]);
+
+    // CRM contacts by id (the directory the CRM keeps current); one unknown id is left out.
+    for (id, name, phone) in [
+        ("42", "Carla Dias", "+1 650 555 0903"),
+        ("43", "Dan", "+1 650 555 0904"),
+    ] {
+        t.put_crm_event(
+            "contact_created",
+            json!({"event_id": format!("c-{id}"), "updated_at": 1000,
+                   "record": {"id": id, "name": name, "phonenumber": phone}}),
+        )
+        .await;
+    }
+    let store = t.store();
+    let known = eventually(Duration::from_secs(20), || async {
+        store.directory_record("contact", "42").await.unwrap()
+    })
+    .await;
+    assert!(known.is_some());
+    let c = create(
+        &t,
+        spec(
+            "contacts",
+            "order_note",
+            json!({"all": false, "ids": ["42", "999"]}),
+        ),
+    )
+    .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    let r = wait_done(&t, &id).await;
+    assert_eq!(totals(&r)["success"], 1, "{r}");
+    let carla = template_sends(&graph)
+        .into_iter()
+        .find(|s| s["to"] == "16505550903")
+        .expect("sent to contact 42");
+    assert_eq!(
+        carla["template"]["components"][0]["parameters"][0]["text"],
+        "Carla"
+    );
+    assert!(
+        template_sends(&graph)
+            .iter()
+            .all(|s| s["to"] != "16505550904"),
+        "contact 43 was not chosen"
+    );
+}

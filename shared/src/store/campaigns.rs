@@ -244,6 +244,33 @@ impl RunTotals {
     }
 }
 
+/// `ADD` of counter deltas (zero ones left out), for a single update or a transaction's.
+struct CounterAdd {
+    expression: String,
+    names: std::collections::HashMap<String, String>,
+    values: std::collections::HashMap<String, AttributeValue>,
+}
+
+impl CounterAdd {
+    fn of(deltas: &[(&str, i64)]) -> Option<Self> {
+        let mut parts = Vec::new();
+        let (mut names, mut values) = (
+            std::collections::HashMap::new(),
+            std::collections::HashMap::new(),
+        );
+        for (i, (name, d)) in deltas.iter().filter(|(_, d)| *d != 0).enumerate() {
+            parts.push(format!("#c{i} :d{i}"));
+            names.insert(format!("#c{i}"), name.to_string());
+            values.insert(format!(":d{i}"), n(*d));
+        }
+        (!parts.is_empty()).then(|| Self {
+            expression: format!("ADD {}", parts.join(", ")),
+            names,
+            values,
+        })
+    }
+}
+
 impl Store {
     // ------------------------------------------------------------------ campaigns
 
@@ -467,20 +494,19 @@ impl Store {
                 .build(),
         ];
         for (shard, c) in counts {
-            let mut u = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(campaign_pk(campaign_id), counter_sk(run, *shard))));
-            let mut parts = Vec::new();
-            for (i, (name, d)) in c.iter().enumerate() {
-                parts.push(format!("#c{i} :d{i}"));
-                u = u
-                    .expression_attribute_names(format!("#c{i}"), *name)
-                    .expression_attribute_values(format!(":d{i}"), n(*d));
-            }
+            let deltas: Vec<(&str, i64)> = c.iter().map(|(k, d)| (*k, *d)).collect();
+            let Some(add) = CounterAdd::of(&deltas) else {
+                continue;
+            };
             items.push(
                 TransactWriteItem::builder()
                     .update(
-                        u.update_expression(format!("ADD {}", parts.join(", ")))
+                        Update::builder()
+                            .table_name(&self.table)
+                            .set_key(Some(key(campaign_pk(campaign_id), counter_sk(run, *shard))))
+                            .update_expression(add.expression)
+                            .set_expression_attribute_names(Some(add.names))
+                            .set_expression_attribute_values(Some(add.values))
                             .build()
                             .map_err(|e| StoreError::Dynamo(e.to_string()))?,
                     )
@@ -529,23 +555,16 @@ impl Store {
         shard: u8,
         deltas: &[(&str, i64)],
     ) -> Result<(), StoreError> {
-        let deltas: Vec<&(&str, i64)> = deltas.iter().filter(|(_, d)| *d != 0).collect();
-        if deltas.is_empty() {
+        let Some(add) = CounterAdd::of(deltas) else {
             return Ok(());
-        }
-        let mut parts = Vec::new();
-        let mut u = self
-            .client
+        };
+        self.client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(campaign_pk(campaign_id), counter_sk(run, shard))));
-        for (i, (name, d)) in deltas.iter().enumerate() {
-            parts.push(format!("#c{i} :d{i}"));
-            u = u
-                .expression_attribute_names(format!("#c{i}"), *name)
-                .expression_attribute_values(format!(":d{i}"), n(*d));
-        }
-        u.update_expression(format!("ADD {}", parts.join(", ")))
+            .set_key(Some(key(campaign_pk(campaign_id), counter_sk(run, shard))))
+            .update_expression(add.expression)
+            .set_expression_attribute_names(Some(add.names))
+            .set_expression_attribute_values(Some(add.values))
             .send()
             .await
             .map_err(StoreError::sdk)?;
