@@ -10,7 +10,7 @@
 //! the customer. A record of a paused campaign is dropped with its recipient still pending
 //! (resume queues the pending ones again); of a cancelled or stopped one, the recipient is
 //! skipped. After each batch, every run it touched is finished if nothing of it is left.
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -382,15 +382,6 @@ impl SenderApp {
         }
         Ok(())
     }
-}
-
-/// Totals by status of a run's recipients, for tests and reports.
-pub fn count_by_status(rs: &[Recipient]) -> BTreeMap<&'static str, usize> {
-    let mut m = BTreeMap::new();
-    for r in rs {
-        *m.entry(r.status.as_str()).or_default() += 1;
-    }
-    m
 }
 
 #[async_trait::async_trait]

@@ -647,7 +647,7 @@ impl From<&Recipient> for RecipientView {
     }
 }
 
-async fn run_of(app: &StaffApp, c: &Campaign, run: Option<String>) -> Result<u32, ApiError> {
+fn run_of(c: &Campaign, run: Option<String>) -> Result<u32, ApiError> {
     let run = run
         .map(|r| {
             r.parse::<u32>()
@@ -658,14 +658,11 @@ async fn run_of(app: &StaffApp, c: &Campaign, run: Option<String>) -> Result<u32
         Some(r) if r >= 1 && r <= c.runs_started => Ok(r),
         Some(_) => Err(ApiError::not_found("run")),
         None if c.runs_started > 0 => Ok(c.runs_started),
-        None => {
-            let _ = app;
-            Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "no_run",
-                "the campaign has not started a run yet",
-            ))
-        }
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_run",
+            "the campaign has not started a run yet",
+        )),
     }
 }
 
@@ -695,7 +692,7 @@ async fn recipients(
 ) -> Result<Json<Page<RecipientView>>, ApiError> {
     who.require(VIEW)?;
     let c = load(&app, &id).await?;
-    let run = run_of(&app, &c, q.run).await?;
+    let run = run_of(&c, q.run)?;
     let status = status_of(q.status.as_deref())?;
     let limit = parse_limit(q.limit.as_deref(), 100, 500)?;
     let scope = format!("{RECIPIENT_SCOPE}:{}:{run}", c.id);
@@ -776,7 +773,7 @@ async fn recipients_csv(
 ) -> Result<Response, ApiError> {
     who.require(VIEW)?;
     let c = load(&app, &id).await?;
-    let run = run_of(&app, &c, q.run).await?;
+    let run = run_of(&c, q.run)?;
     let status = status_of(q.status.as_deref())?;
     let campaign_id = c.id.clone();
     let header_line = "phone,source,name,status,status_code,wamid,error_code,error,delivery,sent_at,delivered_at,read_at\r\n";
