@@ -393,6 +393,60 @@ async fn meta_rate_limits_are_retried_and_the_recipient_is_sent_once() {
     assert_eq!(template_sends(&graph).len(), 2, "one refused, one accepted");
 }
 
+/// Each attempt that reaches Meta takes its own permit: a number paced at 1 message per
+/// second (its registry rate) sends the retry after a 130429 in a later second, not after the
+/// client's quarter-second backoff.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_after_a_rate_limit_takes_its_own_permit_at_the_numbers_rate() {
+    let (t, graph) = setup().await;
+    let (s, v) = t
+        .api(
+            "PUT",
+            &format!("/api/v1/numbers/{PNID}"),
+            Some(&t.admin_token()),
+            Some(json!({"messages_per_second": 1})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["messages_per_second"], 1, "{v}");
+    let a = contact(&t, "Ana", "+16505550411").await;
+    graph.script([Answer::Error(400, 130429), Answer::Accept]);
+    let c = create(
+        &t,
+        spec(
+            "whatsapp_contacts",
+            "order_note",
+            json!({"all": false, "ids": [a]}),
+        ),
+    )
+    .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    let r = wait_done(&t, &id).await;
+    assert_eq!(totals(&r)["success"], 1, "{r}");
+    let sends: Vec<_> = graph
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/messages") && r.body["type"] == "template")
+        .collect();
+    assert_eq!(sends.len(), 2, "one refused, one accepted");
+    let gap = sends[1].at_ms - sends[0].at_ms;
+    assert!(
+        gap >= 900,
+        "the retry went {gap} ms after the refusal, inside the same paced second"
+    );
+    // An invalid rate is refused, naming the field.
+    let (s, v) = t
+        .api(
+            "PUT",
+            &format!("/api/v1/numbers/{PNID}"),
+            Some(&t.admin_token()),
+            Some(json!({"messages_per_second": 1001})),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v.to_string().contains("messages_per_second"), "{v}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dead_token_stops_the_campaign_and_a_spam_limit_pauses_it() {
     let (t, graph) = setup().await;

@@ -12,8 +12,13 @@ const PNID: &str = "106540352242922";
 const LIMIT: u32 = 50;
 const PER_SENDER: usize = 60;
 
+/// The tests that load moto with pacing writes run one at a time: the rate test measures
+/// real time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread")]
 async fn two_concurrent_pacers_hold_the_rate_together() {
+    let _serial = SERIAL.lock().await;
     let t = start().await;
     let table = t.info().resource("MainTable").name.clone();
     let client = aws_sdk_dynamodb::Client::new(&t.stack.aws);
@@ -142,4 +147,82 @@ async fn a_store_failure_is_an_error_not_a_full_window() {
         Err(PaceError::Store(msg)) => assert!(msg.contains("ResourceNotFound"), "{msg}"),
         other => panic!("expected a store error, got {other:?}"),
     }
+}
+
+/// At Meta's 1000/s tier the windows are split over five sub-counters in their own partitions:
+/// three concurrent senders against moto never share a slot, no sliding second holds more than
+/// the limit, and every sub-counter item stays within its share.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_1000_per_second_tier_uses_sub_counters_in_the_table() {
+    let _serial = SERIAL.lock().await;
+    let t = start().await;
+    let table = t.info().resource("MainTable").name.clone();
+    let client = aws_sdk_dynamodb::Client::new(&t.stack.aws);
+    let senders: Vec<_> = (0..3)
+        .map(|_| {
+            let pacer = Pacer::new(DynamoWindowCounter::new(
+                aws_sdk_dynamodb::Client::new(&t.stack.aws),
+                table.clone(),
+            ))
+            .with_max_wait(Duration::from_secs(5));
+            tokio::spawn(async move {
+                let mut got: Vec<(Permit, i64)> = Vec::new();
+                for _ in 0..100 {
+                    let permit = pacer.acquire(PNID, Some(1000)).await.expect("permit");
+                    got.push((permit, SystemClock.now_ms()));
+                }
+                got
+            })
+        })
+        .collect();
+    let mut permits = Vec::new();
+    for s in senders {
+        permits.extend(s.await.expect("sender task"));
+    }
+    let mut slots: Vec<(i64, u32)> = permits
+        .iter()
+        .map(|(p, _)| (p.window_second, p.slot))
+        .collect();
+    slots.sort();
+    slots.dedup();
+    assert_eq!(slots.len(), 300, "a slot was handed out twice");
+    let mut starts: Vec<i64> = permits.iter().map(|(p, _)| p.send_at_ms).collect();
+    starts.sort();
+    let mut lo = 0;
+    for hi in 0..starts.len() {
+        while starts[hi] - starts[lo] >= 1000 {
+            lo += 1;
+        }
+        assert!(hi - lo < 1000);
+    }
+    let mut used = 0;
+    for j in 0..5 {
+        let items = client
+            .query()
+            .table_name(&table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(
+                ":pk",
+                AttributeValue::S(keys::pace_pk(&format!("{PNID}~{j}"))),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("query");
+        for item in items.items() {
+            let n: u32 = item["n"].as_n().unwrap().parse().unwrap();
+            assert!(n <= 200, "sub-counter {j} at {n}");
+            used += 1;
+        }
+    }
+    assert!(used >= 5, "the sub-counters hold the windows");
+    let whole = client
+        .query()
+        .table_name(&table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(keys::pace_pk(PNID)))
+        .send()
+        .await
+        .expect("query");
+    assert_eq!(whole.count(), 0, "the unsplit counter is not used");
 }

@@ -39,8 +39,21 @@
 //! The guarantee holds per fixed window and, with the spread, per sliding second, on the
 //! acquirers' clocks (Lambda clocks are NTP-synchronised; `benches/pacing.rs` reports the
 //! busiest sliding second). Without the spread only the fixed windows hold.
-//! A rejected conditional write still costs a write unit, and one item takes at most about
-//! 1000 writes/s: at Meta's 1000/s tier a window would need splitting into sub-counters.
+//! - **Sub-counters above 200/s.** One DynamoDB item (and partition) takes about 1000 writes/s,
+//!   rejected conditional writes included, so a window of a number paced above
+//!   [`SHARD_CAPACITY`] is split over `ceil(limit / SHARD_CAPACITY)` items (5 at Meta's 1000/s
+//!   tier), each in its own partition (`PACE#{id}~{j}`): sub-counter `j` owns the slots
+//!   `k ≡ j (mod shards)` of the second's grid, so the slots stay distinct and evenly spaced
+//!   and the sliding-second bound holds as with one counter. An acquirer starts at the
+//!   sub-counter owning the earliest slot still ahead and tries the others of the same second
+//!   before moving to the next second.
+//! - **The limit of each number** is its `messages_per_second` in the numbers registry (a
+//!   [`LimitSource`], read at most once a minute per number), or the pacer's default (80/s)
+//!   when it has none or the registry cannot be read (the lowest tier is always safe).
+//! - **One permit per attempt.** [`PacedRetries`] plugs the pacer into the Graph client's
+//!   retries (`GraphClient::with_retry_gate`): the caller takes the first attempt's permit, each
+//!   retry of a send (after a 130429, a 5xx, …) takes its own, and a retry that finds the number
+//!   saturated is not made (the caller gets the rate-limit error and retries later).
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -59,6 +72,22 @@ pub const DEFAULT_LIMIT: u32 = 80;
 pub const MAX_LIMIT: u32 = 1000;
 /// How long [`Pacer::acquire`] may wait for a window with room, unless configured.
 pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(2);
+/// Most permits per second one counter item hands out; faster numbers use sub-counters.
+pub const SHARD_CAPACITY: u32 = 200;
+/// How long a number's configured limit is remembered.
+pub const LIMIT_CACHE_MS: i64 = 60_000;
+
+/// How many counter items one window of `limit` permits per second is split over.
+pub fn shards_for(limit: u32) -> u32 {
+    limit.div_ceil(SHARD_CAPACITY).max(1)
+}
+
+/// Port: where a number's configured send rate comes from (the numbers registry).
+#[async_trait::async_trait]
+pub trait LimitSource: Send + Sync {
+    /// The number's messages per second, `None` when it has no configured rate.
+    async fn limit_of(&self, phone_number_id: &str) -> Result<Option<u32>, PaceError>;
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PaceError {
@@ -183,6 +212,9 @@ impl<T: WindowCounter + ?Sized> WindowCounter for Arc<T> {
 pub struct DynamoWindowCounter {
     client: Client,
     table: String,
+    /// The last take found its window behind `min_slot` (a number sending below its pace):
+    /// the next take tries the move-up write first, so it costs one write too.
+    behind: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl DynamoWindowCounter {
@@ -190,6 +222,43 @@ impl DynamoWindowCounter {
         Self {
             client,
             table: table.into(),
+            behind: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        }
+    }
+
+    /// Moves the window's count up to `min_slot + 1` when it is behind `min_slot` (or absent):
+    /// `Ok(true)` took slot `min_slot`; `Ok(false)` with the count found when it was not behind.
+    async fn move_up(
+        &self,
+        pk: &str,
+        sk: &str,
+        min_slot: u32,
+        ttl_s: i64,
+    ) -> Result<(bool, Option<u32>), PaceError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.to_string()))
+            .key("sk", AttributeValue::S(sk.to_string()))
+            .update_expression("SET #n = :next, #ttl = if_not_exists(#ttl, :ttl)")
+            .condition_expression("attribute_not_exists(#n) OR #n < :min")
+            .expression_attribute_names("#n", "n")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":next", AttributeValue::N((min_slot + 1).to_string()))
+            .expression_attribute_values(":min", AttributeValue::N(min_slot.to_string()))
+            .expression_attribute_values(":ttl", AttributeValue::N(ttl_s.to_string()))
+            .return_values_on_condition_check_failure(
+                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+            )
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok((true, None)),
+            Err(e) => match found_count(&e) {
+                Some(n) => Ok((false, n)),
+                None => Err(PaceError::Store(DisplayErrorContext(&e).to_string())),
+            },
         }
     }
 }
@@ -226,10 +295,18 @@ impl WindowCounter for DynamoWindowCounter {
         let pk = keys::pace_pk(key);
         let sk = keys::pace_sk(window_second);
         let store_err = |e: &dyn std::fmt::Display| PaceError::Store(e.to_string());
-        // One write when the count is already at or past `min_slot` (the busy case); when it
-        // is behind (the window is new, or nobody took its earlier slots), a second write moves
-        // it up to `min_slot`. A rejected write answers the count it found, so a full window
-        // costs one write too.
+        // Two writes can take a slot: an ADD when the count is already at or past `min_slot`
+        // (a busy number), a move-up when it is behind (a new window, or a number sending below
+        // its pace). The one that worked last time is tried first, so a steady sender pays one
+        // write per permit either way; a rejected write answers the count it found, so a full
+        // window costs one write too.
+        if self.behind.load(Ordering::Relaxed) {
+            match self.move_up(&pk, &sk, min_slot, ttl_s).await? {
+                (true, _) => return Ok(Some(min_slot)),
+                (false, Some(n)) if n >= limit => return Ok(None),
+                (false, _) => self.behind.store(false, Ordering::Relaxed),
+            }
+        }
         for _ in 0..4 {
             let r = self
                 .client
@@ -278,35 +355,20 @@ impl WindowCounter for DynamoWindowCounter {
                 // Behind (or no count yet): the first free slot is `min_slot`.
                 _ => {}
             }
-            let r = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", AttributeValue::S(pk.clone()))
-                .key("sk", AttributeValue::S(sk.clone()))
-                .update_expression("SET #n = :next, #ttl = if_not_exists(#ttl, :ttl)")
-                .condition_expression("attribute_not_exists(#n) OR #n < :min")
-                .expression_attribute_names("#n", "n")
-                .expression_attribute_names("#ttl", "ttl")
-                .expression_attribute_values(":next", AttributeValue::N((min_slot + 1).to_string()))
-                .expression_attribute_values(":min", AttributeValue::N(min_slot.to_string()))
-                .expression_attribute_values(":ttl", AttributeValue::N(ttl_s.to_string()))
-                .send()
-                .await;
-            match r {
-                Ok(_) => return Ok(Some(min_slot)),
-                Err(e) if is_window_full(&e) => continue,
-                Err(e) => return Err(store_err(&DisplayErrorContext(&e))),
+            match self.move_up(&pk, &sk, min_slot, ttl_s).await? {
+                (true, _) => {
+                    self.behind.store(true, Ordering::Relaxed);
+                    return Ok(Some(min_slot));
+                }
+                (false, Some(n)) if n >= limit => return Ok(None),
+                // Moved meanwhile by someone else: count again.
+                (false, _) => continue,
             }
         }
         // Taken from under us four times in a row: treated as full (the pacer tries the next
         // second).
         Ok(None)
     }
-}
-
-fn is_window_full<R>(e: &SdkError<UpdateItemError, R>) -> bool {
-    matches!(e, SdkError::ServiceError(se) if se.err().is_conditional_check_failed_exception())
 }
 
 /// Window second → (taken, ttl_s), per key.
@@ -393,6 +455,11 @@ pub struct Pacer<C: WindowCounter> {
     default_limit: u32,
     max_wait_ms: i64,
     spread: bool,
+    limits: Option<Arc<dyn LimitSource>>,
+    /// phone_number_id → (configured limit, when read).
+    limit_cache: Mutex<HashMap<String, (Option<u32>, i64)>>,
+    /// phone_number_id → (window, slot) this pacer handed out last (split windows only).
+    last_slots: Mutex<HashMap<String, (i64, u32)>>,
 }
 
 impl<C: WindowCounter> Pacer<C> {
@@ -405,6 +472,47 @@ impl<C: WindowCounter> Pacer<C> {
             default_limit: DEFAULT_LIMIT,
             max_wait_ms: DEFAULT_MAX_WAIT.as_millis() as i64,
             spread: true,
+            limits: None,
+            limit_cache: Mutex::new(HashMap::new()),
+            last_slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Read each number's configured rate from `source` (remembered for [`LIMIT_CACHE_MS`]).
+    pub fn with_limits(mut self, source: Arc<dyn LimitSource>) -> Self {
+        self.limits = Some(source);
+        self
+    }
+
+    /// The rate `phone_number_id` is paced at when the caller names none: its configured
+    /// rate, else the default. A registry that cannot be read gives the default (logged).
+    pub async fn limit_for(&self, phone_number_id: &str) -> u32 {
+        let Some(source) = &self.limits else {
+            return self.default_limit;
+        };
+        let now = self.clock.now_ms();
+        {
+            let cache = self.limit_cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((limit, at)) = cache.get(phone_number_id)
+                && now - at < LIMIT_CACHE_MS
+            {
+                return limit.unwrap_or(self.default_limit);
+            }
+        }
+        match source.limit_of(phone_number_id).await {
+            Ok(limit) => {
+                let limit = limit.filter(|l| (1..=MAX_LIMIT).contains(l));
+                let mut cache = self.limit_cache.lock().unwrap_or_else(|p| p.into_inner());
+                if cache.len() > 1000 {
+                    cache.clear();
+                }
+                cache.insert(phone_number_id.to_string(), (limit, now));
+                limit.unwrap_or(self.default_limit)
+            }
+            Err(e) => {
+                tracing::warn!(phone_number_id, error = %e, "pacing: number's rate unreadable, default used");
+                self.default_limit
+            }
         }
     }
 
@@ -444,6 +552,59 @@ impl<C: WindowCounter> Pacer<C> {
         &self.counter
     }
 
+    /// Takes a slot of `window` not below `min_slot` from one of its `shards` sub-counters: the
+    /// slot on the second's grid, or `None` when all are full. The first sub-counter tried is
+    /// the one owning the earliest slot still ahead that this pacer has not handed out itself,
+    /// then the next ones: a lone sender keeps the full rate, and as time moves the first one
+    /// tried rotates over all of them.
+    async fn take_in_window(
+        &self,
+        key: &str,
+        window: i64,
+        min_slot: u32,
+        limit: u32,
+        shards: u32,
+        ttl: i64,
+    ) -> Result<Option<u32>, PaceError> {
+        if shards <= 1 {
+            return self
+                .counter
+                .try_take(key, window, min_slot, limit, ttl)
+                .await;
+        }
+        let first = {
+            let last = self.last_slots.lock().unwrap_or_else(|p| p.into_inner());
+            match last.get(key) {
+                Some(&(w, slot)) if w == window => min_slot.max(slot + 1),
+                _ => min_slot,
+            }
+        } % shards;
+        for i in 0..shards {
+            let j = (first + i) % shards;
+            // Sub-counter j owns the global slots j, j + shards, j + 2·shards, … below limit.
+            let shard_limit = (limit - j).div_ceil(shards);
+            let shard_min = min_slot.saturating_sub(j).div_ceil(shards);
+            if shard_min >= shard_limit {
+                continue;
+            }
+            let shard_key = format!("{key}~{j}");
+            if let Some(local) = self
+                .counter
+                .try_take(&shard_key, window, shard_min, shard_limit, ttl)
+                .await?
+            {
+                let slot = local * shards + j;
+                let mut last = self.last_slots.lock().unwrap_or_else(|p| p.into_inner());
+                if last.len() > 1000 {
+                    last.clear();
+                }
+                last.insert(key.to_string(), (window, slot));
+                return Ok(Some(slot));
+            }
+        }
+        Ok(None)
+    }
+
     /// Waits until this number may send one message, under `limit` messages per second (the
     /// number's configured throughput) or the default limit when `None`.
     pub async fn acquire(
@@ -451,10 +612,14 @@ impl<C: WindowCounter> Pacer<C> {
         phone_number_id: &str,
         limit: Option<u32>,
     ) -> Result<Permit, PaceError> {
-        let limit = limit.unwrap_or(self.default_limit);
+        let limit = match limit {
+            Some(l) => l,
+            None => self.limit_for(phone_number_id).await,
+        };
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(PaceError::InvalidLimit(limit));
         }
+        let shards = shards_for(limit);
         let start = self.clock.now_ms();
         let mut window = start.div_euclid(1000);
         loop {
@@ -474,8 +639,7 @@ impl<C: WindowCounter> Pacer<C> {
                 0
             };
             let taken = self
-                .counter
-                .try_take(phone_number_id, window, min_slot, limit, ttl)
+                .take_in_window(phone_number_id, window, min_slot, limit, shards, ttl)
                 .await?;
             let now = self.clock.now_ms();
             let Some(slot) = taken else {
@@ -509,6 +673,50 @@ impl<C: WindowCounter> Pacer<C> {
                 waited_ms: now - start,
             });
         }
+    }
+}
+
+/// The pacer of every sender: windows in the store's table, each number's rate from the
+/// numbers registry.
+pub fn table_pacer(store: &crate::store::Store) -> Arc<Pacer<DynamoWindowCounter>> {
+    Arc::new(
+        Pacer::new(DynamoWindowCounter::new(
+            store.client.clone(),
+            store.table.clone(),
+        ))
+        .with_limits(Arc::new(store.clone())),
+    )
+}
+
+// ---------- one permit per attempt ----------
+
+/// The pacer as the Graph client's retry gate: each retry of a send takes its own permit.
+pub struct PacedRetries<C: WindowCounter> {
+    pacer: Arc<Pacer<C>>,
+}
+
+impl<C: WindowCounter> PacedRetries<C> {
+    pub fn new(pacer: Arc<Pacer<C>>) -> Self {
+        Self { pacer }
+    }
+}
+
+/// `graph` with each retry of a send paced by `pacer`.
+pub fn paced_graph<C: WindowCounter + 'static>(
+    graph: crate::meta::graph::GraphClient,
+    pacer: &Arc<Pacer<C>>,
+) -> crate::meta::graph::GraphClient {
+    graph.with_retry_gate(Arc::new(PacedRetries::new(pacer.clone())))
+}
+
+#[async_trait::async_trait]
+impl<C: WindowCounter + 'static> crate::meta::graph::RetryGate for PacedRetries<C> {
+    async fn before_retry(&self, phone_number_id: &str) -> Result<(), String> {
+        self.pacer
+            .acquire(phone_number_id, None)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -831,5 +1039,129 @@ mod tests {
             [105, 111]
         );
         assert!(c.counts("other").is_empty());
+    }
+
+    /// At Meta's 1000/s tier a window is split over five sub-counters, none taking more than
+    /// its share, the slots stay distinct, and no sliding second holds more than the limit.
+    #[tokio::test]
+    async fn the_1000_per_second_tier_is_spread_over_sub_counters() {
+        let clock = VirtualClock::at(T0 + 437);
+        let counter = Arc::new(MemoryWindowCounter::new());
+        let p = Pacer::new(counter.clone()).with_virtual_clock(&clock);
+        assert_eq!(shards_for(1000), 5);
+        assert_eq!(shards_for(80), 1);
+        assert_eq!(shards_for(201), 2);
+        let mut released = Vec::new();
+        let mut slots = std::collections::HashSet::new();
+        for _ in 0..3000 {
+            let permit = p.acquire(PNID, Some(1000)).await.unwrap();
+            assert!(
+                slots.insert((permit.window_second, permit.slot)),
+                "slot handed out twice"
+            );
+            released.push(clock.now_ms());
+        }
+        assert!(
+            counter.counts(PNID).is_empty(),
+            "the unsplit key is not used"
+        );
+        for j in 0..5 {
+            let c = counter.counts(&format!("{PNID}~{j}"));
+            assert!(!c.is_empty(), "sub-counter {j} is used");
+            assert!(c.values().all(|&n| n <= 200), "{j}: {c:?}");
+        }
+        // Busiest sliding second of release times.
+        let mut busiest = 0;
+        let mut lo = 0;
+        for hi in 0..released.len() {
+            while released[hi] - released[lo] >= 1000 {
+                lo += 1;
+            }
+            busiest = busiest.max(hi - lo + 1);
+        }
+        assert!(busiest <= 1000, "{busiest} in one sliding second");
+        let elapsed = (released.last().unwrap() - released[0]) as f64 / 1000.0;
+        let rate = 2999.0 / elapsed;
+        assert!((950.0..=1000.5).contains(&rate), "rate {rate}");
+    }
+
+    struct Registry {
+        rate: Option<u32>,
+        fail: bool,
+        reads: std::sync::atomic::AtomicU32,
+    }
+
+    #[async_trait::async_trait]
+    impl LimitSource for Registry {
+        async fn limit_of(&self, _: &str) -> Result<Option<u32>, PaceError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            if self.fail {
+                Err(PaceError::Store("throttled".into()))
+            } else {
+                Ok(self.rate)
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_numbers_configured_rate_is_used_and_read_once_a_minute() {
+        let clock = VirtualClock::at(T0);
+        let registry = Arc::new(Registry {
+            rate: Some(5),
+            fail: false,
+            reads: Default::default(),
+        });
+        let p = pacer(&clock).with_limits(registry.clone());
+        let permits: Vec<Permit> = {
+            let mut v = Vec::new();
+            for _ in 0..12 {
+                v.push(p.acquire(PNID, None).await.unwrap());
+            }
+            v
+        };
+        assert!(permits.iter().all(|p| p.limit == 5));
+        assert_eq!(
+            per_window(&permits).values().copied().collect::<Vec<_>>(),
+            [5, 5, 2]
+        );
+        assert_eq!(registry.reads.load(Ordering::SeqCst), 1, "remembered");
+        // A caller's explicit limit wins; the registry is not read for it.
+        assert_eq!(p.acquire(PNID, Some(7)).await.unwrap().limit, 7);
+        clock.advance(LIMIT_CACHE_MS);
+        p.acquire(PNID, None).await.unwrap();
+        assert_eq!(
+            registry.reads.load(Ordering::SeqCst),
+            2,
+            "read again after a minute"
+        );
+
+        // No configured rate, or a registry that cannot be read: the default (80).
+        for (rate, fail) in [(None, false), (Some(5), true), (Some(5000), false)] {
+            let registry = Arc::new(Registry {
+                rate,
+                fail,
+                reads: Default::default(),
+            });
+            let p = pacer(&clock).with_limits(registry);
+            assert_eq!(p.acquire(PNID, None).await.unwrap().limit, DEFAULT_LIMIT);
+        }
+    }
+
+    /// The retry gate takes a real permit per retry, and says no when the number is saturated.
+    #[tokio::test]
+    async fn each_retry_takes_a_permit() {
+        use crate::meta::graph::RetryGate;
+        let clock = VirtualClock::at(T0);
+        let p = Arc::new(
+            pacer(&clock)
+                .with_default_limit(2)
+                .with_max_wait(Duration::ZERO),
+        );
+        let gate = PacedRetries::new(p.clone());
+        p.acquire(PNID, None).await.unwrap();
+        gate.before_retry(PNID).await.unwrap();
+        assert_eq!(p.counter().counts(PNID).get(&(T0 / 1000)), Some(&2));
+        let refused = gate.before_retry(PNID).await.unwrap_err();
+        assert!(refused.contains("saturated"), "{refused}");
     }
 }

@@ -41,6 +41,10 @@ pub const BATCH_POLICY: BatchPolicy = BatchPolicy {
 
 /// One send's overall time (pacing wait and Meta's attempts), below the function's timeout.
 pub const SEND_BUDGET: Duration = Duration::from_secs(20);
+/// How long a campaign read is reused for the next recipients of it: a pause or a cancel
+/// reaches the senders within this time (recipients are still moved one by one,
+/// conditionally, so none is ever sent twice).
+pub const CAMPAIGN_FRESH_MS: i64 = 1_000;
 
 pub struct SenderApp {
     pub store: Store,
@@ -49,6 +53,8 @@ pub struct SenderApp {
     pub pacer: Arc<Pacer<DynamoWindowCounter>>,
     pub bus: Arc<dyn EventBus>,
     pub now_ms: fn() -> i64,
+    /// campaign id → (campaign, when read).
+    campaigns: std::sync::Mutex<std::collections::HashMap<String, (Campaign, i64)>>,
 }
 
 fn store_err(e: StoreError) -> RecordError {
@@ -75,7 +81,44 @@ impl SenderApp {
             pacer,
             bus,
             now_ms,
+            campaigns: Default::default(),
         }
+    }
+
+    /// The campaign, read at most once per [`CAMPAIGN_FRESH_MS`].
+    async fn campaign(&self, id: &str) -> Result<Option<Campaign>, StoreError> {
+        let now = (self.now_ms)();
+        if let Some((c, at)) = self
+            .campaigns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            && (0..CAMPAIGN_FRESH_MS).contains(&(now - at))
+        {
+            return Ok(Some(c.clone()));
+        }
+        let c = self.store.campaign(id).await?;
+        let mut cache = self.campaigns.lock().unwrap_or_else(|p| p.into_inner());
+        match &c {
+            Some(c) => {
+                if cache.len() > 100 {
+                    cache.clear();
+                }
+                cache.insert(id.to_string(), (c.clone(), now));
+            }
+            None => {
+                cache.remove(id);
+            }
+        }
+        Ok(c)
+    }
+
+    /// Forgets a campaign read, after this sender changed its state.
+    fn forget_campaign(&self, id: &str) {
+        self.campaigns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 
     pub async fn handle_batch(
@@ -139,12 +182,7 @@ impl SenderApp {
     }
 
     async fn send_one(&self, job: &SendJob) -> Result<(), RecordError> {
-        let Some(c) = self
-            .store
-            .campaign(&job.campaign_id)
-            .await
-            .map_err(store_err)?
-        else {
+        let Some(c) = self.campaign(&job.campaign_id).await.map_err(store_err)? else {
             tracing::warn!("no such campaign: the record is dropped");
             return Ok(());
         };
@@ -313,6 +351,7 @@ impl SenderApp {
                 )));
             }
             Outcome::PauseCampaign { code, reason } => {
+                self.forget_campaign(&c.id);
                 self.settle(
                     r,
                     &sending,
@@ -336,6 +375,7 @@ impl SenderApp {
                 }
             }
             Outcome::StopCampaign { code, reason } => {
+                self.forget_campaign(&c.id);
                 self.settle(
                     r,
                     &sending,

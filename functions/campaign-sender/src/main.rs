@@ -9,7 +9,7 @@ use shared::archive::S3Archive;
 use shared::config::Config;
 use shared::crm_events::EventBridgeBus;
 use shared::meta::graph::{GraphClient, GraphConfig};
-use shared::pacing::{DynamoWindowCounter, Pacer};
+use shared::pacing::{paced_graph, table_pacer};
 use shared::secrets::CachedSecret;
 use shared::sqs_batch::Deadline;
 use shared::store::Store;
@@ -38,14 +38,16 @@ async fn main() -> Result<(), Error> {
             Duration::from_secs(300),
         ),
     );
+    let pacer = table_pacer(&store);
     let app = SenderApp::new(
         store,
-        Arc::new(
+        Arc::new(paced_graph(
             GraphClient::new(GraphConfig::from_app_config(&cfg))?
                 .with_observer(Arc::new(activity.clone())),
-        ),
+            &pacer,
+        )),
         meta_secrets,
-        Arc::new(Pacer::new(DynamoWindowCounter::new(ddb, &cfg.table_name))),
+        pacer,
         Arc::new(EventBridgeBus::new(
             aws_sdk_eventbridge::Client::new(&aws),
             Config::require(&cfg.crm_bus_name, "CRM_BUS_NAME")?,

@@ -54,22 +54,19 @@ async fn main() -> Result<(), lambda_http::Error> {
         notify_secret_id: cfg.notify_secret_arn.clone(),
         ai_secret_id: cfg.ai_secret_arn.clone(),
     });
+    let pacer = shared::pacing::table_pacer(&app.store);
     let app = app.with_messaging(Messaging {
-        graph: Arc::new(
+        graph: Arc::new(shared::pacing::paced_graph(
             GraphClient::new(GraphConfig::from_app_config(&cfg))?
                 .with_observer(Arc::new(activity.clone())),
-        ),
+            &pacer,
+        )),
         meta_secrets,
         bus: Arc::new(EventBridgeBus::new(
             aws_sdk_eventbridge::Client::new(&aws),
             Config::require(&cfg.crm_bus_name, "CRM_BUS_NAME")?,
         )),
-        pacer: Arc::new(shared::pacing::Pacer::new(
-            shared::pacing::DynamoWindowCounter::new(
-                aws_sdk_dynamodb::Client::new(&aws),
-                &cfg.table_name,
-            ),
-        )),
+        pacer,
     });
     let app = app.with_media(shared::media::MediaBucket::new(
         aws_sdk_s3::Client::new(&aws),

@@ -26,6 +26,10 @@ pub struct WhatsappNumber {
     pub label: Option<String>,
     /// `manual` (added through the API).
     pub source: String,
+    /// Meta's throughput for this number (80 by default, up to 1000 after an upgrade): the
+    /// pace of every send from it. `None`: the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages_per_second: Option<u32>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -46,9 +50,23 @@ impl WhatsappNumber {
             verified_name,
             label,
             source: "manual".into(),
+            messages_per_second: None,
             created_at: now_ms,
             updated_at: now_ms,
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::pacing::LimitSource for Store {
+    async fn limit_of(
+        &self,
+        phone_number_id: &str,
+    ) -> Result<Option<u32>, crate::pacing::PaceError> {
+        self.number(phone_number_id)
+            .await
+            .map(|n| n.and_then(|n| n.messages_per_second))
+            .map_err(|e| crate::pacing::PaceError::Store(e.to_string()))
     }
 }
 
