@@ -7,9 +7,9 @@ STAMP := $(VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-LAMBDAS := webhook inbound media bots bot-timers campaign-scheduler campaign-sender directory staff-api template-sync
+LAMBDAS := webhook inbound media bots bot-timers campaign-scheduler campaign-sender directory notifications staff-api template-sync
 
-.PHONY: dev test venv lint unit-and-integration package package-release bench fuzz send token crm-event clean
+.PHONY: dev test venv lint unit-and-integration package package-release bench bench-scale fuzz send token crm-event clean
 
 ## make dev: moto + every function wired as in template.yaml; webhook on http://127.0.0.1:3000
 dev: $(STAMP)
@@ -53,6 +53,12 @@ package-release: $(STAMP)
 
 bench:
 	cargo bench -p shared
+
+## make bench-scale [SCALE_RECIPIENTS=100000 SCALE_FAST=10000 SCALE_SLOW=2000]: campaign fan-out and
+## sender rates against moto and the fake Graph API (AWS requests counted by the moto server;
+## built with the test build: the figures are bound by moto, not by our code)
+bench-scale: $(STAMP)
+	infra/with-moto.sh cargo bench --profile dev -p integration-tests --bench scale
 
 ## make fuzz [FUZZ_SECONDS=60]: cargo-fuzz on webhook parsing and on the inbound envelope (installs cargo-fuzz under .local/tools)
 fuzz:

@@ -87,7 +87,9 @@ async fn run(t: &TestStack, token: &str, label: &str, extra: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_staff_api_answers_as_its_document_says() {
-    let (t, _graph) = start_with_graph(2_000).await;
+    let (t, graph) = start_with_graph(2_000).await;
+    // A connected WABA, as the dev connection names it (number import reads it).
+    graph.set_account("102290129340398", &["106540352242922"]);
     // Something to find: a conversation and a registered number.
     t.post_signed(&text_payload(
         "106540352242922",

@@ -41,6 +41,8 @@ pub struct SendRequest<'a> {
     /// Everything (pacing wait and Meta attempts) ends by then.
     pub deadline: Instant,
     pub now_ms: i64,
+    /// Another access token than the connection settings' (event notifications use theirs).
+    pub token: Option<&'a str>,
 }
 
 /// How a send ended.
@@ -86,6 +88,81 @@ pub enum SendError {
     Refused(GraphError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The conversation of (business number, customer number) for a business-initiated send: the
+/// stored one (`true`), or a new one (`false`) filed under the CRM record the number belongs
+/// to (`rel_type` from the directory), written first when `write_new` (so a lost answer can be
+/// settled into it by the first status; a send that will be refused needs none).
+pub async fn conversation_for(
+    store: &Store,
+    phone_number_id: &str,
+    e164: &str,
+    write_new: bool,
+    now: i64,
+) -> Result<(Conversation, bool), StoreError> {
+    let wa_id = crate::phone::PhoneNormalizer::digits(e164);
+    let customer = store
+        .resolve_customer(
+            Some(phone_number_id),
+            Some(&wa_id),
+            None,
+            Some(e164),
+            None,
+            now,
+        )
+        .await?;
+    if let Some(c) = store
+        .conversation(phone_number_id, &customer.customer_id)
+        .await?
+    {
+        return Ok((c, true));
+    }
+    let found = crate::identify::choose(
+        &store
+            .directory_by_phone(&crate::phone::PhoneNormalizer::canonical_key(e164))
+            .await?,
+    );
+    let new = Conversation {
+        pk: keys::conversation_pk(phone_number_id, &customer.customer_id),
+        sk: keys::CONV_SK.into(),
+        gsi1pk: None,
+        gsi1sk: None,
+        conversation_id: keys::conversation_id(phone_number_id, &customer.customer_id),
+        phone_number_id: phone_number_id.to_string(),
+        customer_id: customer.customer_id.clone(),
+        wa_id: customer.wa_id.clone(),
+        bsuid: customer.bsuid.clone(),
+        customer_phone: customer.e164.clone(),
+        customer_name: match &found {
+            crate::identify::Identity::Known { name, .. } => name.clone(),
+            _ => customer.name.clone(),
+        },
+        rel_type: found.rel_type(),
+        rel_id: found.rel_id(),
+        unread: 0,
+        message_count: 0,
+        last_message_at: None,
+        last_message_preview: None,
+        last_inbound_at: None,
+        window_expires_at: None,
+        session_started_at: None,
+        assignee: None,
+        last_inbound_wamid: None,
+        tickets: Vec::new(),
+        created_at: now,
+        handed_over_at: None,
+        handover_reason: None,
+        closed_at: None,
+        rating: None,
+        last_staff_reply_at: None,
+        ai_suggestion: None,
+    };
+    if write_new {
+        Ok((store.create_conversation(&new).await?, false))
+    } else {
+        Ok((new, false))
+    }
 }
 
 /// Short text of an outbound message for previews.
@@ -193,7 +270,10 @@ impl Outbound {
                 return Ok(SendOutcome::Repeated(existing));
             }
         }
-        let token = self.token().await?;
+        let token = match r.token {
+            Some(t) if !t.is_empty() => t.to_string(),
+            _ => self.token().await?,
+        };
         if let Err(e) = self.pacer.acquire(&conv.phone_number_id, None).await {
             // Not sent: recorded as a retryable refusal, so the same request may be retried.
             store

@@ -88,12 +88,48 @@ pub async fn sync(
             "no waba_id in the Meta secret (connection settings)",
         ));
     }
+    sync_waba(store, graph, waba_id, creds.access_token.expose(), now_ms).await
+}
+
+/// Loads every template of `waba_id` with `token` and stores it, apart from other WABAs'.
+pub async fn sync_waba(
+    store: &Store,
+    graph: &GraphClient,
+    waba_id: &str,
+    token: &str,
+    now_ms: fn() -> i64,
+) -> Result<SyncReport, SyncError> {
     let started = now_ms();
     // Every page first: a partial list must never mark templates gone.
-    let listed = graph
-        .templates(waba_id, creds.access_token.expose())
-        .await?;
+    let listed = graph.templates(waba_id, token).await?;
     apply_listing(store, waba_id, &listed, started, now_ms).await
+}
+
+/// Loads the templates of the notification credentials' WABA when it is not the inbox's
+/// (`None`: notifications use the inbox's WABA, whose sync covers them).
+pub async fn sync_notifications(
+    store: &Store,
+    graph: &GraphClient,
+    inbox: &MetaSecrets,
+    notify: &crate::credentials::NotifySecrets,
+    now_ms: fn() -> i64,
+) -> Result<Option<SyncReport>, SyncError> {
+    let e = crate::credentials::effective_notify_credentials(notify, inbox);
+    if e.source != crate::credentials::CredentialSource::Notifications {
+        return Ok(None);
+    }
+    let waba_id = e.waba_id.trim();
+    if waba_id.is_empty() {
+        return Err(SyncError::NotConnected(
+            "no waba_id in the notification credentials",
+        ));
+    }
+    if waba_id == inbox.waba_id.trim() {
+        return Ok(None);
+    }
+    sync_waba(store, graph, waba_id, e.access_token.expose(), now_ms)
+        .await
+        .map(Some)
 }
 
 /// Applies a complete listing of Meta's templates to the store.

@@ -25,6 +25,19 @@ const DIRECTORY_TYPES: [&str; 10] = [
     "staff_deleted",
 ];
 
+/// Every hook the notifications function reads that the directory does not (`lead_created`
+/// and `contact_created` are both: their schema is the directory's, which allows the people).
+const NOTIFICATION_TYPES: [&str; 8] = [
+    "web_to_lead_form_submitted",
+    "after_invoice_added",
+    "after_add_task",
+    "after_add_project",
+    "proposal_created",
+    "after_payment_added",
+    "ticket_created",
+    "after_cron_run",
+];
+
 fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -110,8 +123,13 @@ fn there_is_one_schema_per_directory_detail_type() {
         .iter()
         .map(|p| p.file_stem().unwrap().to_str().unwrap().to_string())
         .collect();
-    let mut expected: BTreeSet<String> = DIRECTORY_TYPES.iter().map(|s| s.to_string()).collect();
+    let mut expected: BTreeSet<String> = DIRECTORY_TYPES
+        .iter()
+        .chain(NOTIFICATION_TYPES.iter())
+        .map(|s| s.to_string())
+        .collect();
     expected.insert("directory-record".into());
+    expected.insert("notification-event".into());
     assert_eq!(files, expected);
     let schemas = Schemas::load();
     let minimal = json!({"event_id": "e1", "updated_at": 1, "record": {"id": 1}});
@@ -160,7 +178,9 @@ fn every_crm_detail_in_events_is_valid() {
         for (t, detail) in details {
             let v = schemas.crm(&t);
             assert!(v.is_valid(&detail), "{name} ({t}): {}", errors(&v, &detail));
-            DirectoryChange::parse(&t, &detail).unwrap_or_else(|e| panic!("{name} ({t}): {e}"));
+            if DIRECTORY_TYPES.contains(&t.as_str()) {
+                DirectoryChange::parse(&t, &detail).unwrap_or_else(|e| panic!("{name} ({t}): {e}"));
+            }
             checked.push(format!("{name}:{t}"));
         }
     }

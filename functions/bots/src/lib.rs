@@ -496,6 +496,7 @@ impl BotsApp {
                     source: "bot",
                     deadline: Instant::now() + SEND_BUDGET,
                     now_ms: now,
+                    token: None,
                 },
             )
             .await;

@@ -5,6 +5,7 @@
 //! activity / 24-hour window. Statuses are ranked upserts. Failure semantics (SYSTEM.md §5): a
 //! record that fails holds back every later record of its message group in the batch; a record
 //! that can never succeed is parked in S3 and acknowledged.
+use shared::store::notifications::NotifyStatus;
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -558,6 +559,34 @@ impl InboundProcessor {
                     .await?;
                 } else {
                     self.settle_send(cb, &s.id).await?;
+                }
+            }
+            // A notification's message: its log entry follows its delivery.
+            if let (true, Some(pointer)) = (out.advanced, out.notification.as_deref()) {
+                let status = match s.status.as_str() {
+                    "delivered" => Some(NotifyStatus::Delivered),
+                    "read" => Some(NotifyStatus::Read),
+                    "failed" => Some(NotifyStatus::Failed),
+                    _ => None,
+                };
+                if let Some(status) = status {
+                    let e = s.errors.first();
+                    self.store
+                        .notification_delivery(
+                            pointer,
+                            status,
+                            e.map(|e| {
+                                (
+                                    e.code,
+                                    e.message
+                                        .as_deref()
+                                        .or(e.title.as_deref())
+                                        .unwrap_or("failed"),
+                                )
+                            }),
+                            (self.now_ms)(),
+                        )
+                        .await?;
                 }
             }
             if let Some(e) = s.errors.first() {

@@ -289,6 +289,7 @@ pub(crate) async fn send_to(
                 source: "api",
                 deadline,
                 now_ms: (app.now_ms)(),
+                token: None,
             },
         )
         .await;
@@ -688,66 +689,16 @@ pub async fn start_conversation(
         .map_err(|e| ApiError::bad_request(format!("to: {e}")))?;
     let pnid = sending_number(&app, b.phone_number_id).await?;
     let now = (app.now_ms)();
-    let wa_id = shared::phone::PhoneNormalizer::digits(&e164);
-    let customer = app
-        .store
-        .resolve_customer(Some(&pnid), Some(&wa_id), None, Some(&e164), None, now)
-        .await?;
-    let conv = match app.store.conversation(&pnid, &customer.customer_id).await? {
-        Some(c) => {
-            crate::visibility::require_visible(&app, &who, &c).await?;
-            c
-        }
-        None => {
-            let found = shared::identify::choose(
-                &app.store
-                    .directory_by_phone(&shared::phone::PhoneNormalizer::canonical_key(&e164))
-                    .await?,
-            );
-            let conversation_id = keys::conversation_id(&pnid, &customer.customer_id);
-            let new = Conversation {
-                pk: keys::conversation_pk(&pnid, &customer.customer_id),
-                sk: keys::CONV_SK.into(),
-                gsi1pk: None,
-                gsi1sk: None,
-                conversation_id,
-                phone_number_id: pnid.clone(),
-                customer_id: customer.customer_id.clone(),
-                wa_id: customer.wa_id.clone(),
-                bsuid: customer.bsuid.clone(),
-                customer_phone: customer.e164.clone(),
-                customer_name: match &found {
-                    shared::identify::Identity::Known { name, .. } => name.clone(),
-                    _ => customer.name.clone(),
-                },
-                rel_type: found.rel_type(),
-                rel_id: found.rel_id(),
-                unread: 0,
-                message_count: 0,
-                last_message_at: None,
-                last_message_preview: None,
-                last_inbound_at: None,
-                window_expires_at: None,
-                session_started_at: None,
-                assignee: None,
-                last_inbound_wamid: None,
-                tickets: Vec::new(),
-                created_at: now,
-                handed_over_at: None,
-                handover_reason: None,
-                closed_at: None,
-                rating: None,
-                last_staff_reply_at: None,
-                ai_suggestion: None,
-            };
-            // Written before the send (unless the send will be refused for the window), so a
-            // lost answer can be settled into it by the first status.
-            if b.content.needs_open_window() {
-                new
-            } else {
-                app.store.create_conversation(&new).await?
-            }
-        }
-    };
+    let (conv, existed) = shared::sending::conversation_for(
+        &app.store,
+        &pnid,
+        &e164,
+        !b.content.needs_open_window(),
+        now,
+    )
+    .await?;
+    if existed {
+        crate::visibility::require_visible(&app, &who, &conv).await?;
+    }
     send_to(&app, m, &who, &conv, b.content, None, &key).await
 }

@@ -40,6 +40,7 @@ pub mod directory;
 pub mod inbox;
 pub mod lifecycle;
 pub mod media;
+pub mod notifications;
 pub mod openapi;
 pub mod templates;
 pub mod visibility;
@@ -314,6 +315,7 @@ pub fn api_router() -> OpenApiRouter<Arc<StaffApp>> {
         .merge(suggestions::routes())
         .merge(bots::routes())
         .merge(campaigns::routes())
+        .merge(notifications::routes())
         .merge(media::routes())
         .merge(directory::routes())
         .merge(customers::routes())

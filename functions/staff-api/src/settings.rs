@@ -550,6 +550,24 @@ fn secret_failure(e: shared::secrets::SecretError) -> ApiError {
     )
 }
 
+/// Stores connection fields (Embedded Signup), merged into the inbox's secret.
+pub(crate) async fn store_connection(
+    b: &SettingsBackend,
+    fields: &[(&str, String)],
+) -> Result<(), ApiError> {
+    let stored = read(b, &b.meta_secret_id).await?;
+    let updates: Vec<(&str, FieldUpdate)> = fields
+        .iter()
+        .map(|(k, v)| (*k, FieldUpdate::Set(Value::String(v.clone()))))
+        .collect();
+    write(b, &b.meta_secret_id, &merge_fields(stored, &updates)).await
+}
+
+/// The inbox connection as stored.
+pub(crate) async fn connection(b: &SettingsBackend) -> Result<MetaSecrets, ApiError> {
+    Ok(meta_of(&read(b, &b.meta_secret_id).await?))
+}
+
 async fn read(b: &SettingsBackend, id: &str) -> Result<Map<String, Value>, ApiError> {
     b.secrets.read_object(id).await.map_err(secret_failure)
 }
@@ -715,7 +733,7 @@ async fn put_notify(
     Ok(Json(NotifySettingsView::new(&merged)))
 }
 
-async fn effective(
+pub(crate) async fn effective(
     b: &SettingsBackend,
 ) -> Result<shared::credentials::EffectiveCredentials, ApiError> {
     let notify = notify_of(&read(b, notify_id(b)?).await?);

@@ -440,26 +440,66 @@ fn sync_refusal(e: SyncError) -> ApiError {
     }
 }
 
+/// Whose templates to load.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LoadQuery {
+    /// `inbox` (default: the connection's WABA) or `notifications` (the WABA event
+    /// notifications use, as `/api/v1/settings/notifications-connection/effective` reports).
+    pub source: Option<String>,
+}
+
 /// `POST /api/v1/templates/load`: loads every template from Meta now.
 #[utoipa::path(
     post,
     path = "/api/v1/templates/load",
     tag = "templates",
     summary = "Load every template from Meta now",
-    description = "Runs the same load as the hourly template sync and reports what it did. No request body is needed.",
+    description = "Runs the same load as the hourly template sync and reports what it did. No request body is needed. `source=notifications` loads the notification WABA's templates (kept apart by WABA id).",
     security(("bearer" = ["whatsapp_template:load_template"])),
+    params(LoadQuery),
     responses((status = 200, description = "What the load did", body = SyncReport))
 )]
 async fn load_templates(
     State(app): State<Arc<StaffApp>>,
     Authed(who, _): Authed,
+    Query(q): Query<LoadQuery>,
 ) -> Result<Json<SyncReport>, ApiError> {
     who.require(TEMPLATE_LOAD)?;
     let m = app.messaging()?;
-    let report = shared::templates::sync(&app.store, &m.graph, &m.meta_secrets, app.now_ms)
-        .await
-        .map_err(sync_refusal)?;
-    tracing::info!(staff_id = %who.staff_id, loaded = report.loaded, gone = report.gone, "templates loaded on demand");
+    let report = match q.source.as_deref().unwrap_or("inbox") {
+        "inbox" => shared::templates::sync(&app.store, &m.graph, &m.meta_secrets, app.now_ms)
+            .await
+            .map_err(sync_refusal)?,
+        "notifications" => {
+            let e = crate::settings::effective(app.settings_backend()?).await?;
+            if e.waba_id.trim().is_empty() || e.access_token.is_empty() {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "not_connected",
+                    format!(
+                        "the {} credentials used by notifications lack an access token or a waba_id",
+                        e.source.as_str()
+                    ),
+                ));
+            }
+            shared::templates::sync_waba(
+                &app.store,
+                &m.graph,
+                e.waba_id.trim(),
+                e.access_token.expose(),
+                app.now_ms,
+            )
+            .await
+            .map_err(sync_refusal)?
+        }
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "source: inbox or notifications, not {other:?}"
+            )));
+        }
+    };
+    tracing::info!(staff_id = %who.staff_id, waba_id = %report.waba_id, loaded = report.loaded, gone = report.gone, "templates loaded on demand");
     Ok(Json(report))
 }
 
@@ -471,9 +511,17 @@ pub(crate) async fn check_send(
     m: &Messaging,
     t: &TemplateMessage,
 ) -> Result<StoredTemplate, ApiError> {
-    let waba = waba_id(m).await?;
-    let Some(stored) = app.store.template(&waba, &t.name, &t.language).await? else {
-        let others = app.store.template_languages(&waba, &t.name).await?;
+    check_send_in(app, &waba_id(m).await?, t).await
+}
+
+/// [`check_send`] against the templates of `waba` (the notification WABA, say).
+pub(crate) async fn check_send_in(
+    app: &StaffApp,
+    waba: &str,
+    t: &TemplateMessage,
+) -> Result<StoredTemplate, ApiError> {
+    let Some(stored) = app.store.template(waba, &t.name, &t.language).await? else {
+        let others = app.store.template_languages(waba, &t.name).await?;
         return Err(not_found(&t.name, &t.language, &others));
     };
     check_template_send(&stored, t).map_err(|e| {

@@ -8,6 +8,7 @@
 //! is flagged gone unless the whole list was read.
 use std::sync::Arc;
 
+use shared::credentials::NotifySecrets;
 use shared::meta::graph::GraphClient;
 use shared::secrets::{CachedSecret, MetaSecrets};
 use shared::store::Store;
@@ -17,20 +18,40 @@ pub struct TemplateSyncApp {
     pub store: Store,
     pub graph: Arc<GraphClient>,
     pub meta_secrets: Arc<CachedSecret<MetaSecrets>>,
+    /// The notification credentials: their WABA's templates are loaded too when it is not the
+    /// inbox's.
+    pub notify_secrets: Option<Arc<CachedSecret<NotifySecrets>>>,
     pub now_ms: fn() -> i64,
 }
 
 impl TemplateSyncApp {
     /// One scheduled run. The scheduler's input is not used (any JSON is accepted).
     pub async fn handle(&self, _input: serde_json::Value) -> Result<SyncReport, SyncError> {
-        match shared::templates::sync(&self.store, &self.graph, &self.meta_secrets, self.now_ms)
-            .await
-        {
-            Ok(r) => Ok(r),
-            Err(e) => {
-                tracing::error!(error = %e, "template sync failed");
-                Err(e)
-            }
+        let report =
+            shared::templates::sync(&self.store, &self.graph, &self.meta_secrets, self.now_ms)
+                .await
+                .inspect_err(|e| tracing::error!(error = %e, "template sync failed"))?;
+        if let Some(n) = &self.notify_secrets {
+            self.sync_notifications(n).await.inspect_err(
+                |e| tracing::error!(error = %e, "notification WABA template sync failed"),
+            )?;
         }
+        Ok(report)
+    }
+
+    async fn sync_notifications(
+        &self,
+        notify: &CachedSecret<NotifySecrets>,
+    ) -> Result<(), SyncError> {
+        let secret = |e: shared::secrets::SecretError| SyncError::Secrets(e.to_string());
+        let inbox = self.meta_secrets.get().await.map_err(secret)?;
+        let n = notify.get().await.map_err(secret)?;
+        if let Some(r) =
+            shared::templates::sync_notifications(&self.store, &self.graph, &inbox, &n, self.now_ms)
+                .await?
+        {
+            tracing::info!(waba_id = %r.waba_id, loaded = r.loaded, gone = r.gone, "notification WABA templates loaded");
+        }
+        Ok(())
     }
 }

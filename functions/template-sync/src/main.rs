@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +46,13 @@ async fn main() -> Result<(), Error> {
                 .with_observer(Arc::new(activity.clone())),
         ),
         meta_secrets,
+        notify_secrets: cfg.notify_secret_arn.as_deref().map(|arn| {
+            Arc::new(CachedSecret::new(
+                Arc::new(aws_sdk_secretsmanager::Client::new(&aws)),
+                arn,
+                SECRET_TTL,
+            ))
+        }),
         now_ms: || chrono::Utc::now().timestamp_millis(),
     };
     let (app, activity) = (&app, &activity);

@@ -18,6 +18,15 @@ pub struct Recorded {
     pub path: String,
     pub authorization: Option<String>,
     pub body: Value,
+    /// When it arrived (epoch milliseconds).
+    pub at_ms: i64,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }
 
 /// One scripted answer; when the script is empty the server accepts sends.
@@ -38,6 +47,10 @@ struct Inner {
     next_id: u64,
     /// `GET /{version}/{id}` answers (media info, phone numbers, …).
     objects: std::collections::HashMap<String, Value>,
+    /// Embedded Signup: (app id, app secret, code, token).
+    signup: Option<(String, String, String, String)>,
+    /// `POST /{waba}/subscribed_apps` calls: (WABA, authorization).
+    subscriptions: Vec<(String, Option<String>)>,
     /// `GET /cdn/{id}` bodies (media downloads).
     blobs: std::collections::HashMap<String, Vec<u8>>,
     /// `GET /cdn/{id}` bodies generated as they are sent (large media, never held): their size.
@@ -81,7 +94,11 @@ impl FakeGraph {
             .route("/{version}/{pnid}/phone_numbers", axum::routing::get(edge))
             .route(
                 "/{version}/{pnid}/subscribed_apps",
-                axum::routing::get(edge),
+                axum::routing::get(edge).post(subscribe),
+            )
+            .route(
+                "/{version}/oauth/access_token",
+                axum::routing::get(exchange),
             )
             .route("/cdn/{id}", axum::routing::get(blob))
             .with_state(fake.clone());
@@ -221,6 +238,7 @@ async fn messages(
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
             body: json.clone(),
+            at_ms: now_ms(),
         });
         i.next_id += 1;
         (i.script.pop_front().unwrap_or(Answer::Accept), i.next_id)
@@ -260,6 +278,7 @@ fn record(fake: &FakeGraph, path: String, headers: &HeaderMap, body: Value) {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
         body,
+        at_ms: now_ms(),
     });
 }
 
@@ -464,6 +483,7 @@ async fn message_templates(
         path: format!("/{version}/{waba}/message_templates"),
         authorization,
         body: json!(q),
+        at_ms: now_ms(),
     });
     let later_page_error = q.get("after").and(i.template_error_later_pages);
     if let Some((status, code)) = i.template_error.or(later_page_error) {
@@ -513,6 +533,66 @@ async fn message_templates(
 }
 
 // ----- account reads (connection test) ----------------------------------------------------
+
+impl FakeGraph {
+    /// Embedded Signup: `code` exchanged by app `app_id` with secret `app_secret` gives `token`
+    /// (once: a code is single-use).
+    pub fn set_signup(&self, app_id: &str, app_secret: &str, code: &str, token: &str) {
+        self.inner.lock().unwrap().signup = Some((
+            app_id.to_string(),
+            app_secret.to_string(),
+            code.to_string(),
+            token.to_string(),
+        ));
+    }
+
+    /// WABAs the app was subscribed to, with the token used.
+    pub fn subscriptions(&self) -> Vec<(String, Option<String>)> {
+        self.inner.lock().unwrap().subscriptions.clone()
+    }
+}
+
+async fn exchange(
+    State(fake): State<FakeGraph>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> impl IntoResponse {
+    let mut i = fake.inner.lock().unwrap();
+    let expected = i.signup.clone();
+    match expected {
+        Some((app, secret, code, token))
+            if q.get("client_id") == Some(&app)
+                && q.get("client_secret") == Some(&secret)
+                && q.get("code") == Some(&code) =>
+        {
+            i.signup = None;
+            (
+                StatusCode::OK,
+                json!({"access_token": token, "token_type": "bearer"}).to_string(),
+            )
+        }
+        _ => {
+            drop(i);
+            graph_error(
+                StatusCode::BAD_REQUEST,
+                100,
+                "Invalid verification code format.",
+            )
+        }
+    }
+}
+
+async fn subscribe(
+    State(fake): State<FakeGraph>,
+    Path((_version, waba)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> impl IntoResponse {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    fake.inner.lock().unwrap().subscriptions.push((waba, auth));
+    (StatusCode::OK, json!({"success": true}).to_string())
+}
 
 /// App id [`FakeGraph::set_account`] reports as subscribed to the WABA's webhooks.
 pub const SUBSCRIBED_APP_ID: &str = "dev-app";

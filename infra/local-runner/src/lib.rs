@@ -77,6 +77,9 @@ pub struct StackOptions {
     pub timeout_override: Option<Duration>,
     /// Tests only: another overall budget for a staff send than `staff_api::SEND_BUDGET`.
     pub send_budget: Option<Duration>,
+    /// Benchmarks only: queues (logical ids) whose consumers do not run, so what is queued
+    /// stays there.
+    pub idle_queues: Vec<String>,
 }
 
 impl StackOptions {
@@ -99,6 +102,7 @@ impl StackOptions {
             media_max_attempts: media::MAX_ATTEMPTS,
             timeout_override: None,
             send_budget: None,
+            idle_queues: Vec::new(),
         }
     }
 }
@@ -274,6 +278,11 @@ impl Stack {
                 opts.secret_ttl,
             ),
         );
+        let staff_pacer = shared::pacing::table_pacer(&Store::new(
+            ddb.clone(),
+            &scfg.table_name,
+            scfg.inbox_shards,
+        ));
         let staff_app = staff_api::StaffApp::new(
             Store::new(ddb.clone(), &scfg.table_name, scfg.inbox_shards)
                 .with_message_retention_days(scfg.message_retention_days),
@@ -288,19 +297,18 @@ impl Stack {
             now,
         )
         .with_messaging(staff_api::inbox::Messaging {
-            graph: Arc::new(
+            graph: Arc::new(shared::pacing::paced_graph(
                 GraphClient::new(graph_config(&scfg, &opts.media_test_host))
                     .map_err(cfg_err)?
                     .with_observer(Arc::new(staff_activity.clone())),
-            ),
+                &staff_pacer,
+            )),
             meta_secrets: staff_meta_secrets.clone(),
             bus: Arc::new(EventBridgeBus::new(
                 aws_sdk_eventbridge::Client::new(&aws),
                 Config::require(&scfg.crm_bus_name, "CRM_BUS_NAME").map_err(cfg_err)?,
             )),
-            pacer: Arc::new(shared::pacing::Pacer::new(
-                shared::pacing::DynamoWindowCounter::new(ddb.clone(), &scfg.table_name),
-            )),
+            pacer: staff_pacer,
         });
         let staff_app = match opts.send_budget {
             Some(b) => staff_app.with_send_budget(b),
@@ -454,18 +462,22 @@ impl Stack {
             shared::activity::ActivityConfig::for_source("bots"),
             vec![bots_meta_secrets.clone()],
         );
+        let bots_pacer = shared::pacing::table_pacer(&Store::new(
+            ddb.clone(),
+            &bcfg.table_name,
+            bcfg.inbox_shards,
+        ));
         let bots_app = bots::BotsApp::new(
             Store::new(ddb.clone(), &bcfg.table_name, bcfg.inbox_shards),
             shared::sending::Outbound {
-                graph: Arc::new(
+                graph: Arc::new(shared::pacing::paced_graph(
                     GraphClient::new(graph_config(&bcfg, &opts.media_test_host))
                         .map_err(cfg_err)?
                         .with_observer(Arc::new(bots_activity.clone())),
-                ),
-                meta_secrets: bots_meta_secrets,
-                pacer: Arc::new(shared::pacing::Pacer::new(
-                    shared::pacing::DynamoWindowCounter::new(ddb.clone(), &bcfg.table_name),
+                    &bots_pacer,
                 )),
+                meta_secrets: bots_meta_secrets,
+                pacer: bots_pacer,
             },
             Arc::new(EventBridgeBus::new(
                 aws_sdk_eventbridge::Client::new(&aws),
@@ -510,17 +522,21 @@ impl Stack {
             shared::activity::ActivityConfig::for_source("campaigns"),
             vec![sender_meta_secrets.clone()],
         );
+        let sender_pacer = shared::pacing::table_pacer(&Store::new(
+            ddb.clone(),
+            &ccfg.table_name,
+            ccfg.inbox_shards,
+        ));
         let sender_app = Arc::new(campaign_sender::SenderApp::new(
             Store::new(ddb.clone(), &ccfg.table_name, ccfg.inbox_shards),
-            Arc::new(
+            Arc::new(shared::pacing::paced_graph(
                 GraphClient::new(graph_config(&ccfg, &opts.media_test_host))
                     .map_err(cfg_err)?
                     .with_observer(Arc::new(sender_activity.clone())),
-            ),
-            sender_meta_secrets,
-            Arc::new(shared::pacing::Pacer::new(
-                shared::pacing::DynamoWindowCounter::new(ddb.clone(), &ccfg.table_name),
+                &sender_pacer,
             )),
+            sender_meta_secrets,
+            sender_pacer,
             Arc::new(EventBridgeBus::new(
                 aws_sdk_eventbridge::Client::new(&aws),
                 Config::require(&ccfg.crm_bus_name, "CRM_BUS_NAME").map_err(cfg_err)?,
@@ -536,6 +552,64 @@ impl Stack {
                 sender_app.clone(),
                 sender_archive.clone(),
                 sender_activity.clone(),
+            );
+            Box::pin(async move {
+                let resp = app.handle_batch(a.as_ref(), event, deadline).await;
+                log.flush().await;
+                resp
+            })
+        });
+
+        // --- notifications (SQS, standard queue, fed by the CRM bus rule) ---
+        let ncfg = Config::from_map(&env_of("notifications")?).map_err(cfg_err)?;
+        let notify_meta_secrets = Arc::new(CachedSecret::new(
+            sm.clone(),
+            Config::require(&ncfg.meta_secret_arn, "META_SECRET_ARN").map_err(cfg_err)?,
+            opts.secret_ttl,
+        ));
+        let notify_secrets = ncfg
+            .notify_secret_arn
+            .as_deref()
+            .map(|arn| Arc::new(CachedSecret::new(sm.clone(), arn, opts.secret_ttl)));
+        let notify_activity = shared::activity::ActivityLog::start(
+            Arc::new(Store::new(ddb.clone(), &ncfg.table_name, ncfg.inbox_shards)),
+            shared::activity::ActivityConfig::for_source("notifications"),
+            vec![notify_meta_secrets.clone()],
+        );
+        let notify_store = Store::new(ddb.clone(), &ncfg.table_name, ncfg.inbox_shards);
+        let notify_pacer = shared::pacing::table_pacer(&notify_store);
+        let notify_app = Arc::new(notifications::NotifyApp::new(
+            notify_store,
+            Arc::new(PhoneNormalizer::new(&ncfg.default_country).map_err(cfg_err)?),
+            shared::sending::Outbound {
+                graph: Arc::new(shared::pacing::paced_graph(
+                    GraphClient::new(graph_config(&ncfg, &opts.media_test_host))
+                        .map_err(cfg_err)?
+                        .with_observer(Arc::new(notify_activity.clone())),
+                    &notify_pacer,
+                )),
+                meta_secrets: notify_meta_secrets.clone(),
+                pacer: notify_pacer,
+            },
+            notifications::NotifyCredentials {
+                notify: notify_secrets,
+                inbox: notify_meta_secrets,
+            },
+            Arc::new(EventBridgeBus::new(
+                aws_sdk_eventbridge::Client::new(&aws),
+                Config::require(&ncfg.crm_bus_name, "CRM_BUS_NAME").map_err(cfg_err)?,
+            )),
+            now,
+        ));
+        let notify_archive = Arc::new(S3Archive::new(
+            s3.clone(),
+            Config::require(&ncfg.media_bucket, "MEDIA_BUCKET").map_err(cfg_err)?,
+        ));
+        let notify_handler: driver::BatchHandler = Arc::new(move |event, deadline| {
+            let (app, a, log) = (
+                notify_app.clone(),
+                notify_archive.clone(),
+                notify_activity.clone(),
             );
             Box::pin(async move {
                 let resp = app.handle_batch(a.as_ref(), event, deadline).await;
@@ -610,12 +684,16 @@ impl Stack {
         // Every SQS event source of template.yaml gets a driver.
         for f in &spec.functions {
             for src in &f.sqs_sources {
+                if opts.idle_queues.contains(&src.queue) {
+                    continue;
+                }
                 let handler = match f.binary.as_str() {
                     "inbound" => inbound_handler.clone(),
                     "directory" => directory_handler.clone(),
                     "media" => media_handler.clone(),
                     "bots" => bots_handler.clone(),
                     "campaign-sender" => sender_handler.clone(),
+                    "notifications" => notify_handler.clone(),
                     other => {
                         return Err(StackError::Config(format!(
                             "no local handler for SQS function {other}"
@@ -666,6 +744,9 @@ impl Stack {
                                 .map_err(cfg_err)?,
                             opts.secret_ttl,
                         )),
+                        notify_secrets: tcfg.notify_secret_arn.as_deref().map(|arn| {
+                            Arc::new(CachedSecret::new(sm.clone(), arn, opts.secret_ttl))
+                        }),
                         now_ms: now,
                     });
                     Arc::new(move |input| {

@@ -16,6 +16,18 @@ pub struct RecipientFields {
     pub extra: BTreeMap<String, String>,
 }
 
+/// Where placeholders take their values (a campaign's recipient, a CRM event).
+pub trait Fields {
+    /// The value of a placeholder key (lower case), `None` when absent or empty.
+    fn field(&self, key: &str) -> Option<String>;
+}
+
+impl Fields for RecipientFields {
+    fn field(&self, key: &str) -> Option<String> {
+        self.get(key)
+    }
+}
+
 impl RecipientFields {
     fn get(&self, key: &str) -> Option<String> {
         let v = match key {
@@ -34,7 +46,7 @@ impl RecipientFields {
 
 /// A placeholder with no value and no fallback.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the recipient has no {0} and the placeholder has no fallback")]
+#[error("no value for {{{0}}} and the placeholder has no fallback")]
 pub struct MissingField(pub String);
 
 /// The placeholder keys a text uses (for validation on save).
@@ -52,7 +64,7 @@ pub fn placeholders(text: &str) -> Vec<(String, Option<String>)> {
         let ok = !key.is_empty()
             && key
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':'));
         if ok {
             out.push((key.to_ascii_lowercase(), fallback));
         }
@@ -62,7 +74,7 @@ pub fn placeholders(text: &str) -> Vec<(String, Option<String>)> {
 }
 
 /// Fills one text.
-pub fn fill(text: &str, f: &RecipientFields) -> Result<String, MissingField> {
+pub fn fill<F: Fields + ?Sized>(text: &str, f: &F) -> Result<String, MissingField> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find('{') {
@@ -80,9 +92,9 @@ pub fn fill(text: &str, f: &RecipientFields) -> Result<String, MissingField> {
         let is_key = !key.is_empty()
             && key
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':'));
         if is_key {
-            match (f.get(&key.to_ascii_lowercase()), fallback) {
+            match (f.field(&key.to_ascii_lowercase()), fallback) {
                 (Some(v), _) => out.push_str(&v),
                 (None, Some(fb)) => out.push_str(fb),
                 (None, None) => return Err(MissingField(key.to_string())),
@@ -100,7 +112,10 @@ pub fn fill(text: &str, f: &RecipientFields) -> Result<String, MissingField> {
 }
 
 /// The template for one recipient: every text parameter filled.
-pub fn render(t: &TemplateMessage, f: &RecipientFields) -> Result<TemplateMessage, MissingField> {
+pub fn render<F: Fields + ?Sized>(
+    t: &TemplateMessage,
+    f: &F,
+) -> Result<TemplateMessage, MissingField> {
     let mut t = t.clone();
     for c in &mut t.components {
         let params = match c {

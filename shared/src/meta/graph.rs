@@ -513,6 +513,15 @@ pub struct GraphClient {
     api_base: Arc<str>,
     hosts: Arc<HostPolicy>,
     observer: Option<Arc<dyn CallObserver>>,
+    retry_gate: Option<Arc<dyn RetryGate>>,
+}
+
+/// Asked before each retry of a message send (not before the first attempt, whose permit the
+/// caller takes): the number's pacer, so every attempt that reaches Meta has its own permit.
+#[async_trait::async_trait]
+pub trait RetryGate: Send + Sync {
+    /// `Ok` to go on; `Err(why)` stops the retries and the last error is answered.
+    async fn before_retry(&self, phone_number_id: &str) -> Result<(), String>;
 }
 
 impl fmt::Debug for GraphClient {
@@ -851,12 +860,19 @@ impl GraphClient {
             api_base,
             hosts,
             observer: None,
+            retry_gate: None,
         })
     }
 
     /// Be told of every attempt (activity log, metrics).
     pub fn with_observer(mut self, observer: Arc<dyn CallObserver>) -> Self {
         self.observer = Some(observer);
+        self
+    }
+
+    /// Make each retry of a message send take a permit from `gate` first.
+    pub fn with_retry_gate(mut self, gate: Arc<dyn RetryGate>) -> Self {
+        self.retry_gate = Some(gate);
         self
     }
 
@@ -1300,6 +1316,82 @@ impl GraphClient {
         Ok(out)
     }
 
+    /// Meta's Embedded Signup: exchanges the `code` the signup flow handed the browser for a
+    /// business token (`GET /oauth/access_token?client_id&client_secret&code`). The app secret
+    /// travels in the query as Meta requires; errors never quote the URL. A code is single-use:
+    /// only an attempt that certainly never reached Meta is retried.
+    pub async fn exchange_code(
+        &self,
+        app_id: &str,
+        app_secret: &str,
+        code: &str,
+    ) -> Result<String, GraphError> {
+        if app_id.trim().is_empty() || app_secret.is_empty() {
+            return Err(GraphError::Config(
+                "the app id and app secret are needed to exchange a signup code".into(),
+            ));
+        }
+        if code.trim().is_empty() || code.len() > 4096 || code.chars().any(char::is_control) {
+            return Err(ValidationError::new("code", "must be the signup flow's code").into());
+        }
+        let url = format!("{}/oauth/access_token", self.api_base);
+        let call = Call {
+            kind: CallKind::Account,
+            subject: None,
+            recipient: None,
+            limit: 64 * 1024,
+            deadline: None,
+        };
+        self.call(
+            call,
+            || {
+                self.http.get(&url).query(&[
+                    ("client_id", app_id),
+                    ("client_secret", app_secret),
+                    ("code", code),
+                ])
+            },
+            |body| {
+                #[derive(Deserialize)]
+                struct Token {
+                    access_token: String,
+                }
+                match serde_json::from_slice::<Token>(body) {
+                    Ok(t) if !t.access_token.is_empty() => Ok(t.access_token),
+                    _ => Err(GraphError::BadResponse(
+                        "the code exchange answered no access_token".into(),
+                    )),
+                }
+            },
+        )
+        .await
+    }
+
+    /// Subscribes the app to a WABA's webhooks (`POST /{waba_id}/subscribed_apps`).
+    pub async fn subscribe_app(&self, waba_id: &str, token: &str) -> Result<(), GraphError> {
+        let waba = path_segment("waba_id", waba_id)?;
+        token_ok(token)?;
+        let url = format!("{}/{waba}/subscribed_apps", self.api_base);
+        let call = Call {
+            kind: CallKind::Account,
+            subject: Some(waba),
+            recipient: None,
+            limit: 64 * 1024,
+            deadline: None,
+        };
+        self.call(
+            call,
+            || self.http.post(&url).bearer_auth(token),
+            |body| match serde_json::from_slice::<serde_json::Value>(body) {
+                Ok(v) if v.get("success") == Some(&serde_json::Value::Bool(true)) => Ok(()),
+                _ => Err(GraphError::BadResponse(
+                    "subscribed_apps did not answer success".into(),
+                )),
+            },
+        )
+        .await
+    }
+
     /// `GET /{version}/{segments…}?{query}` answered with a JSON object (account reads such as
     /// `/me`, a WABA or its `phone_numbers`). Each segment must be a Graph id or edge name; the
     /// request goes only to the configured base URL.
@@ -1402,6 +1494,18 @@ impl GraphClient {
             match result {
                 Err(_) if will_retry => {
                     tokio::time::sleep(backoff).await;
+                    if let (CallKind::Send, Some(gate), Some(pnid)) =
+                        (call.kind, &self.retry_gate, call.subject)
+                        && let Err(why) = gate.before_retry(pnid).await
+                    {
+                        tracing::info!(
+                            phone_number_id = pnid,
+                            attempt,
+                            why,
+                            "send not retried: no permit"
+                        );
+                        return result;
+                    }
                     attempt += 1;
                 }
                 other => return other,

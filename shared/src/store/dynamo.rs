@@ -102,6 +102,8 @@ pub struct StatusOutcome {
     pub advanced: bool,
     /// The status the item had before (None: first status, or a placeholder was created).
     pub previous: Option<String>,
+    /// The notification log entry of this message (`{pk}|{sk}`), when it is a notification.
+    pub notification: Option<String>,
 }
 
 pub struct StatusUpdate<'a> {
@@ -864,7 +866,8 @@ impl Store {
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":st", s(u.status))
             .expression_attribute_values(":r", n(u.rank as i64))
-            .return_values(ReturnValue::UpdatedOld);
+            // All of it: a notification's log pointer comes back without another read.
+            .return_values(ReturnValue::AllOld);
         if let Some(stage) = stage {
             set.push(format!("{stage} = if_not_exists({stage}, :t)"));
             b = b.expression_attribute_values(":t", n(u.timestamp_ms));
@@ -893,13 +896,15 @@ impl Store {
             .await
         {
             Ok(out) => {
-                let previous = out.attributes.and_then(|mut a| match a.remove("status") {
+                let mut old = out.attributes.unwrap_or_default();
+                let mut text = |k: &str| match old.remove(k) {
                     Some(AttributeValue::S(s)) => Some(s),
                     _ => None,
-                });
+                };
                 Ok(StatusOutcome {
                     advanced: true,
-                    previous,
+                    previous: text("status"),
+                    notification: text("notif_log"),
                 })
             }
             Err(e) if is_conditional_failure_update(&e) => {
@@ -927,6 +932,7 @@ impl Store {
                 Ok(StatusOutcome {
                     advanced: false,
                     previous: None,
+                    notification: None,
                 })
             }
             Err(e) => Err(StoreError::sdk(e)),

@@ -24,6 +24,7 @@
 //! | business numbers ([`numbers`]); the default sender | `pk=NUMBERS`, `sk={phone_number_id}`; `pk=SETTINGS`, `sk=default_number` |
 //! | WhatsApp contacts, groups ([`audiences`]); unique phone | `pk=WACONTACTS` / `WAGROUPS`, `sk={id}`; `pk=WAPHONE#{canonical E.164}`, `sk=CLAIM` |
 //! | members of a group | `pk=WAGROUP#{group_id}`, `sk=MEMBER#{contact_id}` |
+//! | notification mappings; log per UTC day ([`notifications`]) | `pk=NOTIFMAP`, `sk={id}`; `pk=NOTIFLOG#{yyyy-mm-dd}`, `sk={event_ms:013}#{send key}` (TTL) |
 //! | unread counters per rel_type, shard and assignee ([`unread`]) | `pk=UNREAD#{rel_type}#{shard}`, `sk=A#{assignee or -}` |
 pub mod activity;
 pub mod audiences;
@@ -38,6 +39,7 @@ pub mod dynamo;
 pub mod erasure;
 pub mod keys;
 pub mod model;
+pub mod notifications;
 pub mod numbers;
 pub mod quick_replies;
 pub mod settings;
