@@ -563,3 +563,85 @@ async fn ai_settings_keep_their_key_secret() {
     }
     assert_eq!(stored_secret(&t, "AiSecret").await["api_key"], AI_KEY);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_widget_snippet_escapes_hostile_settings() {
+    let t = start().await;
+    let admin = t.admin_token();
+    // Never configured: off.
+    let (s, _) = t
+        .api("GET", "/api/v1/widget/snippet", Some(&admin), None)
+        .await;
+    assert_eq!(s, 409);
+    for (body, field) in [
+        (json!({"phone": "12", "enabled": true}), "phone"),
+        (json!({"phone": "+16505551234", "color": "red"}), "color"),
+        (
+            json!({"phone": "+16505551234", "pages": ["pricing"]}),
+            "pages[0]",
+        ),
+    ] {
+        let (s, v) = t
+            .api("PUT", "/api/v1/settings/widget", Some(&admin), Some(body))
+            .await;
+        assert_eq!(s, 400, "{v}");
+        assert!(v.to_string().contains(field), "{field}: {v}");
+    }
+    let (s, v) = t
+        .api(
+            "PUT",
+            "/api/v1/settings/widget",
+            Some(&admin),
+            Some(json!({"enabled": true, "phone": "+1 650 555 1234",
+                        "prefilled_text": "Hi <b>\"there\"</b> & more",
+                        "greeting": "<script>alert('x')</script>",
+                        "label": "Chat\" onmouseover=\"alert(1)",
+                        "position": "left", "pages": ["/", "/pricing*"]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["phone"], "+16505551234");
+    let resp = t
+        .http
+        .get(format!("{}/api/v1/widget/snippet", t.info().http_base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains(
+            "href=\"https://wa.me/16505551234?text=Hi%20%3Cb%3E%22there%22%3C%2Fb%3E%20%26%20more\""
+        ),
+        "{html}"
+    );
+    assert!(
+        html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"),
+        "{html}"
+    );
+    assert!(!html.contains("onmouseover=\"alert"), "{html}");
+    assert_eq!(
+        html.matches("<script").count(),
+        1,
+        "only the widget's own inline script"
+    );
+    assert!(!html.contains(" src="), "no third-party script: {html}");
+    assert!(html.contains("data-pages=\"/,/pricing*\""), "{html}");
+    // Admin only.
+    let (s, _) = t
+        .api(
+            "GET",
+            "/api/v1/widget/snippet",
+            Some(&t.token(&["whatsapp_chat:view"])),
+            None,
+        )
+        .await;
+    assert_eq!(s, 403);
+}

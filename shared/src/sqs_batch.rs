@@ -163,6 +163,70 @@ pub async fn process(
     resp
 }
 
+/// [`process`] for a standard queue whose records wait on something slow (Meta's answer): up
+/// to `concurrency` records run at once, with the same partial failures, parking and deadline
+/// (a record not started by the cutoff, or still running at it, is reported as failed).
+pub async fn process_concurrently(
+    event: SqsEvent,
+    reserve: Duration,
+    deadline: Deadline,
+    archive: &dyn RawArchive,
+    handler: &dyn RecordHandler,
+    concurrency: usize,
+) -> SqsBatchResponse {
+    let cutoff = deadline.cutoff(reserve);
+    let mut failures = Vec::new();
+    // `concurrency` records at a time (a Lambda batch is small: usually one round).
+    for chunk in event.records.chunks(concurrency.max(1)) {
+        let mut running = Vec::with_capacity(chunk.len());
+        for record in chunk {
+            running.push(one_record(record, cutoff, archive, handler));
+        }
+        failures.extend(
+            futures::future::join_all(running)
+                .await
+                .into_iter()
+                .flatten(),
+        );
+    }
+    let mut resp = SqsBatchResponse::default();
+    resp.batch_item_failures = failures;
+    resp
+}
+
+/// One record of [`process_concurrently`]: its failure, if it must come back.
+async fn one_record(
+    record: &SqsMessage,
+    cutoff: Option<Instant>,
+    archive: &dyn RawArchive,
+    handler: &dyn RecordHandler,
+) -> Option<BatchItemFailure> {
+    let id = record.message_id.clone().unwrap_or_default();
+    if cutoff.is_some_and(|c| Instant::now() >= c) {
+        tracing::warn!(message_id = %id, "deadline near: the record is left for a retry");
+        return Some(item_failure(&id));
+    }
+    let result = match cutoff {
+        Some(c) => tokio::time::timeout_at(c, handler.handle(record))
+            .await
+            .unwrap_or_else(|_| {
+                Err(RecordError::Retry(
+                    "the function's deadline was reached while processing the record".into(),
+                ))
+            }),
+        None => handler.handle(record).await,
+    };
+    let retry = match result {
+        Ok(()) => false,
+        Err(RecordError::Retry(reason)) => {
+            tracing::warn!(message_id = %id, reason = %reason, "record failed; it will be retried");
+            true
+        }
+        Err(RecordError::Park(reason)) => !park(archive, record, None, &id, &reason).await,
+    };
+    retry.then(|| item_failure(&id))
+}
+
 /// Stores the record raw under `parked/`; false when that failed (the record is then retried).
 async fn park(
     archive: &dyn RawArchive,
@@ -272,6 +336,61 @@ mod tests {
                 _ => Ok(()),
             }
         }
+    }
+
+    /// Counts the records running at once.
+    #[derive(Default)]
+    struct InFlight {
+        now: std::sync::atomic::AtomicUsize,
+        max: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl RecordHandler for InFlight {
+        async fn handle(&self, r: &SqsMessage) -> Result<(), RecordError> {
+            use std::sync::atomic::Ordering::SeqCst;
+            let n = self.now.fetch_add(1, SeqCst) + 1;
+            self.max.fetch_max(n, SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            self.now.fetch_sub(1, SeqCst);
+            match r.body.as_deref() {
+                Some("retry") => Err(RecordError::Retry("later".into())),
+                Some("park") => Err(RecordError::Park("never".into())),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_records_keep_partial_failures_and_parking() {
+        let a = MemArchive::default();
+        let h = InFlight::default();
+        let records = (0..10)
+            .map(|i| {
+                let body = match i {
+                    3 => "retry",
+                    7 => "park",
+                    _ => "ok",
+                };
+                record(&i.to_string(), "", body)
+            })
+            .collect();
+        let r = process_concurrently(
+            batch(records),
+            Duration::from_millis(200),
+            Deadline::none(),
+            &a,
+            &h,
+            4,
+        )
+        .await;
+        assert_eq!(failed(&r), vec!["3"]);
+        assert_eq!(a.parked.lock().unwrap().len(), 1);
+        assert_eq!(
+            h.max.load(std::sync::atomic::Ordering::SeqCst),
+            4,
+            "4 at once, never more"
+        );
     }
 
     #[tokio::test]

@@ -39,6 +39,8 @@ pub const BATCH_POLICY: BatchPolicy = BatchPolicy {
     reserve: Duration::from_secs(3),
 };
 
+/// Records of a batch sent at once.
+pub const SEND_CONCURRENCY: usize = 10;
 /// One send's overall time (pacing wait and Meta's attempts), below the function's timeout.
 pub const SEND_BUDGET: Duration = Duration::from_secs(20);
 /// How long a campaign read is reused for the next recipients of it: a pause or a cancel
@@ -134,7 +136,17 @@ impl SenderApp {
             .filter_map(|r| serde_json::from_str::<SendJob>(r.body.as_deref()?).ok())
             .map(|j| (j.campaign_id, j.run))
             .collect();
-        let response = sqs_batch::process(event, BATCH_POLICY, deadline, archive, self).await;
+        // The records of a batch are independent recipients: sent side by side (each waits
+        // for its pace and for Meta), so a sender is not one send at a time.
+        let response = sqs_batch::process_concurrently(
+            event,
+            BATCH_POLICY.reserve,
+            deadline,
+            archive,
+            self,
+            SEND_CONCURRENCY,
+        )
+        .await;
         for (campaign_id, run) in touched {
             if let Err(e) = runs::finish_if_done(
                 &self.store,

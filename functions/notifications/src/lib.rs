@@ -148,7 +148,9 @@ impl NotifyApp {
         event: SqsEvent,
         deadline: Deadline,
     ) -> SqsBatchResponse {
-        sqs_batch::process(event, BATCH_POLICY, deadline, archive, self).await
+        // Events are independent: handled side by side, each waiting on Meta.
+        sqs_batch::process_concurrently(event, BATCH_POLICY.reserve, deadline, archive, self, 10)
+            .await
     }
 
     /// The mappings, read at most once per [`MAPPINGS_FRESH_MS`].

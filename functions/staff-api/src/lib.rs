@@ -44,6 +44,7 @@ pub mod notifications;
 pub mod openapi;
 pub mod templates;
 pub mod visibility;
+pub mod widget;
 pub const API_PREFIX: &str = "/api/v1";
 
 pub struct StaffApp {
@@ -324,6 +325,7 @@ pub fn api_router() -> OpenApiRouter<Arc<StaffApp>> {
         .merge(activity::routes())
         .merge(settings::routes())
         .merge(visibility::routes())
+        .merge(widget::routes())
 }
 
 pub fn router(app: Arc<StaffApp>) -> Router {
