@@ -7,14 +7,28 @@ STAMP := $(VENV)/.installed
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+# The local runner and every function's bootstrap, from the test build (`make build`).
+RUNNER := $(TARGET_DIR)/debug/local-runner
 LAMBDAS := webhook inbound media bots bot-timers campaign-scheduler campaign-sender directory notifications staff-api template-sync
 
-.PHONY: dev test venv lint unit-and-integration package package-release bench bench-scale fuzz send token crm-event clean
+.PHONY: dev build invoke test venv lint unit-and-integration package package-release bench bench-scale fuzz send token crm-event clean
 
-## make dev: moto + every function wired as in template.yaml; webhook on http://127.0.0.1:3000
-dev: $(STAMP)
-	cargo build -p local-runner
-	MOTO_PORT=$${MOTO_PORT:-5005} infra/with-moto.sh cargo run -q -p local-runner -- up --fakes --addr 127.0.0.1:$${PORT:-3000}
+## make dev: moto + every function wired as in template.yaml; webhook on http://127.0.0.1:3000.
+## MOTO_HOST=0.0.0.0 lets `sam local invoke` containers reach the local AWS (events/README.md).
+dev: $(STAMP) build
+	MOTO_PORT=$${MOTO_PORT:-5005} infra/with-moto.sh $(RUNNER) up --fakes --addr 127.0.0.1:$${PORT:-3000}
+
+## make build: the test build (`cargo test --no-run`): the local runner and every function's
+## bootstrap for this machine, with the same features as `make test`, so after it nothing is
+## compiled again.
+build:
+	cargo test --workspace --no-run -q 2>&1 | { grep -v '^  Executable' || true; } >&2
+
+## make invoke FN=webhook EVENT=events/webhook-post.json  (with `make dev` running): the function's
+## bootstrap under the Lambda Runtime Interface Emulator, as `sam local invoke` runs it
+invoke: $(STAMP) build
+	$(RUNNER) invoke $(FN) $(EVENT)
 
 ## make test: lint + template checks + unit and integration tests (moto) + Lambda packaging
 test: $(STAMP) lint unit-and-integration package
@@ -65,16 +79,16 @@ fuzz:
 	infra/fuzz.sh
 
 ## make send EVENT=events/webhook-text.json  (signs with the dev app secret and posts to the local webhook)
-send:
-	cargo run -q -p local-runner -- send $(EVENT)
+send: build
+	$(RUNNER) send $(EVENT)
 
 ## make token PERMS="whatsapp_chat:view" [ADMIN=1]
-token:
-	cargo run -q -p local-runner -- mint-token $(if $(ADMIN),--admin) $(foreach p,$(PERMS),--perm $(p))
+token: build
+	@$(RUNNER) mint-token $(if $(ADMIN),--admin) $(foreach p,$(PERMS),--perm $(p))
 
 ## make crm-event TYPE=contact_created DETAIL=events/crm-contact-created-detail.json
-crm-event:
-	cargo run -q -p local-runner -- crm-event $(TYPE) $(DETAIL)
+crm-event: build
+	$(RUNNER) crm-event $(TYPE) $(DETAIL)
 
 clean:
 	cargo clean

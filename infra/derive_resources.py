@@ -352,6 +352,8 @@ def function_spec(lid: str, res: dict[str, Any], r: Resolver) -> dict[str, Any]:
     if not binary:
         raise SpecError(f"{lid}: Metadata.BuildProperties.Binary is missing")
     variables = (props.get("Environment") or {}).get("Variables") or {}
+    # Where AWS is, the local runner says itself (the template declares it for `sam local` only).
+    variables = {k: v for k, v in variables.items() if k != "AWS_ENDPOINT_URL"}
     name = props.get("FunctionName")
     if name is not None:
         if not (isinstance(name, dict) and set(name) == {"Fn::Sub"} and isinstance(name["Fn::Sub"], str)):
@@ -362,6 +364,7 @@ def function_spec(lid: str, res: dict[str, Any], r: Resolver) -> dict[str, Any]:
         "binary": binary,
         "function_name": name,
         "timeout": int(r.literal(props.get("Timeout", 3), f"{lid}.Timeout")),
+        "memory_size": int(r.literal(props.get("MemorySize", 128), f"{lid}.MemorySize")),
         "environment": {k: r.env_value(v, f"{lid}.Environment.{k}") for k, v in sorted(variables.items())},
         "sqs_sources": [],
         "http_routes": [],

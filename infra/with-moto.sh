@@ -11,7 +11,8 @@ port="${MOTO_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.
 mkdir -p "$here/.local"
 log="$here/.local/moto-$port.log"
 # infra/moto_server.py is moto_server with a fix to FIFO redelivery order (see the file).
-"$moto" "$here/infra/moto_server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+# MOTO_HOST=0.0.0.0 (make dev) lets containers reach it (sam local invoke); loopback otherwise.
+"$moto" "$here/infra/moto_server.py" -H "${MOTO_HOST:-127.0.0.1}" -p "$port" >"$log" 2>&1 &
 moto_pid=$!
 trap 'kill $moto_pid 2>/dev/null || true; wait $moto_pid 2>/dev/null || true' EXIT INT TERM
 for _ in $(seq 1 100); do

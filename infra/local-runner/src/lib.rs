@@ -9,12 +9,13 @@
 //!
 //! The integration tests start one [`Stack`] each.
 pub mod driver;
+pub mod emulator;
 pub mod provision;
 pub mod run_schedules;
 pub mod schedule;
 pub mod spec;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -121,9 +122,63 @@ pub struct StackInfo {
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub jwt_private_pem: String,
+    /// Every function of `template.yaml` with the environment it runs with in this stack.
+    #[serde(default)]
+    pub functions: Vec<FunctionInfo>,
+}
+
+/// A function of the stack as Lambda would configure it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FunctionInfo {
+    pub logical_id: String,
+    /// The cargo binary (its `bootstrap`).
+    pub binary: String,
+    pub name: String,
+    pub memory_size: u32,
+    pub timeout: u64,
+    /// `Environment.Variables` of `template.yaml`, resolved against this stack.
+    pub environment: BTreeMap<String, String>,
 }
 
 impl StackInfo {
+    /// A function by binary (`webhook`) or logical id (`WebhookFunction`).
+    pub fn function(&self, name: &str) -> Option<&FunctionInfo> {
+        self.functions
+            .iter()
+            .find(|f| f.binary == name || f.logical_id == name)
+    }
+
+    /// The whole process environment of `f` under the Runtime Interface Emulator: Lambda's own
+    /// variables, the template's, and where AWS is (this stack's moto, with local credentials).
+    pub fn lambda_environment(&self, f: &FunctionInfo) -> BTreeMap<String, String> {
+        let mut env = emulator::lambda_env(&f.name, f.memory_size, f.timeout, provision::REGION);
+        env.extend(f.environment.clone());
+        env.insert("AWS_ENDPOINT_URL".into(), self.aws_endpoint.clone());
+        env.insert("AWS_ACCESS_KEY_ID".into(), "local".into());
+        env.insert("AWS_SECRET_ACCESS_KEY".into(), "local".into());
+        env
+    }
+
+    /// SAM CLI's `--env-vars` file for this stack: per logical id, the variables the template
+    /// declares, with loopback addresses as a container reaches the host (`host`, e.g.
+    /// `host.docker.internal`).
+    pub fn sam_env_vars(&self, host: &str) -> serde_json::Value {
+        let container = |v: &str| v.replace("127.0.0.1", host).replace("localhost", host);
+        let mut out = serde_json::Map::new();
+        for f in &self.functions {
+            let mut vars = serde_json::Map::new();
+            for (k, v) in &f.environment {
+                vars.insert(k.clone(), container(v).into());
+            }
+            vars.insert(
+                "AWS_ENDPOINT_URL".into(),
+                container(&self.aws_endpoint).into(),
+            );
+            out.insert(f.logical_id.clone(), vars.into());
+        }
+        out.into()
+    }
+
     pub fn resource(&self, logical_id: &str) -> &Resolved {
         self.resources
             .get(logical_id)
@@ -787,8 +842,20 @@ impl Stack {
         let schedules = schedule::Schedules::new(scheduled);
         tasks.extend(schedules.spawn_ticks());
 
+        let mut functions = Vec::new();
+        for f in &spec.functions {
+            functions.push(FunctionInfo {
+                logical_id: f.logical_id.clone(),
+                binary: f.binary.clone(),
+                name: provision::function_name(f, &opts.prefix),
+                memory_size: f.memory_size,
+                timeout: f.timeout,
+                environment: env_of(&f.binary)?.into_iter().collect(),
+            });
+        }
         let http_base = format!("http://{addr}");
         let info = StackInfo {
+            functions,
             webhook_url: format!("{http_base}{}", webhook::WEBHOOK_PATH),
             api_base: format!("{http_base}{}", staff_api::API_PREFIX),
             http_base,

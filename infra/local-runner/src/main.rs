@@ -1,5 +1,6 @@
 #![recursion_limit = "256"]
-//! `local-runner up` (what `make dev` runs), plus helpers: `mint-token`, `send`, `crm-event`.
+//! `local-runner up` (what `make dev` runs), plus helpers: `invoke` (`make invoke`),
+//! `mint-token`, `send`, `crm-event`.
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,19 @@ enum Cmd {
         #[arg(long)]
         fakes: bool,
     },
+    /// Invoke a function's `bootstrap` with an event under the Lambda Runtime Interface
+    /// Emulator, with the environment the running stack gives it (what `sam local invoke`
+    /// does in its container). A staff token placeholder in the event
+    /// (`REPLACE_WITH_A_TOKEN_FROM_make_token`) is replaced by a fresh admin token.
+    Invoke {
+        /// Binary (`webhook`) or logical id (`WebhookFunction`).
+        function: String,
+        /// The event file, e.g. events/webhook-post.json.
+        event: PathBuf,
+        /// The bootstrap to run (default: the test build's, target/debug/<binary>).
+        #[arg(long)]
+        bootstrap: Option<PathBuf>,
+    },
     /// Print a staff JWT signed with the development key.
     MintToken {
         #[arg(long, default_value = "1")]
@@ -51,6 +65,12 @@ enum Cmd {
         file: PathBuf,
     },
 }
+
+/// How a container (`sam local invoke`) reaches this machine: Docker Desktop names it so, and on
+/// Linux `--add-host host.docker.internal:host-gateway` does (see events/README.md).
+const SAM_HOST: &str = "host.docker.internal";
+/// The token placeholder of `events/staff-list-conversations.json`.
+const TOKEN_PLACEHOLDER: &str = "REPLACE_WITH_A_TOKEN_FROM_make_token";
 
 fn read_info(path: &PathBuf) -> Result<StackInfo, Box<dyn std::error::Error>> {
     let text = std::fs::read_to_string(path)
@@ -96,6 +116,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 std::fs::create_dir_all(dir)?;
             }
             std::fs::write(&cli.info, serde_json::to_string_pretty(&stack.info)?)?;
+            let sam_env = cli.info.with_file_name("sam-env.json");
+            std::fs::write(
+                &sam_env,
+                serde_json::to_string_pretty(&stack.info.sam_env_vars(SAM_HOST))?,
+            )?;
             let i = &stack.info;
             println!("\nWhatsApp ↔ CRM running locally");
             println!("  webhook        {}", i.webhook_url);
@@ -113,11 +138,49 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 println!("  {what:<14} {url}");
             }
             println!("  stack info     {}", cli.info.display());
+            println!("  sam env-vars   {}", sam_env.display());
             println!(
                 "\nTry: make send EVENT=events/webhook-text.json   |   make token PERMS=whatsapp_chat:view\n"
             );
             tokio::signal::ctrl_c().await?;
             println!("stopping");
+        }
+        Cmd::Invoke {
+            function,
+            event,
+            bootstrap,
+        } => {
+            let info = read_info(&cli.info)?;
+            let f = info
+                .function(&function)
+                .ok_or_else(|| format!("{function} is not a function of template.yaml"))?;
+            let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+            let bootstrap =
+                bootstrap.unwrap_or_else(|| PathBuf::from(target).join("debug").join(&f.binary));
+            let rie = local_runner::emulator::find_rie(&std::env::current_dir()?)?;
+            let text = std::fs::read_to_string(&event)
+                .map_err(|e| format!("{}: {e}", event.display()))?
+                .replace(TOKEN_PLACEHOLDER, &info.mint_token("1", true, &[]));
+            let out = local_runner::emulator::invoke(
+                &rie,
+                &bootstrap,
+                &info.lambda_environment(f),
+                text.as_bytes(),
+                std::time::Duration::from_secs(f.timeout + 5),
+            )
+            .await?;
+            eprint!("{}", out.logs);
+            eprintln!(
+                "{} · init {} ms · invoke {} ms · peak RSS {} KiB",
+                f.logical_id,
+                out.init_ms.map_or("?".into(), |v| format!("{v:.1}")),
+                out.duration_ms.map_or("?".into(), |v| format!("{v:.1}")),
+                out.peak_rss_kb.map_or("?".into(), |v| v.to_string()),
+            );
+            println!("{}", out.body);
+            if out.status != 200 {
+                return Err(format!("the emulator answered {}", out.status).into());
+            }
         }
         Cmd::MintToken { sub, admin, perms } => {
             let info = read_info(&cli.info)?;

@@ -167,6 +167,8 @@ pub struct FunctionSpec {
     #[serde(default)]
     pub function_name: Option<String>,
     pub timeout: u64,
+    /// `MemorySize` in MB (what the emulator reports to the function).
+    pub memory_size: u32,
     pub environment: BTreeMap<String, EnvValue>,
     #[serde(default)]
     pub sqs_sources: Vec<SqsSource>,
