@@ -17,7 +17,7 @@ LAMBDAS := webhook inbound media bots bot-timers campaign-scheduler campaign-sen
 ## make dev: moto + every function wired as in template.yaml; webhook on http://127.0.0.1:3000.
 ## MOTO_HOST=0.0.0.0 lets `sam local invoke` containers reach the local AWS (events/README.md).
 dev: $(STAMP) build
-	MOTO_PORT=$${MOTO_PORT:-5005} infra/with-moto.sh $(RUNNER) up --fakes --addr 127.0.0.1:$${PORT:-3000}
+	EMF_METRICS=1 MOTO_PORT=$${MOTO_PORT:-5005} infra/with-moto.sh $(RUNNER) up --fakes --addr 127.0.0.1:$${PORT:-3000}
 
 ## make build: the test build (`cargo test --no-run`): the local runner and every function's
 ## bootstrap for this machine, with the same features as `make test`, so after it nothing is

@@ -86,6 +86,52 @@ fn every_sample_and_every_function_is_covered() {
     }
 }
 
+/// The embedded-metric-format documents the function printed.
+fn emf(out: &Invocation) -> Vec<Value> {
+    out.logs
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect()
+}
+
+/// The one EMF document carrying `metric`, checked against CloudWatch's format: namespace,
+/// the `Function` dimension in every set, each dimension and metric present as a member.
+fn metric(out: &Invocation, namespace: &str, function: &str, name: &str) -> Value {
+    let docs: Vec<Value> = emf(out)
+        .into_iter()
+        .filter(|d| d.get(name).is_some())
+        .collect();
+    assert_eq!(docs.len(), 1, "one {name} document\n{}", out.logs);
+    let d = docs.into_iter().next().expect("one");
+    let cw = &d["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(cw["Namespace"], namespace, "{d}");
+    assert!(
+        d["_aws"]["Timestamp"]
+            .as_i64()
+            .is_some_and(|t| t > 1_700_000_000_000),
+        "{d}"
+    );
+    assert_eq!(d["Function"], function, "{d}");
+    for set in cw["Dimensions"].as_array().expect("dimension sets") {
+        for dim in set.as_array().expect("a set") {
+            assert!(
+                d[dim.as_str().expect("name")].is_string(),
+                "{dim} missing: {d}"
+            );
+        }
+    }
+    for m in cw["Metrics"].as_array().expect("metrics") {
+        assert!(d[m["Name"].as_str().expect("name")].is_number(), "{m}: {d}");
+        assert!(
+            ["Count", "Milliseconds"].contains(&m["Unit"].as_str().expect("unit")),
+            "{m}"
+        );
+    }
+    d
+}
+
 fn no_failed_items(file: &str, out: &Invocation) {
     let v = out
         .json()
@@ -152,15 +198,30 @@ async fn every_function_answers_its_samples_under_the_runtime_interface_emulator
         for line in out.logs.lines().filter(|l| l.starts_with('{')) {
             let v: Value = serde_json::from_str(line)
                 .unwrap_or_else(|e| panic!("{file}: a log line is not JSON ({e}): {line}"));
+            if v.get("_aws").is_some() {
+                continue; // a metric (checked below)
+            }
             assert!(v["level"].is_string(), "{file}: {line}");
             assert!(v["message"].is_string(), "{file}: {line}");
         }
+        // `${AWS::StackName}/WhatsApp`, the stack being this test's prefix.
+        let ns = f.environment["METRICS_NAMESPACE"].clone();
+        assert!(ns.ends_with("/WhatsApp") && !ns.starts_with('$'), "{ns}");
         match *file {
             "webhook-verify.json" => {
                 assert_eq!(http_answer(file, &out), (200, "1158201444".into()));
             }
             "webhook-post.json" => {
                 assert_eq!(http_answer(file, &out), (200, "EVENT_RECEIVED".into()));
+                let m = metric(&out, &ns, &f.name, "WebhookRequests");
+                assert_eq!(
+                    (m["Outcome"].as_str(), m["WebhookRequests"].as_f64()),
+                    (Some("accepted"), Some(1.0))
+                );
+                assert_eq!(
+                    metric(&out, &ns, &f.name, "EnvelopesQueued")["EnvelopesQueued"],
+                    1.0
+                );
                 let url = info.resource("InboundQueue").url.clone().expect("url");
                 let queued = t
                     .sqs()
@@ -190,6 +251,18 @@ async fn every_function_answers_its_samples_under_the_runtime_interface_emulator
                 no_failed_items(file, &out);
                 let c = t.conversation_of("16505551234").await;
                 assert_eq!(c["rel_type"], "general", "{c}");
+                let m = metric(&out, &ns, &f.name, "InboundMessages");
+                assert_eq!(m["Outcome"], "stored", "{m}");
+                assert_eq!(m["RelType"], "general", "{m}");
+                assert_eq!(
+                    m["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+                    serde_json::json!([
+                        ["Function"],
+                        ["Function", "Outcome"],
+                        ["Function", "RelType"],
+                        ["Function", "Outcome", "RelType"]
+                    ])
+                );
             }
             "bot-timers-schedule.json" => {
                 let v = out.json().expect("report");

@@ -38,6 +38,7 @@ pub mod http_edge;
 pub mod identify;
 pub mod media;
 pub mod meta;
+pub mod metrics;
 pub mod notifications;
 pub mod pacing;
 pub mod phone;

@@ -653,6 +653,13 @@ impl<C: WindowCounter> Pacer<C> {
                 window * 1000
             };
             if send_at > now {
+                crate::metrics::count("PaceWaits", 1)
+                    .millis(
+                        "PaceWait",
+                        std::time::Duration::from_millis((send_at - now) as u64),
+                    )
+                    .dim("PhoneNumberId", phone_number_id)
+                    .emit();
                 self.sleeper.sleep_ms(send_at - now).await;
             }
             let now = self.clock.now_ms();

@@ -247,6 +247,7 @@ async fn park(
     {
         Ok(key) => {
             tracing::error!(message_id = %id, key = %key, reason = %reason, "record parked");
+            crate::metrics::count("ParkedRecords", 1).emit();
             true
         }
         Err(e) => {

@@ -302,6 +302,10 @@ impl SenderApp {
     }
 
     async fn apply(&self, c: &Campaign, r: &Recipient, o: Outcome) -> Result<(), RecordError> {
+        shared::metrics::count("CampaignSends", 1)
+            .dim("Outcome", o.as_str())
+            .dim("PhoneNumberId", c.phone_number_id.as_str())
+            .emit();
         let now = (self.now_ms)();
         let sending = [RecipientStatus::Sending];
         let error = |code: Option<i64>, reason: &str| {

@@ -331,6 +331,7 @@ impl InboundProcessor {
             }
             self.store.mark_claim_emitted(&identity_key).await?;
             tracing::info!(correlation_id = %claim.correlation_id, "auto-lead requested (lead.created)");
+            shared::metrics::count("AutoLeads", 1).emit();
         }
         Ok(Identity::PendingLead {
             correlation_id: claim.correlation_id,
@@ -394,6 +395,17 @@ impl InboundProcessor {
                 duplicate = outcome == StoreOutcome::Duplicate,
                 "inbound message stored"
             );
+            shared::metrics::count("InboundMessages", 1)
+                .dim(
+                    "Outcome",
+                    if outcome == StoreOutcome::Duplicate {
+                        "duplicate"
+                    } else {
+                        "stored"
+                    },
+                )
+                .dim("RelType", identity.rel_type().as_str())
+                .emit();
             // Handed off again on a redelivery too: a crash may have come between the store and
             // the hand-off, and the media function copies each media once.
             if let (Some(jobs), Some((media_id, filename))) =

@@ -412,6 +412,9 @@ impl NotifyApp {
             NotifyStatus::Sent | NotifyStatus::Unknown => "notification.sent",
             _ => "notification.failed",
         };
+        shared::metrics::count("Notifications", 1)
+            .dim("Outcome", r.status.as_str())
+            .emit();
         match r.status {
             NotifyStatus::Failed => {
                 tracing::warn!(key = %a.key, mapping = %m.id, reason = r.reason.as_deref().unwrap_or(""), "notification failed")

@@ -141,6 +141,9 @@ async fn receive(State(app): State<Arc<WebhookApp>>, headers: HeaderMap, body: B
     let (status, code, message) = app
         .handle_post(&bytes, sig, chrono::Utc::now().timestamp_millis())
         .await;
+    shared::metrics::count("WebhookRequests", 1)
+        .dim("Outcome", if code.is_empty() { "accepted" } else { code })
+        .emit();
     if status == StatusCode::OK {
         (
             StatusCode::OK,
@@ -322,6 +325,9 @@ impl WebhookApp {
             archived = split.unparsed.len(),
             "webhook accepted"
         );
+        shared::metrics::count("EnvelopesQueued", split.queued.len() as u64)
+            .count("WebhookItemsArchived", split.unparsed.len() as u64)
+            .emit();
         (StatusCode::OK, "", String::new())
     }
 }

@@ -212,10 +212,20 @@ impl AiClient {
             match r {
                 Ok(a) => {
                     tracing::info!(provider = provider.as_str(), model = %settings.model, attempt, latency_ms = elapsed.as_millis() as u64, "AI answered");
+                    crate::metrics::count("AiCalls", 1)
+                        .millis("AiLatency", elapsed)
+                        .dim("Provider", provider.as_str())
+                        .dim("Outcome", "ok")
+                        .emit();
                     return Ok(a);
                 }
                 Err((e, retry_after)) => {
                     tracing::warn!(provider = provider.as_str(), model = %settings.model, attempt, class = e.class(), error = %e, latency_ms = elapsed.as_millis() as u64, "AI call failed");
+                    crate::metrics::count("AiCalls", 1)
+                        .millis("AiLatency", elapsed)
+                        .dim("Provider", provider.as_str())
+                        .dim("Outcome", e.class())
+                        .emit();
                     if attempt > 1 || !e.retryable() {
                         return Err(e);
                     }

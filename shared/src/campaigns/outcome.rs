@@ -103,6 +103,22 @@ pub enum Outcome {
     StopCampaign { code: i64, reason: String },
 }
 
+impl Outcome {
+    /// The metric label of this outcome.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Sent { .. } => "sent",
+            Self::Retry { .. } => "retry",
+            Self::Failed { .. } => "failed",
+            Self::Invalid { .. } => "invalid",
+            Self::OptedOut { .. } => "opted_out",
+            Self::Unknown { .. } => "unknown",
+            Self::PauseCampaign { .. } => "pause_campaign",
+            Self::StopCampaign { .. } => "stop_campaign",
+        }
+    }
+}
+
 /// Maps a send's result.
 pub fn classify(result: Result<String, &GraphError>) -> Outcome {
     let e = match result {

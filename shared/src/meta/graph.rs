@@ -1624,6 +1624,29 @@ impl GraphClient {
             will_retry,
             "graph api call"
         );
+        let outcome = match error {
+            None => "ok",
+            Some(GraphError::Meta { class, .. }) => class.as_str(),
+            Some(GraphError::Validation(_)) => "invalid_request",
+            Some(GraphError::NotSent(_)) => "not_sent",
+            Some(GraphError::Unknown(_)) => "unknown",
+            Some(GraphError::BadResponse(_)) => "bad_response",
+            Some(GraphError::Refused(_)) => "refused",
+            Some(GraphError::Config(_)) => "config",
+        };
+        let mut metric = crate::metrics::count("GraphCalls", 1)
+            .millis("GraphLatency", duration)
+            .dim("Kind", call.kind.as_str())
+            .dim("Outcome", outcome);
+        if let (CallKind::Send, Some(pnid)) = (call.kind, call.subject) {
+            metric = metric.dim("PhoneNumberId", pnid);
+        }
+        metric.emit();
+        if let Some(code) = error.and_then(GraphError::meta_code) {
+            crate::metrics::count("MetaErrors", 1)
+                .dim_stack_wide("MetaErrorCode", code.to_string())
+                .emit();
+        }
         if let Some(obs) = &self.observer {
             obs.on_attempt(&CallRecord {
                 kind: call.kind,
