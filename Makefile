@@ -45,6 +45,7 @@ lint: $(STAMP)
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(PY) infra/derive_resources.py --check
+	$(PY) infra/ops.py --check
 	sam validate --lint
 	cfn-lint template.yaml
 

@@ -43,6 +43,7 @@ DEFAULT_OUTPUT = ROOT / "infra" / "local-resources.json"
 IGNORED_TYPES = {
     "AWS::ApiGatewayV2::Stage",
     "AWS::CloudWatch::Alarm",
+    "AWS::CloudWatch::Dashboard",
     "AWS::IAM::Role",
     "AWS::Lambda::Permission",
     "AWS::Logs::LogGroup",

@@ -508,6 +508,9 @@ impl BotsApp {
             }
             Ok(outcome) => {
                 tracing::info!(bot_id = %r.bot_id, step = %r.step, state = ?outcome.intent().state, "bot message");
+                shared::metrics::count("BotAnswers", 1)
+                    .dim("Outcome", "sent")
+                    .emit();
                 Ok(true)
             }
             Err(SendError::Refused(e)) if retryable(&e) => Err(retry("bot send", e)),
