@@ -198,6 +198,10 @@ mod tests {
             ])
         );
         assert_eq!(doc["GraphLatency"], 12.5);
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"],
+            "Milliseconds"
+        );
         let doc = count("MetaErrors", 1)
             .dim_stack_wide("MetaErrorCode", "190")
             .document("ns", "f", 0);
@@ -209,9 +213,6 @@ mod tests {
                 ["MetaErrorCode"]
             ])
         );
-        assert_eq!(
-            doc["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"],
-            "Milliseconds"
-        );
+        assert_eq!(doc["MetaErrorCode"], "190");
     }
 }
