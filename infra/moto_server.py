@@ -202,7 +202,23 @@ def _label(environ):
     else:
         segment = environ.get("PATH_INFO", "/").strip("/").split("/", 1)[0]
         op = f'{environ.get("REQUEST_METHOD", "?")} /{segment}'
-    if service == "dynamodb" and op in _SINGLE_ITEM:
+    if service == "dynamodb" and op in ("TransactWriteItems", "BatchWriteItem", "TransactGetItems", "BatchGetItem"):
+        # How many items: what DynamoDB bills (a transaction twice per item).
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length) if length else b""
+            environ["wsgi.input"] = io.BytesIO(body)
+            doc = json.loads(body or b"{}")
+            if op.startswith("Transact"):
+                n = len(doc.get("TransactItems") or [])
+            elif op == "BatchWriteItem":
+                n = sum(len(v) for v in (doc.get("RequestItems") or {}).values())
+            else:
+                n = sum(len(v.get("Keys") or []) for v in (doc.get("RequestItems") or {}).values())
+            op = f"{op}[{n}]"
+        except (ValueError, KeyError, AttributeError, TypeError):
+            pass
+    elif service == "dynamodb" and op in _SINGLE_ITEM:
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
             body = environ["wsgi.input"].read(length) if length else b""

@@ -81,6 +81,9 @@ pub struct StackOptions {
     /// Benchmarks only: queues (logical ids) whose consumers do not run, so what is queued
     /// stays there.
     pub idle_queues: Vec<String>,
+    /// Whether the template's schedules tick and due run-time schedules fire by themselves
+    /// (request-counting tests turn this off so nothing runs but the flow they measure).
+    pub schedule_ticks: bool,
 }
 
 impl StackOptions {
@@ -104,6 +107,7 @@ impl StackOptions {
             timeout_override: None,
             send_budget: None,
             idle_queues: Vec::new(),
+            schedule_ticks: true,
         }
     }
 }
@@ -734,7 +738,9 @@ impl Stack {
                 .collect(),
             invokable,
         ));
-        tasks.push(run_schedules.clone().spawn());
+        if opts.schedule_ticks {
+            tasks.push(run_schedules.clone().spawn());
+        }
 
         // Every SQS event source of template.yaml gets a driver.
         for f in &spec.functions {
@@ -840,7 +846,9 @@ impl Stack {
             scheduled.push((sch.clone(), handler));
         }
         let schedules = schedule::Schedules::new(scheduled);
-        tasks.extend(schedules.spawn_ticks());
+        if opts.schedule_ticks {
+            tasks.extend(schedules.spawn_ticks());
+        }
 
         let mut functions = Vec::new();
         for f in &spec.functions {
