@@ -12,7 +12,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 RUNNER := $(TARGET_DIR)/debug/local-runner
 LAMBDAS := webhook inbound media bots bot-timers campaign-scheduler campaign-sender directory notifications staff-api template-sync
 
-.PHONY: dev build invoke test venv lint unit-and-integration package package-release bench bench-scale fuzz send token crm-event clean
+.PHONY: dev build invoke coldstart test venv lint unit-and-integration package package-release bench bench-scale fuzz send token crm-event clean
 
 ## make dev: moto + every function wired as in template.yaml; webhook on http://127.0.0.1:3000.
 ## MOTO_HOST=0.0.0.0 lets `sam local invoke` containers reach the local AWS (events/README.md).
@@ -65,6 +65,13 @@ package-release: $(STAMP)
 	rustup target list --installed | grep -q aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
 	cargo lambda build --release --arm64 $(addprefix -p ,$(LAMBDAS))
 	@for f in $(LAMBDAS); do ls -l target/lambda/$$f/bootstrap | awk -v f=$$f '{printf "bootstrap %-18s %6.1f MB\n", f, $$5/1048576}'; done
+
+## make coldstart [RUNS=9]: every function's release bootstrap (this machine's architecture),
+## started cold under the Lambda Runtime Interface Emulator against a local stack: medians of
+## init, first invoke and peak RSS
+coldstart: $(STAMP) build
+	cargo build --release $(addprefix -p ,$(LAMBDAS))
+	infra/with-moto.sh $(RUNNER) coldstart --dir $(TARGET_DIR)/release --runs $${RUNS:-9}
 
 bench:
 	cargo bench -p shared

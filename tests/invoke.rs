@@ -46,20 +46,7 @@ const NOT_INVOCATIONS: &[(&str, &str)] = &[
 ];
 
 /// Every sample invocation: (file, function binary).
-const INVOCATIONS: &[(&str, &str)] = &[
-    ("webhook-verify.json", "webhook"),
-    ("webhook-post.json", "webhook"),
-    ("staff-list-conversations.json", "staff-api"),
-    ("inbound-sqs.json", "inbound"),
-    ("media-sqs.json", "media"),
-    ("bots-sqs.json", "bots"),
-    ("bot-timers-schedule.json", "bot-timers"),
-    ("template-sync-schedule.json", "template-sync"),
-    ("directory-sqs.json", "directory"),
-    ("campaign-scheduler-run.json", "campaign-scheduler"),
-    ("campaign-sender-sqs.json", "campaign-sender"),
-    ("notifications-sqs.json", "notifications"),
-];
+const INVOCATIONS: &[(&str, &str)] = emulator::SAMPLES;
 
 #[test]
 fn every_sample_and_every_function_is_covered() {
@@ -175,7 +162,7 @@ async fn every_function_answers_its_samples_under_the_runtime_interface_emulator
         let mut event = sample(file);
         if *file == "staff-list-conversations.json" {
             event = event.replace(
-                "REPLACE_WITH_A_TOKEN_FROM_make_token",
+                emulator::TOKEN_PLACEHOLDER,
                 &info.mint_token("7", false, &["whatsapp_chat:view"]),
             );
         }

@@ -33,6 +33,26 @@ pub enum EmulatorError {
     Http(String),
 }
 
+/// Every sample invocation of `events/`: (file, function binary). `tests/invoke.rs` runs them
+/// all and checks each answer; `coldstart` takes each function's first.
+pub const SAMPLES: &[(&str, &str)] = &[
+    ("webhook-verify.json", "webhook"),
+    ("webhook-post.json", "webhook"),
+    ("staff-list-conversations.json", "staff-api"),
+    ("inbound-sqs.json", "inbound"),
+    ("media-sqs.json", "media"),
+    ("bots-sqs.json", "bots"),
+    ("bot-timers-schedule.json", "bot-timers"),
+    ("template-sync-schedule.json", "template-sync"),
+    ("directory-sqs.json", "directory"),
+    ("campaign-scheduler-run.json", "campaign-scheduler"),
+    ("campaign-sender-sqs.json", "campaign-sender"),
+    ("notifications-sqs.json", "notifications"),
+];
+
+/// The placeholder of a staff token in `events/staff-list-conversations.json`.
+pub const TOKEN_PLACEHOLDER: &str = "REPLACE_WITH_A_TOKEN_FROM_make_token";
+
 /// The emulator binary for this machine's architecture, under `root/.venv`.
 pub fn find_rie(root: &Path) -> Result<PathBuf, EmulatorError> {
     let arch = match std::env::consts::ARCH {

@@ -45,6 +45,16 @@ enum Cmd {
         #[arg(long)]
         bootstrap: Option<PathBuf>,
     },
+    /// Cold starts: each function's bootstrap from `dir`, started afresh `runs` times under
+    /// the emulator against its own local stack and invoked once with its first sample event;
+    /// reports the medians of init and first-invoke durations and of peak RSS (`make coldstart`).
+    Coldstart {
+        /// Where the bootstraps are (e.g. target/release).
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value = "9")]
+        runs: usize,
+    },
     /// Print a staff JWT signed with the development key.
     MintToken {
         #[arg(long, default_value = "1")]
@@ -69,8 +79,7 @@ enum Cmd {
 /// How a container (`sam local invoke`) reaches this machine: Docker Desktop names it so, and on
 /// Linux `--add-host host.docker.internal:host-gateway` does (see events/README.md).
 const SAM_HOST: &str = "host.docker.internal";
-/// The token placeholder of `events/staff-list-conversations.json`.
-const TOKEN_PLACEHOLDER: &str = "REPLACE_WITH_A_TOKEN_FROM_make_token";
+use local_runner::emulator::TOKEN_PLACEHOLDER;
 
 fn read_info(path: &PathBuf) -> Result<StackInfo, Box<dyn std::error::Error>> {
     let text = std::fs::read_to_string(path)
@@ -182,6 +191,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 return Err(format!("the emulator answered {}", out.status).into());
             }
         }
+        Cmd::Coldstart { dir, runs } => coldstart(&dir, runs.max(1)).await?,
         Cmd::MintToken { sub, admin, perms } => {
             let info = read_info(&cli.info)?;
             let perms: Vec<&str> = perms.iter().map(String::as_str).collect();
@@ -219,6 +229,83 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .await?;
             println!("failed entries: {}", out.failed_entry_count());
         }
+    }
+    Ok(())
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    Some(v[v.len() / 2])
+}
+
+async fn coldstart(dir: &std::path::Path, runs: usize) -> Result<(), Box<dyn std::error::Error>> {
+    use local_runner::emulator;
+    let graph = fakes::graph::FakeGraph::start().await;
+    graph.set_account("102290129340398", &["106540352242922"]);
+    let mut opts = StackOptions::new(format!("cold{}", std::process::id()));
+    opts.env_overrides
+        .insert("GRAPH_API_BASE_URL".into(), graph.base_url.clone());
+    opts.env_overrides
+        .insert("GRAPH_API_VERSION".into(), fakes::graph::VERSION.into());
+    opts.schedule_ticks = false;
+    opts.idle_queues = local_runner::spec::Spec::load()
+        .queues
+        .iter()
+        .map(|q| q.logical_id.clone())
+        .collect();
+    let stack = Stack::start(opts).await?;
+    let info = &stack.info;
+    let rie = emulator::find_rie(&std::env::current_dir()?)?;
+    println!(
+        "{:<20} {:>9} {:>10} {:>14} {:>13}   (median of {runs} cold starts)",
+        "function", "size MB", "init ms", "1st invoke ms", "peak RSS MB"
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    for (file, binary) in emulator::SAMPLES {
+        if !seen.insert(*binary) {
+            continue;
+        }
+        let f = info
+            .function(binary)
+            .ok_or_else(|| format!("{binary} is not in template.yaml"))?;
+        let bootstrap = dir.join(binary);
+        let size = std::fs::metadata(&bootstrap)
+            .map_err(|e| format!("{}: {e}", bootstrap.display()))?
+            .len();
+        let event = std::fs::read_to_string(PathBuf::from("events").join(file))?
+            .replace(TOKEN_PLACEHOLDER, &info.mint_token("1", true, &[]));
+        let (mut init, mut first, mut rss) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let out = emulator::invoke(
+                &rie,
+                &bootstrap,
+                &info.lambda_environment(f),
+                event.as_bytes(),
+                std::time::Duration::from_secs(f.timeout + 5),
+            )
+            .await?;
+            if out.status != 200 {
+                return Err(format!(
+                    "{binary}: the emulator answered {}\n{}",
+                    out.status, out.logs
+                )
+                .into());
+            }
+            init.extend(out.init_ms);
+            first.extend(out.duration_ms);
+            rss.extend(out.peak_rss_kb.map(|k| k as f64 / 1024.0));
+        }
+        let show = |v: Option<f64>| v.map_or("?".to_string(), |v| format!("{v:.1}"));
+        println!(
+            "{binary:<20} {:>9.1} {:>10} {:>14} {:>13}",
+            size as f64 / 1_048_576.0,
+            show(median(init)),
+            show(median(first)),
+            show(median(rss)),
+        );
     }
     Ok(())
 }
