@@ -146,14 +146,8 @@ async fn every_function_answers_its_samples_under_the_runtime_interface_emulator
     let rie = emulator::find_rie(&repo()).expect("the emulator ships with aws-sam-cli");
     let graph = fake_graph::FakeGraph::start().await;
     graph.set_account("102290129340398", &["106540352242922"]);
-    let mut opts = options_with_graph(&graph, 5_000);
     // What the bootstraps queue stays queued, for this test to see.
-    opts.idle_queues = local_runner::spec::Spec::load()
-        .queues
-        .iter()
-        .map(|q| q.logical_id.clone())
-        .collect();
-    let t = start_with(opts).await;
+    let t = start_with(options_with_graph(&graph, 5_000).with_idle_queues()).await;
     let info = t.info().clone();
 
     for (file, binary) in INVOCATIONS {

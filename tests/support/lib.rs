@@ -56,14 +56,9 @@ pub async fn start() -> TestStack {
 /// Options of a stack whose Graph API is `graph` (a fake Meta on loopback, also allowed to
 /// serve media), each Graph call bounded by `timeout_ms`.
 pub fn options_with_graph(graph: &fake_graph::FakeGraph, timeout_ms: u64) -> StackOptions {
-    let mut opts = StackOptions::new(unique_prefix());
-    opts.env_overrides
-        .insert("GRAPH_API_BASE_URL".into(), graph.base_url.clone());
-    opts.env_overrides
-        .insert("GRAPH_API_VERSION".into(), fake_graph::VERSION.into());
+    let mut opts = StackOptions::new(unique_prefix()).with_fake_graph(graph);
     opts.env_overrides
         .insert("GRAPH_API_TIMEOUT_MS".into(), timeout_ms.to_string());
-    opts.media_test_host = Some(graph.base_url.trim_start_matches("http://").to_string());
     opts
 }
 

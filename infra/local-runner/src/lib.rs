@@ -87,6 +87,28 @@ pub struct StackOptions {
 }
 
 impl StackOptions {
+    /// Meta's Graph API is `graph`, a local fake (its base URL and pinned version), which may
+    /// also serve media over http.
+    pub fn with_fake_graph(mut self, graph: &fakes::graph::FakeGraph) -> Self {
+        self.env_overrides
+            .insert("GRAPH_API_BASE_URL".into(), graph.base_url.clone());
+        self.env_overrides
+            .insert("GRAPH_API_VERSION".into(), fakes::graph::VERSION.into());
+        self.media_test_host = Some(graph.base_url.trim_start_matches("http://").to_string());
+        self
+    }
+
+    /// No queue consumer runs: what the functions queue stays there (for invocations under
+    /// the emulator, which act as the consumers).
+    pub fn with_idle_queues(mut self) -> Self {
+        self.idle_queues = Spec::load()
+            .queues
+            .iter()
+            .map(|q| q.logical_id.clone())
+            .collect();
+        self
+    }
+
     pub fn new(prefix: impl Into<String>) -> Self {
         Self {
             prefix: prefix.into(),

@@ -103,16 +103,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             if fakes {
                 let graph = fakes::graph::FakeGraph::start().await;
                 let ai = fakes::ai::FakeAi::start().await;
+                opts = opts.with_fake_graph(&graph);
                 for (k, v) in [
-                    ("GRAPH_API_BASE_URL", graph.base_url.clone()),
-                    ("GRAPH_API_VERSION", fakes::graph::VERSION.to_string()),
                     ("OPENAI_BASE_URL", ai.openai_base_url()),
                     ("GEMINI_BASE_URL", ai.gemini_base_url()),
                 ] {
                     opts.env_overrides.insert(k.into(), v);
                 }
-                opts.media_test_host =
-                    Some(graph.base_url.trim_start_matches("http://").to_string());
                 fake_urls.push(("fake Graph API", graph.base_url.clone()));
                 fake_urls.push(("fake AI", ai.base_url.clone()));
             }
@@ -245,17 +242,10 @@ async fn coldstart(dir: &std::path::Path, runs: usize) -> Result<(), Box<dyn std
     use local_runner::emulator;
     let graph = fakes::graph::FakeGraph::start().await;
     graph.set_account("102290129340398", &["106540352242922"]);
-    let mut opts = StackOptions::new(format!("cold{}", std::process::id()));
-    opts.env_overrides
-        .insert("GRAPH_API_BASE_URL".into(), graph.base_url.clone());
-    opts.env_overrides
-        .insert("GRAPH_API_VERSION".into(), fakes::graph::VERSION.into());
+    let mut opts = StackOptions::new(format!("cold{}", std::process::id()))
+        .with_fake_graph(&graph)
+        .with_idle_queues();
     opts.schedule_ticks = false;
-    opts.idle_queues = local_runner::spec::Spec::load()
-        .queues
-        .iter()
-        .map(|q| q.logical_id.clone())
-        .collect();
     let stack = Stack::start(opts).await?;
     let info = &stack.info;
     let rie = emulator::find_rie(&std::env::current_dir()?)?;
