@@ -941,15 +941,7 @@ async fn a_template_bot_sends_the_stored_approved_template_with_its_parameters()
                "category": "MARKETING", "parameter_format": "POSITIONAL",
                "components": [{"type": "BODY", "text": "Sale: {{1}}"}]}),
     ]);
-    let (s, v) = t
-        .api(
-            "POST",
-            "/api/v1/templates/load",
-            Some(&t.token(&["whatsapp_template:load_template"])),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    t.load_templates().await;
     let body_param =
         |text: &str| json!([{"type": "body", "parameters": [{"type": "text", "text": text}]}]);
     // A paused template, or parameters that do not fit, are refused on save.

@@ -30,15 +30,7 @@ async fn setup() -> (TestStack, FakeGraph) {
         tpl("order_note", "APPROVED", "UTILITY"),
         tpl("old_promo", "PAUSED", "MARKETING"),
     ]);
-    let (s, v) = t
-        .api(
-            "POST",
-            "/api/v1/templates/load",
-            Some(&t.token(&["whatsapp_template:load_template"])),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    t.load_templates().await;
     let (s, v) = t
         .api(
             "POST",
@@ -606,26 +598,7 @@ async fn opted_out_customers_get_no_marketing_campaign() {
     let (t, graph) = setup().await;
     // The fixture's customer writes, then stops marketing messages.
     let wa = "16505551234";
-    t.post_signed(&text_payload(
-        PNID,
-        wa,
-        "Sheena",
-        "wamid.o1",
-        chrono::Utc::now().timestamp(),
-        "hi",
-    ))
-    .await;
-    t.post_signed(&fixture("user_preferences_stop.json")).await;
-    let store = t.store();
-    let stopped = eventually(Duration::from_secs(20), || async {
-        store
-            .customer_by_alias(shared::store::keys::AliasKind::WaId, wa)
-            .await
-            .unwrap()
-            .filter(|c| c.marketing_opt_out)
-    })
-    .await;
-    assert!(stopped.is_some());
+    t.opted_out_customer(PNID, wa, "wamid.o1").await;
     let sheena = contact(&t, "Sheena", "+16505551234").await;
     let bo = contact(&t, "Bo", "+16505550701").await;
     let c = create(

@@ -46,15 +46,7 @@ async fn setup() -> (TestStack, FakeGraph) {
             "Hi {{1}}, spring sale!",
         ),
     ]);
-    let (s, v) = t
-        .api(
-            "POST",
-            "/api/v1/templates/load",
-            Some(&t.token(&["whatsapp_template:load_template"])),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    t.load_templates().await;
     let (s, v) = t
         .api(
             "POST",
@@ -305,15 +297,7 @@ async fn what_cannot_be_sent_is_a_visible_failure_and_nothing_else_goes_out() {
         "UTILITY",
         "Hi {{1}}, thanks for your interest!",
     )]);
-    let (s, _) = t
-        .api(
-            "POST",
-            "/api/v1/templates/load",
-            Some(&t.token(&["whatsapp_template:load_template"])),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200);
+    t.load_templates().await;
     t.put_crm_event(
         "lead_created",
         json!({"event_id": "paused", "updated_at": 1, "record": {"id": 3, "name": "Cy", "phonenumber": "+1 650 555 0103"}}),
@@ -505,26 +489,7 @@ async fn opted_out_customers_get_no_marketing_notification() {
     let (t, graph) = setup().await;
     let tap = t.tap_our_events().await;
     let wa = "16505551234";
-    t.post_signed(&text_payload(
-        PNID,
-        wa,
-        "Sheena",
-        "wamid.n1",
-        chrono::Utc::now().timestamp(),
-        "hi",
-    ))
-    .await;
-    t.post_signed(&fixture("user_preferences_stop.json")).await;
-    let store = t.store();
-    let stopped = eventually(Duration::from_secs(20), || async {
-        store
-            .customer_by_alias(shared::store::keys::AliasKind::WaId, wa)
-            .await
-            .unwrap()
-            .filter(|c| c.marketing_opt_out)
-    })
-    .await;
-    assert!(stopped.is_some());
+    t.opted_out_customer(PNID, wa, "wamid.n1").await;
     map(
         &t,
         json!({"name": "Promo", "category": "contacts", "hooks": ["contact_created"], "send_to": "contact",

@@ -144,15 +144,7 @@ async fn outside_the_window_only_templates_go() {
         "status": "APPROVED", "category": "UTILITY", "parameter_format": "POSITIONAL",
         "components": [{"type": "BODY", "text": "Your order {{1}} has shipped."}]}),
     ]);
-    let (s, v) = t
-        .api(
-            "POST",
-            "/api/v1/templates/load",
-            Some(&t.token(&["whatsapp_template:load_template"])),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    t.load_templates().await;
     let tpl = json!({"type": "template", "name": "order_update", "language": "en_US",
         "components": [{"type": "body", "parameters": [{"type": "text", "text": "4821"}]}]});
     let (s, v) = reply(&t, &conv, "k2", tpl).await;
@@ -458,15 +450,7 @@ async fn a_business_initiated_template_goes_from_the_default_number() {
     assert_eq!(s, 200, "{v}");
     graph.set_templates(vec![json!({"id": "7", "name": "hello_world", "language": "en_US", "status": "APPROVED",
         "category": "UTILITY", "parameter_format": "POSITIONAL", "components": [{"type": "BODY", "text": "Hello!"}]})]);
-    let (s, v) = t
-        .api(
-            "POST",
-            "/api/v1/templates/load",
-            Some(&t.token(&["whatsapp_template:load_template"])),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    t.load_templates().await;
     // Free-form text to a number that never wrote: no window.
     let (s, v) = t
         .api(
@@ -636,15 +620,7 @@ async fn a_business_initiated_send_is_from_a_registered_number_and_a_lost_answer
     assert_eq!(s, 201, "{v}");
     graph.set_templates(vec![json!({"id": "7", "name": "hello_world", "language": "en_US", "status": "APPROVED",
         "category": "UTILITY", "parameter_format": "POSITIONAL", "components": [{"type": "BODY", "text": "Hello!"}]})]);
-    let (s, v) = t
-        .api(
-            "POST",
-            "/api/v1/templates/load",
-            Some(&t.token(&["whatsapp_template:load_template"])),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    t.load_templates().await;
     let tpl = json!({"type": "template", "name": "hello_world", "language": "en_US"});
     // A number that is not this business's: refused, nothing sent.
     let (s, v) = t

@@ -242,6 +242,46 @@ impl TestStack {
         )
     }
 
+    /// Loads the WABA's templates from (fake) Meta through the staff API, as a user with
+    /// `whatsapp_template:load_template` would.
+    pub async fn load_templates(&self) {
+        let (s, v) = self
+            .api(
+                "POST",
+                "/api/v1/templates/load",
+                Some(&self.token(&["whatsapp_template:load_template"])),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+    }
+
+    /// The customer `wa_id` writes (`wamid`), then stops marketing messages (Meta's
+    /// `user_preferences` fixture, for 16505551234); returns once the opt-out is stored.
+    pub async fn opted_out_customer(&self, pnid: &str, wa_id: &str, wamid: &str) {
+        self.post_signed(&text_payload(
+            pnid,
+            wa_id,
+            "Sheena",
+            wamid,
+            chrono::Utc::now().timestamp(),
+            "hi",
+        ))
+        .await;
+        self.post_signed(&fixture("user_preferences_stop.json"))
+            .await;
+        let store = self.store();
+        let stopped = eventually(Duration::from_secs(20), || async {
+            store
+                .customer_by_alias(shared::store::keys::AliasKind::WaId, wa_id)
+                .await
+                .unwrap()
+                .filter(|c| c.marketing_opt_out)
+        })
+        .await;
+        assert!(stopped.is_some(), "{wa_id} did not opt out");
+    }
+
     pub async fn chat_get(&self, path: &str) -> Value {
         let (s, v) = self
             .api(
