@@ -12,6 +12,8 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 RUNNER := $(TARGET_DIR)/debug/local-runner
 LAMBDAS := webhook inbound media bots bot-timers campaign-scheduler campaign-sender directory notifications staff-api template-sync
 
+comma := ,
+
 .PHONY: dev build invoke coldstart test venv lint unit-and-integration package package-release bench bench-scale fuzz send token crm-event clean
 
 ## make dev: moto + every function wired as in template.yaml; webhook on http://127.0.0.1:3000.
@@ -66,12 +68,12 @@ package-release: $(STAMP)
 	cargo lambda build --release --arm64 $(addprefix -p ,$(LAMBDAS))
 	@for f in $(LAMBDAS); do ls -l target/lambda/$$f/bootstrap | awk -v f=$$f '{printf "bootstrap %-18s %6.1f MB\n", f, $$5/1048576}'; done
 
-## make coldstart [RUNS=9]: every function's release bootstrap (this machine's architecture),
-## started cold under the Lambda Runtime Interface Emulator against a local stack: medians of
-## init, first invoke and peak RSS
+## make coldstart [RUNS=9] [FN="inbound staff-api"]: every function's (or FN's) release bootstrap
+## (this machine's architecture), started cold under the Lambda Runtime Interface Emulator against
+## a local stack: medians of init, first invoke and peak RSS
 coldstart: $(STAMP) build
-	cargo build --release $(addprefix -p ,$(LAMBDAS))
-	infra/with-moto.sh $(RUNNER) coldstart --dir $(TARGET_DIR)/release --runs $${RUNS:-9}
+	cargo build --release $(addprefix -p ,$(or $(FN),$(LAMBDAS)))
+	infra/with-moto.sh $(RUNNER) coldstart --dir $(TARGET_DIR)/release --runs $${RUNS:-9} $(if $(FN),--only $(subst $() ,$(comma),$(strip $(FN))))
 
 bench:
 	cargo bench -p shared

@@ -54,6 +54,9 @@ enum Cmd {
         dir: PathBuf,
         #[arg(long, default_value = "9")]
         runs: usize,
+        /// Only these functions (comma-separated); all of them when absent.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// Print a staff JWT signed with the development key.
     MintToken {
@@ -188,7 +191,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 return Err(format!("the emulator answered {}", out.status).into());
             }
         }
-        Cmd::Coldstart { dir, runs } => coldstart(&dir, runs.max(1)).await?,
+        Cmd::Coldstart { dir, runs, only } => coldstart(&dir, runs.max(1), &only).await?,
         Cmd::MintToken { sub, admin, perms } => {
             let info = read_info(&cli.info)?;
             let perms: Vec<&str> = perms.iter().map(String::as_str).collect();
@@ -238,7 +241,11 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     Some(v[v.len() / 2])
 }
 
-async fn coldstart(dir: &std::path::Path, runs: usize) -> Result<(), Box<dyn std::error::Error>> {
+async fn coldstart(
+    dir: &std::path::Path,
+    runs: usize,
+    only: &[String],
+) -> Result<(), Box<dyn std::error::Error>> {
     use local_runner::emulator;
     let graph = fakes::graph::FakeGraph::start().await;
     graph.set_account("102290129340398", &["106540352242922"]);
@@ -255,7 +262,7 @@ async fn coldstart(dir: &std::path::Path, runs: usize) -> Result<(), Box<dyn std
     );
     let mut seen = std::collections::BTreeSet::new();
     for (file, binary) in emulator::SAMPLES {
-        if !seen.insert(*binary) {
+        if !seen.insert(*binary) || !(only.is_empty() || only.iter().any(|o| o == binary)) {
             continue;
         }
         let f = info

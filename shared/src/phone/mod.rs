@@ -31,8 +31,10 @@
 //! digits, so an 11-digit national part starting with `1` can only be the legacy form.)
 //!
 //! Everything else is keyed by its E.164 form unchanged.
+use phonenumber::PhoneNumber;
 use phonenumber::country::Id as CountryId;
-use phonenumber::{Mode, PhoneNumber};
+
+mod metadata;
 
 /// Longest raw input we try to parse; anything longer is not a phone number.
 const MAX_RAW_LEN: usize = 64;
@@ -66,6 +68,8 @@ pub enum PhoneError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PhoneNormalizer {
     default_country: CountryId,
+    /// Its calling code (`US` → 1).
+    calling_code: u16,
 }
 
 impl PhoneNormalizer {
@@ -78,12 +82,13 @@ impl PhoneNormalizer {
         let id: CountryId = code
             .parse()
             .map_err(|_| PhoneError::UnknownCountry(default_country.to_owned()))?;
-        // The metadata must know the region, otherwise national parsing is impossible.
-        if phonenumber::metadata::DATABASE.by_id(id.as_ref()).is_none() {
-            return Err(PhoneError::UnknownCountry(default_country.to_owned()));
-        }
+        // The metadata must know the region, otherwise national parsing is impossible. Nothing
+        // is loaded here: a region's metadata is read with the first number that needs it.
+        let calling_code = metadata::calling_code(id.as_ref())
+            .ok_or_else(|| PhoneError::UnknownCountry(default_country.to_owned()))?;
         Ok(Self {
             default_country: id,
+            calling_code,
         })
     }
 
@@ -144,7 +149,8 @@ impl PhoneNormalizer {
 
     /// Parses and validates; formats as E.164.
     fn parse_valid(&self, country: Option<CountryId>, input: &str) -> Result<String, PhoneError> {
-        let number = phonenumber::parse(country, input).map_err(|e| {
+        let country = country.map(|id| (id, self.calling_code));
+        let (number, lookup) = metadata::parse(country, input).map_err(|e| {
             PhoneError::Unparseable(match e {
                 phonenumber::ParseError::NoNumber => "no phone number found".to_owned(),
                 phonenumber::ParseError::InvalidCountryCode => "unknown country code".to_owned(),
@@ -154,7 +160,7 @@ impl PhoneNormalizer {
                 other => other.to_string(),
             })
         })?;
-        if number.is_valid() {
+        if lookup.valid(&number) {
             return Ok(e164_of(&number));
         }
         let country_code = number.code().value();
@@ -162,8 +168,8 @@ impl PhoneNormalizer {
         // without the ninth digit, Mexican mobile with the pre-2019 "1".
         if country_code == 55 || country_code == 52 {
             let upgraded = Self::canonical_key(&e164_of(&number));
-            if let Ok(n) = phonenumber::parse(None, &upgraded)
-                && n.is_valid()
+            if let Ok((n, lookup)) = metadata::parse(None, &upgraded)
+                && lookup.valid(&n)
             {
                 return Ok(e164_of(&n));
             }
@@ -240,8 +246,10 @@ impl PhoneNormalizer {
     }
 }
 
+/// `+`, calling code, national significant number (with its leading zeros, as Italy's keep):
+/// E.164, written directly (the crate's formatter would load the code's format rules first).
 fn e164_of(number: &PhoneNumber) -> String {
-    number.format().mode(Mode::E164).to_string()
+    format!("+{}{}", number.code().value(), number.national())
 }
 
 /// Brazilian DDDs in use (first digit 1–9, second 1–9, with gaps), as in libphonenumber's BR metadata.
