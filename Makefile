@@ -14,7 +14,7 @@ LAMBDAS := webhook inbound media bots bot-timers campaign-scheduler campaign-sen
 
 comma := ,
 
-.PHONY: dev build invoke coldstart test venv lint unit-and-integration package package-release bench bench-scale fuzz send token crm-event clean
+.PHONY: dev build invoke coldstart opt-levels test venv lint unit-and-integration package package-release bench bench-scale fuzz send token crm-event clean
 
 ## make dev: moto + every function wired as in template.yaml; webhook on http://127.0.0.1:3000.
 ## MOTO_HOST=0.0.0.0 lets `sam local invoke` containers reach the local AWS (events/README.md).
@@ -77,6 +77,11 @@ coldstart: $(STAMP) build
 
 bench:
 	cargo bench -p shared
+
+## make opt-levels [LEVELS="3 s z"] [FN="webhook inbound staff-api"]: the release profile at each
+## opt-level side by side (sizes, cold start, benchmark medians): how the README's choice was made
+opt-levels: $(STAMP) build
+	RUNNER=$(RUNNER) infra/opt-levels.sh
 
 ## make bench-scale [SCALE_RECIPIENTS=100000 SCALE_FAST=10000 SCALE_SLOW=2000]: campaign fan-out and
 ## sender rates against moto and the fake Graph API (AWS requests counted by the moto server;
