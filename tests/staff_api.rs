@@ -394,3 +394,49 @@ async fn inbox_filters_and_unread_counts() {
     assert_eq!(u["total"], json!({"messages": 4, "conversations": 3}));
     assert_eq!(u["leads"], json!({"messages": 0, "conversations": 0}));
 }
+
+/// Every request leaves one access-log line: method, matched route, status, latency; never the
+/// token, the ids in the path or the query string.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_request_leaves_an_access_log_line_without_secrets() {
+    let t = start().await;
+    let token = t.token(&["whatsapp_chat:view"]);
+    let (s, _) = t
+        .api("GET", "/api/v1/conversations?limit=5", Some(&token), None)
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = t
+        .api(
+            "GET",
+            "/api/v1/conversations/no-such-conversation-4711/messages",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    let logs = captured_logs();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["fields"]["message"] == "request")
+        .collect();
+    let find = |route: &str, status: u16| {
+        lines.iter().any(|l| {
+            l["fields"]["route"] == route
+                && l["fields"]["status"] == status
+                && l["fields"]["method"] == "GET"
+                && l["fields"]["ms"].is_number()
+        })
+    };
+    assert!(find("/api/v1/conversations", 200), "{lines:?}");
+    assert!(
+        find("/api/v1/conversations/{id}/messages", 404),
+        "{lines:?}"
+    );
+    assert!(!logs.contains(&token), "the token was logged");
+    assert!(
+        !logs.contains("no-such-conversation-4711"),
+        "the path's id was logged"
+    );
+    assert!(!logs.contains("limit=5"), "the query string was logged");
+}

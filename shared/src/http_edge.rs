@@ -51,3 +51,28 @@ pub fn strip_stage(mut req: Request) -> Request {
     }
     req
 }
+
+/// One log line per request of a router it is a `route_layer` of: method, the matched route
+/// (`/api/v1/conversations/{id}`: ids, query strings and headers stay out of the log), status
+/// and latency; a 5xx is a warning. Unmatched paths (the fallback) are not logged.
+pub async fn access_log(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let start = std::time::Instant::now();
+    let res = next.run(req).await;
+    let status = res.status().as_u16();
+    let ms = (start.elapsed().as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
+    if status >= 500 {
+        tracing::warn!(method = %method, route, status, ms, "request");
+    } else {
+        tracing::info!(method = %method, route, status, ms, "request");
+    }
+    res
+}

@@ -331,6 +331,7 @@ pub fn api_router() -> OpenApiRouter<Arc<StaffApp>> {
 pub fn router(app: Arc<StaffApp>) -> Router {
     let (router, _) = api_router().split_for_parts();
     router
+        .route_layer(axum::middleware::from_fn(shared::http_edge::access_log))
         .fallback(|| async { ApiError::not_found("route") })
         .with_state(app)
 }
