@@ -639,3 +639,69 @@ async fn embedded_signup_connects_the_waba_and_adds_its_numbers() {
     assert_eq!(v["added"][0]["phone_number_id"], "300000000000012");
     assert_eq!(v["listed"], 3);
 }
+
+/// Meta accepted a notification but its answer was lost: the log says `unknown` until the first
+/// status names the send (`biz_opaque_callback_data`); then the entry is `sent` with the wamid
+/// and follows the statuses like any other.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_notification_whose_answer_was_lost_is_settled_by_its_first_status() {
+    let (t, graph) = setup().await;
+    map(&t, welcome()).await;
+    // Accepted after the client's timeout (2 s here): the outcome is unknown.
+    graph.script([Answer::AcceptAfter(Duration::from_secs(4))]);
+    t.put_crm_event(
+        "lead_created",
+        json!({"event_id": "crm:lead_created:88:1", "updated_at": 1000,
+               "record": {"id": 88, "name": "Bo Lost", "phonenumber": "+1 650 555 0188"}}),
+    )
+    .await;
+    let sent = wait_sends(&graph, 1).await;
+    let cb = sent[0].body["biz_opaque_callback_data"]
+        .as_str()
+        .expect("every send names itself")
+        .to_string();
+    let entry = |status: &'static str| {
+        let t = &t;
+        async move {
+            let (_, v) = t
+                .api(
+                    "GET",
+                    "/api/v1/notifications/log?hook=lead_created",
+                    Some(&t.admin_token()),
+                    None,
+                )
+                .await;
+            (v["data"][0]["status"] == status).then(|| v["data"][0].clone())
+        }
+    };
+    let unknown = eventually(Duration::from_secs(30), || entry("unknown")).await;
+    assert!(unknown.is_some(), "logged unknown first");
+    let status = |st: &str, ts: i64| {
+        json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": PNID},
+            "statuses": [{"id": "wamid.notif-lost", "status": st, "timestamp": ts.to_string(),
+                          "recipient_id": "16505550188", "biz_opaque_callback_data": cb}]}}]}]})
+        .to_string()
+        .into_bytes()
+    };
+    let now = chrono::Utc::now().timestamp();
+    let (code, _) = t.post_signed(&status("delivered", now)).await;
+    assert_eq!(code, 200);
+    let delivered = eventually(Duration::from_secs(20), || entry("delivered"))
+        .await
+        .expect("settled by its status, and delivered");
+    assert_eq!(delivered["wamid"], "wamid.notif-lost", "{delivered}");
+    // Linked: the next status moves it on.
+    let (code, _) = t.post_signed(&status("read", now + 1)).await;
+    assert_eq!(code, 200);
+    assert!(
+        eventually(Duration::from_secs(20), || entry("read"))
+            .await
+            .is_some(),
+        "the entry follows its statuses once settled"
+    );
+    // Nothing was sent twice.
+    settle().await;
+    assert_eq!(sends(&graph).len(), 1);
+}

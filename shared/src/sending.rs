@@ -43,6 +43,8 @@ pub struct SendRequest<'a> {
     pub now_ms: i64,
     /// Another access token than the connection settings' (event notifications use theirs).
     pub token: Option<&'a str>,
+    /// An event notification's log entry (`pk|sk`), kept on the intent.
+    pub notification_log: Option<&'a str>,
 }
 
 /// How a send ended.
@@ -238,6 +240,7 @@ impl Outbound {
             error_code: None,
             error_class: None,
             error_message: None,
+            notification_log: r.notification_log.map(str::to_string),
             created_at: now,
             updated_at: now,
         };

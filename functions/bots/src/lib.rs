@@ -497,6 +497,7 @@ impl BotsApp {
                     deadline: Instant::now() + SEND_BUDGET,
                     now_ms: now,
                     token: None,
+                    notification_log: None,
                 },
             )
             .await;

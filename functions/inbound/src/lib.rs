@@ -545,6 +545,8 @@ impl InboundProcessor {
                     biz_opaque_callback_data: s.biz_opaque_callback_data.as_deref(),
                 })
                 .await?;
+            // A notification whose send this status settles (its answer had been lost).
+            let mut settled_notification = None;
             if let Some(cb) = s.biz_opaque_callback_data.as_deref() {
                 if cb.starts_with("cmp:") {
                     let e = s.errors.first();
@@ -570,11 +572,15 @@ impl InboundProcessor {
                     )
                     .await?;
                 } else {
-                    self.settle_send(cb, &s.id).await?;
+                    settled_notification = self.settle_send(cb, &s.id).await?;
                 }
             }
             // A notification's message: its log entry follows its delivery.
-            if let (true, Some(pointer)) = (out.advanced, out.notification.as_deref()) {
+            let pointer = out
+                .notification
+                .as_deref()
+                .or(settled_notification.as_deref());
+            if let (true, Some(pointer)) = (out.advanced, pointer) {
                 let status = match s.status.as_str() {
                     "delivered" => Some(NotifyStatus::Delivered),
                     "read" => Some(NotifyStatus::Read),
@@ -621,20 +627,21 @@ impl InboundProcessor {
 
     /// A status names our send (`biz_opaque_callback_data` = our message id): a send whose
     /// answer was lost (`unknown`) or whose process died before recording it (`pending`) is
-    /// settled now — Meta had accepted it — and its message stored.
-    async fn settle_send(&self, msg_id: &str, wamid: &str) -> Result<(), ProcessError> {
+    /// settled now — Meta had accepted it — and its message stored; an event notification's
+    /// log entry becomes `sent` (its pointer is answered, for this status to move it on).
+    async fn settle_send(&self, msg_id: &str, wamid: &str) -> Result<Option<String>, ProcessError> {
         let Some(intent) = self.store.intent(msg_id).await? else {
-            return Ok(());
+            return Ok(None);
         };
         if !matches!(intent.state, SendState::Unknown | SendState::Pending) {
-            return Ok(());
+            return Ok(None);
         }
         let Some(conv) = self
             .store
             .conversation(&intent.phone_number_id, &intent.customer_id)
             .await?
         else {
-            return Ok(());
+            return Ok(None);
         };
         let now = (self.now_ms)();
         self.store
@@ -662,7 +669,10 @@ impl InboundProcessor {
             )
             .await?;
         tracing::info!(msg_id, settled, "send settled from its status");
-        Ok(())
+        if let Some(pointer) = &intent.notification_log {
+            self.store.notification_settled(pointer, wamid, now).await?;
+        }
+        Ok(intent.notification_log)
     }
 
     async fn echo(&self, env: &Envelope) -> Result<(), ProcessError> {

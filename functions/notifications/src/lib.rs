@@ -111,6 +111,8 @@ struct Attempt<'a> {
     recipient_id: Option<String>,
     phone: Option<String>,
     sender: Option<String>,
+    /// Its log entry `(pk, sk)`, claimed before the send (the send's intent points at it).
+    slot: Option<(String, String)>,
 }
 
 /// Why a record goes back to the queue.
@@ -247,6 +249,7 @@ impl NotifyApp {
             recipient_id: person.as_ref().and_then(|p| p.id.clone()),
             phone: phone.clone(),
             sender: None,
+            slot: None,
         };
         let result = match (&person, raw_phone.as_deref(), e164) {
             (None, _, _) => Result1::failed(format!(
@@ -265,7 +268,7 @@ impl NotifyApp {
                     .await?
             }
         };
-        self.record(&attempt, &result).await
+        self.record(&mut attempt, &result).await
     }
 
     /// Checks and sends; `Err` only for what a retry may fix.
@@ -346,6 +349,8 @@ impl NotifyApp {
         let (conversation, _) =
             shared::sending::conversation_for(&self.store, &sender, e164, true, now).await?;
         let token = creds.access_token.expose().to_string();
+        let (pk, sk) = self.slot(a).await?;
+        let pointer = format!("{pk}|{sk}");
         let sent = self
             .outbound
             .send(
@@ -360,18 +365,21 @@ impl NotifyApp {
                     deadline: Instant::now() + SEND_BUDGET,
                     now_ms: now,
                     token: Some(&token),
+                    notification_log: Some(&pointer),
                 },
             )
             .await;
         outcome(sent)
     }
 
-    /// Logs the result and tells the CRM.
-    async fn record(&self, a: &Attempt<'_>, r: &Result1) -> Result<(), Retry> {
-        let m = a.mapping;
-        let now = (self.now_ms)();
-        let ttl = now / 1000 + LOG_TTL_DAYS * 86_400;
-        let (pk, sk) = self
+    /// Where the attempt's log entry lives (claimed once per send key, see
+    /// `Store::notification_log_slot`).
+    async fn slot(&self, a: &mut Attempt<'_>) -> Result<(String, String), Retry> {
+        if let Some(slot) = &a.slot {
+            return Ok(slot.clone());
+        }
+        let ttl = (self.now_ms)() / 1000 + LOG_TTL_DAYS * 86_400;
+        let slot = self
             .store
             .notification_log_slot(
                 &a.key,
@@ -380,6 +388,16 @@ impl NotifyApp {
                 ttl,
             )
             .await?;
+        a.slot = Some(slot.clone());
+        Ok(slot)
+    }
+
+    /// Logs the result and tells the CRM.
+    async fn record(&self, a: &mut Attempt<'_>, r: &Result1) -> Result<(), Retry> {
+        let m = a.mapping;
+        let now = (self.now_ms)();
+        let ttl = now / 1000 + LOG_TTL_DAYS * 86_400;
+        let (pk, sk) = self.slot(a).await?;
         let entry = NotificationLog {
             pk,
             sk,

@@ -290,6 +290,7 @@ pub(crate) async fn send_to(
                 deadline,
                 now_ms: (app.now_ms)(),
                 token: None,
+                notification_log: None,
             },
         )
         .await;

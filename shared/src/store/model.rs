@@ -371,6 +371,10 @@ pub struct SendIntent {
     pub error_class: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
+    /// An event notification's log entry (`pk|sk`): a status that settles this send settles
+    /// the entry too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_log: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }

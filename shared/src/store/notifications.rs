@@ -292,6 +292,41 @@ impl Store {
         Ok(())
     }
 
+    /// A send whose answer was lost (logged `unknown`) was accepted after all: its first status
+    /// named it (`biz_opaque_callback_data`). The entry (`pointer`, `pk|sk`) becomes `sent` with
+    /// the `wamid`, which is pointed at the entry so its later statuses update it. Nothing
+    /// changes an entry that is not `unknown` or does not exist (yet).
+    pub async fn notification_settled(
+        &self,
+        pointer: &str,
+        wamid: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let Some((pk, sk)) = pointer.split_once('|') else {
+            return Ok(());
+        };
+        self.link_notification(wamid, pk, sk).await?;
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(super::dynamo::key(pk.to_string(), sk)))
+            .update_expression("SET #st = :sent, wamid = :w, updated_at = :now")
+            .condition_expression("#st = :unknown")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":sent", s(NotifyStatus::Sent.as_str()))
+            .expression_attribute_values(":unknown", s(NotifyStatus::Unknown.as_str()))
+            .expression_attribute_values(":w", s(wamid))
+            .expression_attribute_values(":now", n(now_ms))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if super::dynamo::is_conditional_failure_update(&e) => Ok(()),
+            Err(e) => Err(StoreError::sdk(e)),
+        }
+    }
+
     /// A delivery status of a notification's message (`pointer` from
     /// [`Self::link_notification`]): `delivered` and `read` move the entry forward only;
     /// `failed` records Meta's error unless it was delivered or read already.
