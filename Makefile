@@ -14,7 +14,7 @@ LAMBDAS := webhook inbound media bots bot-timers campaign-scheduler campaign-sen
 
 comma := ,
 
-.PHONY: dev build invoke coldstart opt-levels test venv lint unit-and-integration package package-release bench bench-scale fuzz send token crm-event clean
+.PHONY: dev build invoke coldstart opt-levels test venv lint unit-and-integration package package-release bench bench-scale bench-notify fuzz send token crm-event clean
 
 ## make dev: moto + every function wired as in template.yaml; webhook on http://127.0.0.1:3000.
 ## MOTO_HOST=0.0.0.0 lets `sam local invoke` containers reach the local AWS (events/README.md).
@@ -88,6 +88,11 @@ opt-levels: $(STAMP) build
 ## built with the test build: the figures are bound by moto, not by our code)
 bench-scale: $(STAMP)
 	infra/with-moto.sh cargo bench --profile dev -p integration-tests --bench scale
+
+## make bench-notify [NOTIFY_EVENTS=50]: PutEvents on the CRM bus → the Graph API call of the mapped
+## template, through the local stack (median, p90, max)
+bench-notify: $(STAMP)
+	infra/with-moto.sh cargo bench --profile dev -p integration-tests --bench notify_latency
 
 ## make fuzz [FUZZ_SECONDS=60]: cargo-fuzz on webhook parsing and on the inbound envelope (installs cargo-fuzz under .local/tools)
 fuzz:

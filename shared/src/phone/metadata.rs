@@ -116,11 +116,12 @@ pub(super) fn parse(
     }
     let mut codes: Vec<u16> = Vec::with_capacity(3);
     let digits: String = input.chars().filter(char::is_ascii_digit).collect();
+    // A `+` before the first digit (`+55 …`, `(+55) …`): the code follows it.
+    let first_digit = input.find(|c: char| c.is_ascii_digit());
     let plus = input
-        .trim_start()
-        .starts_with('+')
-        .then(|| leading_code(&digits))
-        .flatten();
+        .find('+')
+        .filter(|p| first_digit.is_none_or(|d| *p < d))
+        .and_then(|_| leading_code(&digits));
     codes.extend(plus);
     if let Some((_, code)) = country {
         codes.push(code);
@@ -257,6 +258,7 @@ mod tests {
                     let prefix = meta.national_prefix().unwrap_or("");
                     let forms = [
                         format!("+{code} {national}"),
+                        format!("(+{code}) {national}"),
                         format!("+{code}{national}"),
                         format!("{prefix}{national}"),
                         format!("({national}"),
