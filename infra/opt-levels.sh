@@ -11,8 +11,9 @@ runner=${RUNNER:-target/debug/local-runner}
 out=target/opt-levels
 mkdir -p "$out"
 for level in $levels; do
-    dir=target
-    [ "$level" = 3 ] || dir=target/opt-$level
+    # Absolute: criterion writes under the target directory from the bench's own directory.
+    dir=$PWD/target
+    [ "$level" = 3 ] || dir=$PWD/target/opt-$level
     export CARGO_PROFILE_RELEASE_OPT_LEVEL=$level CARGO_TARGET_DIR=$dir
     # shellcheck disable=SC2046
     cargo build --release $(printf -- '-p %s ' $fns)
