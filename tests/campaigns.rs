@@ -476,6 +476,33 @@ async fn a_dead_token_stops_the_campaign_and_a_spam_limit_pauses_it() {
         .unwrap_or_else(|| panic!("{events:?}"));
     assert_eq!(stop["detail"]["error_code"], 190);
     assert_documented("campaign.stopped", &stop["detail"]);
+    // Its run ends: the recipient failed with Meta's code (a stopped campaign is never resumed),
+    // nothing is left pending, and the campaign stays stopped.
+    let ended = eventually(Duration::from_secs(20), || async {
+        let r = report(&t, &id).await;
+        (r["runs"][0]["state"] == "done").then_some(r)
+    })
+    .await
+    .unwrap_or_else(|| panic!("the stopped run never ended: {}", stopped));
+    assert_eq!(
+        (
+            totals(&ended)["failed"].as_i64(),
+            totals(&ended)["pending"].as_i64().unwrap_or(0)
+        ),
+        (Some(1), 0),
+        "{ended}"
+    );
+    assert_eq!(ended["campaign"]["state"], "stopped");
+    let (s, v) = t
+        .api(
+            "GET",
+            &format!("/api/v1/campaigns/{id}/recipients?status=failed"),
+            Some(&marketer(&t)),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["data"][0]["error_code"], 190, "{v}");
 
     // 131048 (spam rate limit): paused with the reason; resumed, the recipient goes out.
     graph.script([Answer::Error(400, 131048)]);

@@ -392,10 +392,12 @@ impl SenderApp {
             }
             Outcome::StopCampaign { code, reason } => {
                 self.forget_campaign(&c.id);
+                // Not sent, and a stopped campaign is never resumed: the recipient failed (with
+                // Meta's code), so the run ends once the records still queued are skipped.
                 self.settle(
                     r,
                     &sending,
-                    RecipientStatus::Pending,
+                    RecipientStatus::Failed,
                     &error(Some(code), &reason),
                 )
                 .await?;
