@@ -31,18 +31,7 @@ async fn setup() -> (TestStack, FakeGraph) {
         tpl("old_promo", "PAUSED", "MARKETING"),
     ]);
     t.load_templates().await;
-    let (s, v) = t
-        .api(
-            "POST",
-            "/api/v1/numbers",
-            Some(&t.admin_token()),
-            Some(
-                json!({"phone_number_id": PNID, "display_phone_number": "+1 555-078-3881",
-                        "verified_name": "Acme", "label": "Sales"}),
-            ),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
+    t.register_number(PNID).await;
     (t, graph)
 }
 

@@ -63,18 +63,7 @@ async fn main() {
         "category": "UTILITY", "parameter_format": "POSITIONAL",
         "components": [{"type": "BODY", "text": "Hi {{1}}, thanks for your interest!"}]})]);
     t.load_templates().await;
-    let (s, v) = t
-        .api(
-            "POST",
-            "/api/v1/numbers",
-            Some(&t.admin_token()),
-            Some(
-                json!({"phone_number_id": PNID, "display_phone_number": "+1 555-078-3881",
-                         "verified_name": "Acme"}),
-            ),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
+    t.register_number(PNID).await;
     let (s, v) = t
         .api(
             "POST",

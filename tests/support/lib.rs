@@ -244,6 +244,23 @@ impl TestStack {
 
     /// Loads the WABA's templates from (fake) Meta through the staff API, as a user with
     /// `whatsapp_template:load_template` would.
+    /// Registers the business number `pnid` (the fixtures' display number), as an admin would:
+    /// the first number registered is the default sender.
+    pub async fn register_number(&self, pnid: &str) {
+        let (s, v) = self
+            .api(
+                "POST",
+                "/api/v1/numbers",
+                Some(&self.admin_token()),
+                Some(
+                    json!({"phone_number_id": pnid, "display_phone_number": "+1 555-078-3881",
+                             "verified_name": "Acme"}),
+                ),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+
     pub async fn load_templates(&self) {
         let (s, v) = self
             .api(
