@@ -99,6 +99,20 @@ async fn wait_done(t: &TestStack, id: &str) -> Value {
     }
 }
 
+/// A run's recipients (`query`: `status=…`), as the marketer reads them.
+async fn recipients(t: &TestStack, id: &str, query: &str) -> Value {
+    let (s, v) = t
+        .api(
+            "GET",
+            &format!("/api/v1/campaigns/{id}/recipients?{query}"),
+            Some(&marketer(t)),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    v
+}
+
 fn template_sends(graph: &FakeGraph) -> Vec<Value> {
     graph
         .requests()
@@ -184,15 +198,7 @@ async fn a_campaign_to_all_leads_sends_each_number_once_and_its_totals_add_up() 
     assert_eq!(sum, tot["total"].as_i64().unwrap(), "{tot}");
     assert_eq!(r["campaign"]["state"], "finished");
     // The recipients, filtered, with the seed's codes and why each failed.
-    let (s, v) = t
-        .api(
-            "GET",
-            &format!("/api/v1/campaigns/{id}/recipients?status=invalid"),
-            Some(&marketer(&t)),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    let v = recipients(&t, &id, "status=invalid").await;
     let invalid = v["data"].as_array().unwrap();
     assert_eq!(invalid.len(), 2, "{v}");
     assert!(
@@ -482,15 +488,7 @@ async fn a_dead_token_stops_the_campaign_and_a_spam_limit_pauses_it() {
         "{ended}"
     );
     assert_eq!(ended["campaign"]["state"], "stopped");
-    let (s, v) = t
-        .api(
-            "GET",
-            &format!("/api/v1/campaigns/{id}/recipients?status=failed"),
-            Some(&marketer(&t)),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    let v = recipients(&t, &id, "status=failed").await;
     assert_eq!(v["data"][0]["error_code"], 190, "{v}");
 
     // 131048 (spam rate limit): paused with the reason; resumed, the recipient goes out.
@@ -597,14 +595,7 @@ async fn statuses_move_delivery_forward_only_and_a_late_failure_moves_2_to_0() {
         (Some(0), Some(0), Some(1)),
         "{tot}"
     );
-    let (_, v) = t
-        .api(
-            "GET",
-            &format!("/api/v1/campaigns/{id}/recipients?status=failed"),
-            Some(&marketer(&t)),
-            None,
-        )
-        .await;
+    let v = recipients(&t, &id, "status=failed").await;
     assert_eq!(v["data"][0]["error_code"], 131026, "{v}");
     assert_eq!(v["data"][0]["status_code"], 0);
 }

@@ -245,18 +245,11 @@ async fn each_flow_makes_at_most_its_documented_aws_requests() {
     ]);
     t.load_templates().await;
     t.register_number(PNID).await;
-    let (s, v) = t
-        .api(
-            "POST",
-            "/api/v1/notifications/mappings",
-            Some(&t.admin_token()),
-            Some(json!({"name": "Invoice", "category": "invoice", "hooks": ["after_invoice_added"],
+    t.map_notification(json!({"name": "Invoice", "category": "invoice", "hooks": ["after_invoice_added"],
                          "send_to": "contact",
                          "template": {"name": "invoice_ready", "language": "en_US",
-                                      "components": [{"type": "body", "parameters": [{"type": "text", "text": "{invoice.number}"}]}]}})),
-        )
+                                      "components": [{"type": "body", "parameters": [{"type": "text", "text": "{invoice.number}"}]}]}}))
         .await;
-    assert_eq!(s, 201, "{v}");
     for i in 0..CAMPAIGN_RECIPIENTS {
         t.put_crm_event(
             "lead_created",

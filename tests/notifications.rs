@@ -55,16 +55,17 @@ fn body_params(texts: &[&str]) -> Value {
     json!([{"type": "body", "parameters": texts.iter().map(|t| json!({"type": "text", "text": t})).collect::<Vec<_>>()}])
 }
 
-async fn map(t: &TestStack, body: Value) -> Value {
+/// The notification log (`query`: `hook=…&status=…`), as an admin reads it.
+async fn log(t: &TestStack, query: &str) -> Value {
     let (s, v) = t
         .api(
-            "POST",
-            "/api/v1/notifications/mappings",
+            "GET",
+            &format!("/api/v1/notifications/log?{query}"),
             Some(&t.admin_token()),
-            Some(body),
+            None,
         )
         .await;
-    assert_eq!(s, 201, "{v}");
+    assert_eq!(s, 200, "{v}");
     v
 }
 
@@ -125,7 +126,7 @@ async fn outcomes(t: &TestStack, tap: &str, n: usize) -> Vec<Value> {
 async fn a_lead_created_event_sends_the_mapped_template_once_and_reports_it() {
     let (t, graph) = setup().await;
     let tap = t.tap_our_events().await;
-    let m = map(&t, welcome()).await;
+    let m = t.map_notification(welcome()).await;
     let detail = json!({"event_id": "crm:lead_created:77:1", "updated_at": 1000,
                         "record": {"id": 77, "name": "Ana Lima", "phonenumber": "+1 650 555 0177"}});
     // EventBridge may deliver twice: the same event twice sends once.
@@ -151,15 +152,7 @@ async fn a_lead_created_event_sends_the_mapped_template_once_and_reports_it() {
     assert_eq!(out[0]["detail"]["crm_event_id"], "crm:lead_created:77:1");
     assert!(out[0]["detail"]["wamid"].is_string());
     // The log lists it, filterable by hook and status.
-    let (s, v) = t
-        .api(
-            "GET",
-            "/api/v1/notifications/log?hook=lead_created&status=sent",
-            Some(&t.admin_token()),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+    let v = log(&t, "hook=lead_created&status=sent").await;
     assert_eq!(v["data"].as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v["data"][0]["phone"], "+16505550177");
     // The message is in the lead's conversation.
@@ -175,14 +168,7 @@ async fn a_lead_created_event_sends_the_mapped_template_once_and_reports_it() {
         assert_eq!(code, 200);
     }
     let read = eventually(Duration::from_secs(20), || async {
-        let (_, v) = t
-            .api(
-                "GET",
-                "/api/v1/notifications/log?hook=lead_created",
-                Some(&t.admin_token()),
-                None,
-            )
-            .await;
+        let v = log(&t, "hook=lead_created").await;
         (v["data"][0]["status"] == "read").then_some(v)
     })
     .await;
@@ -192,22 +178,16 @@ async fn a_lead_created_event_sends_the_mapped_template_once_and_reports_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn invoices_tickets_and_reminders_reach_the_right_people() {
     let (t, graph) = setup().await;
-    map(
-        &t,
-        json!({"name": "Invoice", "category": "invoice", "hooks": ["after_invoice_added"], "send_to": "contact",
+    t.map_notification(json!({"name": "Invoice", "category": "invoice", "hooks": ["after_invoice_added"], "send_to": "contact",
                "template": {"name": "invoice_ready", "language": "en_US",
                             "components": body_params(&["{invoice.number}", "{invoice.total:money}", "{invoice.duedate:date}"])}}),
     )
     .await;
-    map(
-        &t,
-        json!({"name": "Ticket", "category": "ticket", "hooks": ["ticket_created"], "send_to": "staff",
+    t.map_notification(json!({"name": "Ticket", "category": "ticket", "hooks": ["ticket_created"], "send_to": "staff",
                "template": {"name": "new_ticket", "language": "en_US", "components": body_params(&["{ticket.subject}"])}}),
     )
     .await;
-    map(
-        &t,
-        json!({"name": "Overdue", "category": "invoice", "hooks": ["after_cron_run"], "send_to": "contact",
+    t.map_notification(json!({"name": "Overdue", "category": "invoice", "hooks": ["after_cron_run"], "send_to": "contact",
                "template": {"name": "invoice_ready", "language": "en_US",
                             "components": body_params(&["{invoice.number}", "{invoice.total:money}", "{invoice.duedate:date}"])}}),
     )
@@ -256,7 +236,7 @@ async fn invoices_tickets_and_reminders_reach_the_right_people() {
 async fn what_cannot_be_sent_is_a_visible_failure_and_nothing_else_goes_out() {
     let (t, graph) = setup().await;
     let tap = t.tap_our_events().await;
-    map(&t, welcome()).await;
+    t.map_notification(welcome()).await;
     // No phone: failed with the reason, not retried.
     t.put_crm_event(
         "lead_created",
@@ -303,21 +283,14 @@ async fn what_cannot_be_sent_is_a_visible_failure_and_nothing_else_goes_out() {
     );
     settle().await;
     assert!(sends(&graph).is_empty(), "{:?}", sends(&graph));
-    let (_, v) = t
-        .api(
-            "GET",
-            "/api/v1/notifications/log?status=failed",
-            Some(&t.admin_token()),
-            None,
-        )
-        .await;
+    let v = log(&t, "status=failed").await;
     assert_eq!(v["data"].as_array().unwrap().len(), 2, "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_notification_credentials_are_used_when_set_and_a_rate_limit_is_retried() {
     let (t, graph) = setup().await;
-    map(&t, welcome()).await;
+    t.map_notification(welcome()).await;
     // Unset: the inbox's credentials and default number.
     t.put_crm_event(
         "lead_created",
@@ -358,14 +331,7 @@ async fn the_notification_credentials_are_used_when_set_and_a_rate_limit_is_retr
     );
     assert_ne!(inbox_auth, "Bearer notify-token-1");
     settle().await;
-    let (_, v) = t
-        .api(
-            "GET",
-            "/api/v1/notifications/log?status=sent",
-            Some(&t.admin_token()),
-            None,
-        )
-        .await;
+    let v = log(&t, "status=sent").await;
     assert_eq!(v["data"].as_array().unwrap().len(), 2, "{v}");
 }
 
@@ -423,7 +389,7 @@ async fn mappings_are_validated_and_the_preview_is_what_is_sent() {
         .await;
     assert_eq!(s, 403);
 
-    let m = map(&t, welcome()).await;
+    let m = t.map_notification(welcome()).await;
     let id = m["id"].as_str().unwrap();
     let detail = json!({"event_id": "prev-1", "updated_at": 1,
                         "record": {"id": 5, "name": "Dara Ong", "phonenumber": "+1 650 555 0155"}});
@@ -479,9 +445,7 @@ async fn opted_out_customers_get_no_marketing_notification() {
     let tap = t.tap_our_events().await;
     let wa = "16505551234";
     t.opted_out_customer(PNID, wa, "wamid.n1").await;
-    map(
-        &t,
-        json!({"name": "Promo", "category": "contacts", "hooks": ["contact_created"], "send_to": "contact",
+    t.map_notification(json!({"name": "Promo", "category": "contacts", "hooks": ["contact_created"], "send_to": "contact",
                "template": {"name": "spring_promo", "language": "en_US", "components": body_params(&["{contact.name:first}"])}}),
     )
     .await;
@@ -543,9 +507,7 @@ async fn the_notification_wabas_templates_are_loaded_apart_and_used() {
         )
         .await;
     assert_eq!(s, 404, "welcome_lead is the inbox WABA's only: {v}");
-    map(
-        &t,
-        json!({"name": "Hello", "category": "leads", "hooks": ["lead_created"], "send_to": "lead",
+    t.map_notification(json!({"name": "Hello", "category": "leads", "hooks": ["lead_created"], "send_to": "lead",
                "template": {"name": "notify_only", "language": "en_US", "components": body_params(&["{lead.name}"])}}),
     )
     .await;
@@ -635,7 +597,7 @@ async fn embedded_signup_connects_the_waba_and_adds_its_numbers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_notification_whose_answer_was_lost_is_settled_by_its_first_status() {
     let (t, graph) = setup().await;
-    map(&t, welcome()).await;
+    t.map_notification(welcome()).await;
     // Accepted after the client's timeout (2 s here): the outcome is unknown.
     graph.script([Answer::AcceptAfter(Duration::from_secs(4))]);
     t.put_crm_event(
@@ -652,14 +614,7 @@ async fn a_notification_whose_answer_was_lost_is_settled_by_its_first_status() {
     let entry = |status: &'static str| {
         let t = &t;
         async move {
-            let (_, v) = t
-                .api(
-                    "GET",
-                    "/api/v1/notifications/log?hook=lead_created",
-                    Some(&t.admin_token()),
-                    None,
-                )
-                .await;
+            let v = log(t, "hook=lead_created").await;
             (v["data"][0]["status"] == status).then(|| v["data"][0].clone())
         }
     };

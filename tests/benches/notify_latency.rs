@@ -64,17 +64,10 @@ async fn main() {
         "components": [{"type": "BODY", "text": "Hi {{1}}, thanks for your interest!"}]})]);
     t.load_templates().await;
     t.register_number(PNID).await;
-    let (s, v) = t
-        .api(
-            "POST",
-            "/api/v1/notifications/mappings",
-            Some(&t.admin_token()),
-            Some(json!({"name": "Welcome", "category": "leads", "hooks": ["lead_created"], "send_to": "lead",
+    t.map_notification(json!({"name": "Welcome", "category": "leads", "hooks": ["lead_created"], "send_to": "lead",
                          "template": {"name": "welcome_lead", "language": "en_US",
-                                      "components": [{"type": "body", "parameters": [{"type": "text", "text": "{lead.name:first|there}"}]}]}})),
-        )
+                                      "components": [{"type": "body", "parameters": [{"type": "text", "text": "{lead.name:first|there}"}]}]}}))
         .await;
-    assert_eq!(s, 201, "{v}");
 
     let mut ms = Vec::with_capacity(events);
     let mut moto = Vec::with_capacity(events);

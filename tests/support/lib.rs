@@ -261,6 +261,20 @@ impl TestStack {
         assert_eq!(s, 201, "{v}");
     }
 
+    /// Saves an event-notification mapping as an admin would; answers the stored mapping.
+    pub async fn map_notification(&self, body: Value) -> Value {
+        let (s, v) = self
+            .api(
+                "POST",
+                "/api/v1/notifications/mappings",
+                Some(&self.admin_token()),
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        v
+    }
+
     pub async fn load_templates(&self) {
         let (s, v) = self
             .api(
