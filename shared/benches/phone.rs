@@ -31,29 +31,23 @@ fn peak_rss_kb() -> u64 {
 /// One cold measurement in this (fresh) process: prints `init_us first_us second_us rss_kb`.
 fn child(mode: &str, region: &str, first: &str, second: &str) {
     let t = Instant::now();
-    if mode == "whole" {
+    // Set up, then one normalisation (that must succeed) per call.
+    let normalise: Box<dyn Fn(&str)> = if mode == "whole" {
         let id: phonenumber::country::Id = region.parse().expect("region");
-        let init = t.elapsed();
-        let n = phonenumber::parse(Some(id), first).expect("parses");
-        assert!(phonenumber::is_valid(&n), "{first}");
-        let first_t = t.elapsed() - init;
-        let n = phonenumber::parse(Some(id), second).expect("parses");
-        assert!(phonenumber::is_valid(&n), "{second}");
-        let second_t = t.elapsed() - init - first_t;
-        println!(
-            "{} {} {} {}",
-            init.as_micros(),
-            first_t.as_micros(),
-            second_t.as_micros(),
-            peak_rss_kb()
-        );
-        return;
-    }
-    let normalizer = shared::phone::PhoneNormalizer::new(region).expect("region");
+        Box::new(move |input| {
+            let n = phonenumber::parse(Some(id), input).expect("parses");
+            assert!(phonenumber::is_valid(&n), "{input}");
+        })
+    } else {
+        let normalizer = shared::phone::PhoneNormalizer::new(region).expect("region");
+        Box::new(move |input| {
+            normalizer.to_e164(input).expect("valid");
+        })
+    };
     let init = t.elapsed();
-    normalizer.to_e164(first).expect("valid");
+    normalise(first);
     let first_t = t.elapsed() - init;
-    normalizer.to_e164(second).expect("valid");
+    normalise(second);
     let second_t = t.elapsed() - init - first_t;
     println!(
         "{} {} {} {}",
