@@ -7,6 +7,7 @@ use integration_tests::bot_helpers::assert_documented;
 use integration_tests::fake_graph::{Answer, FakeGraph};
 use integration_tests::*;
 use serde_json::{Value, json};
+use shared::campaigns::model::CampaignState;
 
 const PNID: &str = "106540352242922";
 const MARKETER: [&str; 4] = [
@@ -84,18 +85,11 @@ async fn wait_done(t: &TestStack, id: &str) -> Value {
     .await;
     match done {
         Some(r) => r,
-        None => {
-            let logs: Vec<String> = captured_logs()
-                .lines()
-                .filter(|l| l.contains(id) && (l.contains("WARN") || l.contains("ERROR")))
-                .map(str::to_string)
-                .collect();
-            panic!(
-                "run 1 never finished: {}\n{}",
-                report(t, id).await,
-                logs.join("\n")
-            )
-        }
+        None => panic!(
+            "run 1 never finished: {}\n{}",
+            report(t, id).await,
+            logged_problems(id)
+        ),
     }
 }
 
@@ -345,6 +339,105 @@ async fn a_cancelled_campaign_sends_nothing_even_when_its_schedule_fires_late() 
         )
         .await;
     assert_eq!(s, 409);
+    settle().await;
+    assert!(template_sends(&graph).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_campaign_cancelled_or_stopped_mid_fan_out_ends_its_run() {
+    let (t, graph) = setup().await;
+    let ids = [
+        contact(&t, "Ana", "+16505550311").await,
+        contact(&t, "Bo", "+16505550312").await,
+        contact(&t, "Cy", "+16505550313").await,
+    ];
+    let later = (chrono::Utc::now() + chrono::Duration::hours(2))
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    for end in ["cancelled", "stopped"] {
+        let c = create(
+            &t,
+            spec(
+                "whatsapp_contacts",
+                "order_note",
+                json!({"all": false, "ids": ids, "send_now": false, "scheduled_send_time": later}),
+            ),
+        )
+        .await;
+        let id = c["id"].as_str().unwrap().to_string();
+        let input = json!({"campaign_id": id, "run": 1});
+        // Its schedule fires with less time left than a page needs: the run is claimed, the
+        // fan-out stands at its first page and plans its continuation.
+        let out = t
+            .stack
+            .invoke_within(
+                "CampaignSchedulerFunction",
+                input.clone(),
+                Duration::from_secs(1),
+            )
+            .await
+            .unwrap();
+        assert_eq!(out["outcome"], "continued", "{out}");
+        let r = report(&t, &id).await;
+        assert_eq!(
+            (
+                r["campaign"]["state"].as_str(),
+                r["runs"][0]["state"].as_str()
+            ),
+            (Some("running"), Some("fanning_out")),
+            "{r}"
+        );
+        if end == "cancelled" {
+            let (s, v) = t
+                .api(
+                    "POST",
+                    &format!("/api/v1/campaigns/{id}/cancel"),
+                    Some(&marketer(&t)),
+                    None,
+                )
+                .await;
+            assert_eq!(s, 200, "{v}");
+        } else {
+            // A dead token met by another run's send stops the campaign; then the continuation
+            // fires.
+            assert!(
+                t.store()
+                    .move_campaign(
+                        &id,
+                        &[CampaignState::Running],
+                        CampaignState::Stopped,
+                        Some("(#190) token expired"),
+                        chrono::Utc::now().timestamp_millis(),
+                    )
+                    .await
+                    .unwrap()
+            );
+            let out = t
+                .stack
+                .invoke("CampaignSchedulerFunction", input.clone())
+                .await
+                .unwrap();
+            assert_eq!(out["outcome"], "stopped", "{out}");
+        }
+        // The run ends: the fan-out closed where it stood, nobody pending, nothing sent.
+        let r = wait_done(&t, &id).await;
+        assert_eq!(r["campaign"]["state"], end, "{r}");
+        assert_eq!(
+            (totals(&r)["total"].as_i64(), totals(&r)["skipped"].as_i64()),
+            (Some(3), Some(3)),
+            "{r}"
+        );
+        assert_eq!(totals(&r)["pending"], 0, "{r}");
+        let skipped = recipients(&t, &id, "status=skipped").await;
+        let skipped = skipped["data"].as_array().unwrap();
+        assert_eq!(skipped.len(), 3, "{skipped:?}");
+        assert!(
+            skipped
+                .iter()
+                .all(|x| x["error"] == format!("the campaign was {end}")),
+            "{skipped:?}"
+        );
+    }
     settle().await;
     assert!(template_sends(&graph).is_empty());
 }

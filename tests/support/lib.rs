@@ -519,6 +519,16 @@ where
     }
 }
 
+/// The WARN and ERROR lines logged so far that mention `needle` (what a test prints when what
+/// it waited for never came).
+pub fn logged_problems(needle: &str) -> String {
+    captured_logs()
+        .lines()
+        .filter(|l| l.contains(needle) && (l.contains("\"WARN\"") || l.contains("\"ERROR\"")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Lets queued work settle: used before asserting that something did NOT happen.
 pub async fn settle() {
     tokio::time::sleep(Duration::from_secs(3)).await;

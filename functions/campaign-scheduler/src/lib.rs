@@ -12,6 +12,10 @@
 //! again (the sender's pending → sending step makes a duplicate harmless), and the counters
 //! count each recipient once. Close to its deadline it plans a continuation schedule a minute
 //! later and stops; a schedule that fires late, twice, or after a cancel changes nothing.
+//!
+//! A cancel (or a stop on a dead token) ends the run in progress: the fan-out is closed at the
+//! page it stands at (whether it met the cancel itself or was waiting for its continuation),
+//! the pending recipients are skipped with the reason, and the run finishes with its totals.
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,9 +109,11 @@ impl SchedulerApp {
         };
         match campaign.state {
             CampaignState::Paused => return Ok(report(&input, "paused")),
-            CampaignState::Cancelled if input.run <= campaign.runs_started => {
+            CampaignState::Cancelled | CampaignState::Stopped
+                if input.run <= campaign.runs_started =>
+            {
                 // The run in progress ends: what was not sent is skipped.
-                return self.sweep(&input, deadline).await;
+                return self.sweep(&input, campaign.state, deadline).await;
             }
             s if s.is_final() => return Ok(report(&input, s.as_str())),
             _ => {}
@@ -203,7 +209,8 @@ impl SchedulerApp {
                 rep.outcome = "continued".into();
                 return Ok(rep);
             }
-            // Every tenth page, a cancel or a pause stops the fan-out (resume continues it).
+            // Every tenth page, a pause stops the fan-out (resume continues it); a cancel or a
+            // stop ends the run here.
             if page > 0 && page.is_multiple_of(10) {
                 match self.store.campaign(&input.campaign_id).await? {
                     Some(c) if c.state == CampaignState::Paused => {
@@ -211,8 +218,9 @@ impl SchedulerApp {
                         return Ok(rep);
                     }
                     Some(c) if !c.state.is_final() => {}
-                    _ => {
-                        rep.outcome = "cancelled".into();
+                    Some(c) => return self.sweep(input, c.state, deadline).await,
+                    None => {
+                        rep.outcome = "no_campaign".into();
                         return Ok(rep);
                     }
                 }
@@ -326,14 +334,18 @@ impl SchedulerApp {
         Ok(rep)
     }
 
-    /// Ends a cancelled campaign's run: its pending recipients are skipped, then the run is
-    /// finished.
+    /// Ends the run of a cancelled or stopped campaign: a fan-out still open is closed where it
+    /// stands (what it did not write is never sent), its pending recipients are skipped, then
+    /// the run is finished.
     async fn sweep(
         &self,
         input: &RunInput,
+        state: CampaignState,
         deadline: Deadline,
     ) -> Result<RunReport, SchedulerError> {
-        let mut rep = report(input, "cancelled");
+        let mut rep = report(input, state.as_str());
+        self.close_fanout(input, &mut rep).await?;
+        let why = format!("the campaign was {}", state.as_str());
         loop {
             if deadline.remaining().is_some_and(|left| left < RESERVE) {
                 break;
@@ -360,9 +372,7 @@ impl SchedulerApp {
                         RecipientStatus::Skipped,
                         &[(
                             "error",
-                            aws_sdk_dynamodb::types::AttributeValue::S(
-                                "the campaign was cancelled".into(),
-                            ),
+                            aws_sdk_dynamodb::types::AttributeValue::S(why.clone()),
                         )],
                         (self.now_ms)(),
                     )
@@ -393,6 +403,59 @@ impl SchedulerApp {
             .await?;
         }
         Ok(rep)
+    }
+
+    /// Closes the run's fan-out if it is still open (a fan-out that met the cancel, or one
+    /// waiting for its continuation): the page it stands at is done once more and committed as
+    /// the last, so recipients an invocation still in that page wrote are counted, whichever
+    /// commit wins; the pages after it are never written. The run moves on to `sending`.
+    async fn close_fanout(
+        &self,
+        input: &RunInput,
+        rep: &mut RunReport,
+    ) -> Result<(), SchedulerError> {
+        for _ in 0..20 {
+            let Some(run) = self.store.run(&input.campaign_id, input.run).await? else {
+                return Ok(());
+            };
+            if run.state != RunState::FanningOut {
+                return Ok(());
+            }
+            let Some(campaign) = self.store.campaign(&input.campaign_id).await? else {
+                return Ok(());
+            };
+            let at: Option<Cursor> = match run.cursor.as_deref() {
+                Some(c) => serde_json::from_str(c).ok(),
+                None if run.page == 0 => Some(audience::start(&campaign.spec)),
+                None => None,
+            };
+            let counted = match at {
+                Some(cur) => {
+                    let (candidates, _) =
+                        audience::page(&self.store, &campaign.spec, &cur, self.page_size).await?;
+                    self.page(&campaign, input.run, run.page, candidates, rep)
+                        .await?
+                }
+                None => BTreeMap::new(),
+            };
+            if self
+                .store
+                .commit_fanout_page(
+                    &input.campaign_id,
+                    input.run,
+                    run.page,
+                    None,
+                    &counted,
+                    (self.now_ms)(),
+                )
+                .await?
+            {
+                tracing::info!(page = run.page, "fan-out closed: the campaign ended");
+                return Ok(());
+            }
+            // An invocation still fanning out committed that page first: the next one.
+        }
+        Err(SchedulerError::Contended)
     }
 
     /// Writes and queues one page; returns the page's counts per shard.

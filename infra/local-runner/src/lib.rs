@@ -932,6 +932,22 @@ impl Stack {
             .map_err(StackError::Schedule)
     }
 
+    /// As [`Stack::invoke`], with `remaining` left before the invocation's deadline (a late
+    /// start, close to the function's timeout).
+    pub async fn invoke_within(
+        &self,
+        function_logical_id: &str,
+        input: serde_json::Value,
+        remaining: Duration,
+    ) -> Result<serde_json::Value, StackError> {
+        let (handler, _) = self.invokable.get(function_logical_id).ok_or_else(|| {
+            StackError::Config(format!("{function_logical_id} is not invoked locally"))
+        })?;
+        handler(input, shared::sqs_batch::Deadline::after(remaining))
+            .await
+            .map_err(StackError::Schedule)
+    }
+
     /// Runs the function a schedule of `template.yaml` invokes, now, as a tick would (e.g.
     /// `run_schedule("TemplateSyncFunction")`); returns the function's result.
     pub async fn run_schedule(
