@@ -14,7 +14,7 @@ LAMBDAS := webhook inbound media bots bot-timers campaign-scheduler campaign-sen
 
 comma := ,
 
-.PHONY: dev build invoke coldstart opt-levels test venv lint unit-and-integration package package-release bench bench-scale bench-notify fuzz send token crm-event clean
+.PHONY: dev build invoke coldstart opt-levels test venv lint unit-and-integration package package-release browser bench bench-scale bench-notify fuzz send token crm-event clean
 
 ## make dev: moto + every function wired as in template.yaml; webhook on http://127.0.0.1:3000.
 ## MOTO_HOST=0.0.0.0 lets `sam local invoke` containers reach the local AWS (events/README.md).
@@ -43,6 +43,10 @@ $(STAMP): infra/requirements.txt
 
 venv: $(STAMP)
 
+## make browser: Debian's headless Chromium for the widget's browser test (once; apt-get)
+browser:
+	infra/install-chromium.sh
+
 lint: $(STAMP)
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
@@ -51,7 +55,7 @@ lint: $(STAMP)
 	sam validate --lint
 	cfn-lint template.yaml
 
-unit-and-integration: $(STAMP)
+unit-and-integration: $(STAMP) browser
 	mkdir -p .local
 	infra/with-moto.sh cargo test --workspace 2>&1 | tee .local/test-output.log
 

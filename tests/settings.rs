@@ -594,7 +594,7 @@ async fn the_widget_snippet_escapes_hostile_settings() {
             Some(&admin),
             Some(json!({"enabled": true, "phone": "+1 650 555 1234",
                         "prefilled_text": "Hi <b>\"there\"</b> & more",
-                        "greeting": "<script>alert('x')</script>",
+                        "greeting": "<script>document.body.setAttribute('data-pwned','0')</script><img src=x onerror=\"document.body.setAttribute('data-pwned','1')\">",
                         "label": "Chat\" onmouseover=\"alert(1)",
                         "position": "left", "pages": ["/", "/pricing*"]})),
         )
@@ -623,7 +623,9 @@ async fn the_widget_snippet_escapes_hostile_settings() {
         "{html}"
     );
     assert!(
-        html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"),
+        html.contains(
+            "&lt;script&gt;document.body.setAttribute(&#39;data-pwned&#39;,&#39;0&#39;)&lt;/script&gt;"
+        ),
         "{html}"
     );
     assert!(!html.contains("onmouseover=\"alert"), "{html}");
@@ -632,8 +634,12 @@ async fn the_widget_snippet_escapes_hostile_settings() {
         1,
         "only the widget's own inline script"
     );
-    assert!(!html.contains(" src="), "no third-party script: {html}");
+    assert!(
+        !html.contains("<script src") && !html.contains(" src=\"http"),
+        "no third-party script: {html}"
+    );
     assert!(html.contains("data-pages=\"/,/pricing*\""), "{html}");
+    in_a_browser(&html).await;
     // Admin only.
     let (s, _) = t
         .api(
@@ -644,4 +650,77 @@ async fn the_widget_snippet_escapes_hostile_settings() {
         )
         .await;
     assert_eq!(s, 403);
+}
+
+/// What a browser makes of the snippet pasted into a site's page: the link, the label and the
+/// greeting exactly as configured and inert, the widget shown only on its pages.
+async fn in_a_browser(snippet: &str) {
+    // A probe after the snippet writes what the browser sees onto <html data-report="…">.
+    const PROBE: &str = "<script>(function(){var w=document.getElementById('wa-chat-widget');\
+var a=w.querySelector('a.wa-button'),g=w.querySelector('.wa-greeting'),s=getComputedStyle(w),\
+u=new URL(a.href);document.documentElement.setAttribute('data-report',JSON.stringify({\
+display:s.display,position:s.position,left:s.left,host:u.host,path:u.pathname,\
+text:u.searchParams.get('text'),label:a.textContent,aria:a.getAttribute('aria-label'),\
+target:a.target,rel:a.rel,attrs:Array.prototype.map.call(a.attributes,function(x){return x.name;}),\
+greeting:g?g.textContent:null,elements:w.querySelectorAll('*').length,\
+scripts:document.scripts.length}));})();</script>";
+    let page = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Shop</title></head>\
+         <body><main>Our shop</main>\n{snippet}{PROBE}</body></html>"
+    );
+    let base = integration_tests::browser::serve_page(page).await;
+    for (path, shown) in [("/", true), ("/pricing/plans", true), ("/contact", false)] {
+        let dom = integration_tests::browser::dump_dom(&format!("{base}{path}")).await;
+        let report: Value = serde_json::from_str(
+            &integration_tests::browser::attribute(&dom, "data-report")
+                .unwrap_or_else(|| panic!("the probe did not run on {path}: {dom}")),
+        )
+        .unwrap();
+        assert_eq!(
+            report["display"],
+            if shown { "flex" } else { "none" },
+            "{path}: {report}"
+        );
+        assert_eq!(
+            (&report["position"], &report["left"]),
+            (&json!("fixed"), &json!("20px")),
+            "{report}"
+        );
+        assert_eq!(
+            (&report["host"], &report["path"]),
+            (&json!("wa.me"), &json!("/16505551234")),
+            "{report}"
+        );
+        // The pre-filled text arrives in WhatsApp as typed.
+        assert_eq!(report["text"], "Hi <b>\"there\"</b> & more", "{report}");
+        // The label shows as typed and adds no attribute.
+        assert_eq!(report["label"], "Chat\" onmouseover=\"alert(1)", "{report}");
+        assert_eq!(report["aria"], report["label"], "{report}");
+        assert_eq!(
+            report["attrs"],
+            json!(["class", "href", "target", "rel", "aria-label", "style"]),
+            "{report}"
+        );
+        assert_eq!(
+            (&report["target"], &report["rel"]),
+            (&json!("_blank"), &json!("noopener noreferrer")),
+            "{report}"
+        );
+        // The hostile greeting is text: no element, no script, no handler ran (an alert would
+        // hold the page: none is used).
+        assert_eq!(
+            report["greeting"],
+            "<script>document.body.setAttribute('data-pwned','0')</script><img src=x onerror=\"document.body.setAttribute('data-pwned','1')\">",
+            "{report}"
+        );
+        assert_eq!(report["elements"], 2, "a greeting and a button: {report}");
+        assert_eq!(
+            report["scripts"], 2,
+            "the widget's and the probe's: {report}"
+        );
+        assert!(
+            integration_tests::browser::attribute(&dom, "data-pwned").is_none(),
+            "an injected handler ran: {dom}"
+        );
+    }
 }

@@ -10,6 +10,7 @@ use shared::store::Store;
 pub use local_runner;
 
 pub mod bot_helpers;
+pub mod browser;
 pub use fakes::ai as fake_ai;
 pub use fakes::graph as fake_graph;
 
