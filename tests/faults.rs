@@ -655,7 +655,12 @@ async fn one_number_writing_to_two_business_numbers_at_once_makes_one_lead() {
         (c.len() == 2 && c.iter().all(|c| !c["rel_id"].is_null())).then_some(c)
     })
     .await
-    .expect("both conversations stored");
+    .unwrap_or_else(|| {
+        panic!(
+            "both conversations stored with their lead\n{}",
+            logged_problems("")
+        )
+    });
     assert_eq!(
         convs[0]["rel_id"], convs[1]["rel_id"],
         "one claim, one correlation id"
