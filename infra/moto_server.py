@@ -9,7 +9,12 @@ un-pends every message whose visibility timeout has expired before the scan.
 moto's threaded server runs DynamoDB writes concurrently without a lock, so two conditional
 writes racing on one item (two `attribute_not_exists` puts of a uniqueness claim in
 TransactWriteItems) can both succeed, which DynamoDB never allows. The fix serialises moto's
-DynamoDB writes: each condition check and its write are atomic, as in DynamoDB.
+DynamoDB writes: each condition check and its write are atomic, as in DynamoDB. Reads take
+the same lock for the whole request: moto's UpdateItem of a new item first stores the bare
+key, then sets the attributes in place, so a GetItem at that moment read an item with only
+its key (a customer profile without `customer_id`; seen as a parked record on CI), and a
+query serialised after the lock could see an update half applied. DynamoDB never shows
+either.
 
 moto's TransactWriteItems deep-copies every table it touches before writing (to roll back on
 a failure), so one transaction costs time in proportion to the table: a campaign fan-out of
@@ -88,6 +93,20 @@ for _name in ("put_item", "update_item", "delete_item", "transact_write_items", 
         _name,
         _atomic(getattr(dynamodb_models.DynamoDBBackend, _name)),
     )
+
+from moto.dynamodb.responses import DynamoHandler  # noqa: E402
+
+_dynamodb_call_action = DynamoHandler.call_action
+
+
+def _whole_request_atomic(self):
+    # The request is parsed, run and its answer serialised under the lock: every read sees
+    # each write whole.
+    with _dynamodb_writes:
+        return _dynamodb_call_action(self)
+
+
+DynamoHandler.call_action = _whole_request_atomic
 
 from moto.dynamodb import exceptions as dynamodb_exceptions  # noqa: E402
 from moto.dynamodb.comparisons import get_filter_expression  # noqa: E402
