@@ -25,7 +25,13 @@ fn tpl(name: &str, status: &str, category: &str) -> Value {
 
 /// A stack with the templates loaded and the business number registered as the default.
 async fn setup() -> (TestStack, FakeGraph) {
-    let (t, graph) = start_with_graph(2_000).await;
+    let graph = FakeGraph::start().await;
+    setup_on(options_with_graph(&graph, 2_000), graph).await
+}
+
+/// [`setup`] with other stack options (`opts` talks to `graph`).
+async fn setup_on(opts: local_runner::StackOptions, graph: FakeGraph) -> (TestStack, FakeGraph) {
+    let t = start_with(opts).await;
     graph.set_templates(vec![
         tpl("spring_sale", "APPROVED", "MARKETING"),
         tpl("order_note", "APPROVED", "UTILITY"),
@@ -440,6 +446,90 @@ async fn a_campaign_cancelled_or_stopped_mid_fan_out_ends_its_run() {
     }
     settle().await;
     assert!(template_sends(&graph).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_csv_too_long_for_a_response_is_exported_to_s3_and_linked() {
+    let graph = FakeGraph::start().await;
+    let mut opts = options_with_graph(&graph, 2_000);
+    // Twelve recipients are "too long" here (5 MiB on Lambda).
+    opts.csv_inline_bytes = Some(400);
+    let (t, _graph) = setup_on(opts, graph).await;
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        ids.push(contact(&t, &format!("Ana {i}"), &format!("+165055504{i:02}")).await);
+    }
+    let c = create(
+        &t,
+        spec(
+            "whatsapp_contacts",
+            "order_note",
+            json!({"all": false, "ids": ids}),
+        ),
+    )
+    .await;
+    let id = c["id"].as_str().unwrap().to_string();
+    let r = wait_done(&t, &id).await;
+    assert_eq!(totals(&r)["success"], 12, "{r}");
+    let url = format!("{}/campaigns/{id}/recipients.csv", t.info().api_base);
+    let manual = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // Short enough: the CSV is the answer.
+    let resp = manual
+        .get(format!("{url}?status=failed"))
+        .bearer_auth(marketer(&t))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap().lines().count(), 1);
+    // Too long: written to S3, answered with a link.
+    let resp = manual
+        .get(&url)
+        .bearer_auth(marketer(&t))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    let export: Value = resp.json().await.unwrap();
+    assert_eq!(export["url"], location.as_str());
+    assert_eq!(export["expires_in"], 900);
+    assert!(location.contains("/exports/campaigns/"), "{location}");
+    let file = reqwest::get(&location).await.unwrap();
+    assert_eq!(file.status(), 200);
+    assert!(
+        file.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains(&format!("filename=\"campaign-{id}-run-1.csv\"")),
+        "{:?}",
+        file.headers()
+    );
+    let csv = file.text().await.unwrap();
+    assert_eq!(export["bytes"], csv.len(), "{csv}");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 13, "{csv}");
+    assert!(lines[0].starts_with("phone,source,name,status"));
+    let mut phones: Vec<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    phones.sort();
+    phones.dedup();
+    assert_eq!(phones.len(), 12, "{csv}");
+    // A client following redirects gets the file in one go.
+    let followed = t
+        .http
+        .get(&url)
+        .bearer_auth(marketer(&t))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(followed.status(), 200);
+    assert_eq!(followed.text().await.unwrap().lines().count(), 13);
 }
 
 #[tokio::test(flavor = "multi_thread")]

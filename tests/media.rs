@@ -387,3 +387,59 @@ async fn an_upload_of_another_size_than_declared_is_refused() {
         "nothing sent to Meta"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_object_written_part_by_part_appears_whole_or_not_at_all() {
+    use shared::media::{MediaBucket, PART_BYTES};
+    let t = start().await;
+    let name = t.info().resources["MediaBucket"].name.clone();
+    let bucket = MediaBucket::new(t.s3(), name.clone());
+    // Two full parts and a short last one, written in chunks that straddle the part edges.
+    let data: Vec<u8> = (0..2 * PART_BYTES + 12_345)
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let mut w = bucket.writer("exports/test/long.csv", "text/csv");
+    for chunk in data.chunks(1_000_003) {
+        w.write(chunk).await.unwrap();
+    }
+    assert_eq!(w.finish().await.unwrap(), data.len() as u64);
+    let got = t
+        .s3()
+        .get_object()
+        .bucket(&name)
+        .key("exports/test/long.csv")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.content_type(), Some("text/csv"));
+    let body = got.body.collect().await.unwrap().into_bytes();
+    assert!(
+        body.as_ref() == data.as_slice(),
+        "{} bytes back",
+        body.len()
+    );
+    // Short: one PutObject.
+    let mut w = bucket.writer("exports/test/short.csv", "text/csv");
+    w.write(b"a,b\r\n").await.unwrap();
+    assert_eq!(w.finish().await.unwrap(), 5);
+    // Given up after a part went up: no object, no upload left open.
+    let mut w = bucket.writer("exports/test/abandoned.csv", "text/csv");
+    w.write(&data[..PART_BYTES + 1]).await.unwrap();
+    w.abort().await;
+    let head = t
+        .s3()
+        .head_object()
+        .bucket(&name)
+        .key("exports/test/abandoned.csv")
+        .send()
+        .await;
+    assert!(head.is_err(), "an abandoned object is visible");
+    let open = t
+        .s3()
+        .list_multipart_uploads()
+        .bucket(&name)
+        .send()
+        .await
+        .unwrap();
+    assert!(open.uploads().is_empty(), "{:?}", open.uploads());
+}

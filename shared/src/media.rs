@@ -105,82 +105,46 @@ impl MediaBucket {
             self.put(key, part, mime).await?;
             return Ok(size);
         }
-        let upload = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(mime)
-            .send()
-            .await
-            .map_err(|e| MediaError::Storage(DisplayErrorContext(&e).to_string()))?;
-        let upload_id = upload
-            .upload_id()
-            .ok_or_else(|| MediaError::Storage("CreateMultipartUpload gave no upload id".into()))?
-            .to_string();
+        let mut upload = Multipart::begin(self, key, mime).await?;
         let result = async {
-            let mut parts = Vec::new();
-            let mut number = 1;
             loop {
                 let body = std::mem::replace(&mut part, Vec::with_capacity(PART_BYTES));
-                let out = self
-                    .client
-                    .upload_part()
-                    .bucket(&self.bucket)
-                    .key(key)
-                    .upload_id(&upload_id)
-                    .part_number(number)
-                    .body(ByteStream::from(body))
-                    .send()
-                    .await
-                    .map_err(|e| MediaError::Storage(DisplayErrorContext(&e).to_string()))?;
-                parts.push(
-                    CompletedPart::builder()
-                        .part_number(number)
-                        .set_e_tag(out.e_tag().map(str::to_string))
-                        .build(),
-                );
+                upload.part(body).await?;
                 if done {
                     break;
                 }
-                number += 1;
                 done = fill_part(download, &mut part, &mut carry).await?;
                 if done && part.is_empty() {
                     break;
                 }
             }
             verify(download)?;
-            self.client
-                .complete_multipart_upload()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(&upload_id)
-                .multipart_upload(
-                    CompletedMultipartUpload::builder()
-                        .set_parts(Some(parts))
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(|e| MediaError::Storage(DisplayErrorContext(&e).to_string()))?;
-            Ok::<u64, MediaError>(download.bytes_read() as u64)
+            Ok::<(), MediaError>(())
         }
         .await;
-        if result.is_err() {
-            let abort = self
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(&upload_id)
-                .send()
-                .await;
-            if let Err(e) = abort {
-                // The bucket's lifecycle rule removes incomplete uploads after a day.
-                tracing::warn!(error = %DisplayErrorContext(&e), "could not abort a multipart upload");
+        match result {
+            Ok(()) => {
+                upload.complete().await?;
+                Ok(download.bytes_read() as u64)
+            }
+            Err(e) => {
+                upload.abort().await;
+                Err(e)
             }
         }
-        result
+    }
+
+    /// Writes an object as its bytes are produced (an export), holding at most one part in
+    /// memory: see [`ObjectWriter`].
+    pub fn writer(&self, key: impl Into<String>, mime: impl Into<String>) -> ObjectWriter<'_> {
+        ObjectWriter {
+            bucket: self,
+            key: key.into(),
+            mime: mime.into(),
+            buf: Vec::new(),
+            upload: None,
+            size: 0,
+        }
     }
 
     /// An object read as it is consumed: its size and its bytes as a stream (refused over
@@ -243,6 +207,34 @@ impl MediaBucket {
             .bucket(&self.bucket)
             .key(key)
             .response_content_disposition("attachment")
+            .presigned(cfg)
+            .await
+            .map_err(|e| MediaError::Storage(DisplayErrorContext(&e).to_string()))?;
+        Ok(r.uri().to_string())
+    }
+
+    /// A short-lived download link for a file we produced (an export): saved as `filename`, with
+    /// its content type.
+    pub async fn presign_download(
+        &self,
+        key: &str,
+        filename: &str,
+        content_type: &str,
+        ttl: Duration,
+    ) -> Result<String, MediaError> {
+        let cfg =
+            PresigningConfig::expires_in(ttl).map_err(|e| MediaError::Storage(e.to_string()))?;
+        let safe: String = filename
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .collect();
+        let r = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .response_content_disposition(format!("attachment; filename=\"{safe}\""))
+            .response_content_type(content_type)
             .presigned(cfg)
             .await
             .map_err(|e| MediaError::Storage(DisplayErrorContext(&e).to_string()))?;
@@ -347,6 +339,166 @@ pub use crate::store::model::MediaState;
 /// Size of each part of a multipart upload (S3's minimum is 5 MiB except for the last part):
 /// the memory a copy holds at once.
 pub const PART_BYTES: usize = 8 * 1024 * 1024;
+
+fn storage(e: impl std::error::Error + 'static) -> MediaError {
+    MediaError::Storage(DisplayErrorContext(&e).to_string())
+}
+
+/// One multipart upload: parts in order, then completed (the object appears whole) or aborted
+/// (nothing appears; the bucket's lifecycle rule removes an upload whose abort failed).
+struct Multipart<'a> {
+    bucket: &'a MediaBucket,
+    key: String,
+    upload_id: String,
+    parts: Vec<CompletedPart>,
+}
+
+impl<'a> Multipart<'a> {
+    async fn begin(bucket: &'a MediaBucket, key: &str, mime: &str) -> Result<Self, MediaError> {
+        let upload = bucket
+            .client
+            .create_multipart_upload()
+            .bucket(&bucket.bucket)
+            .key(key)
+            .content_type(mime)
+            .send()
+            .await
+            .map_err(storage)?;
+        let upload_id = upload
+            .upload_id()
+            .ok_or_else(|| MediaError::Storage("CreateMultipartUpload gave no upload id".into()))?
+            .to_string();
+        Ok(Self {
+            bucket,
+            key: key.to_string(),
+            upload_id,
+            parts: Vec::new(),
+        })
+    }
+
+    async fn part(&mut self, body: Vec<u8>) -> Result<(), MediaError> {
+        let number = i32::try_from(self.parts.len() + 1).unwrap_or(i32::MAX);
+        let out = self
+            .bucket
+            .client
+            .upload_part()
+            .bucket(&self.bucket.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .part_number(number)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(storage)?;
+        self.parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(out.e_tag().map(str::to_string))
+                .build(),
+        );
+        Ok(())
+    }
+
+    async fn complete(self) -> Result<(), MediaError> {
+        let r = self
+            .bucket
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(self.parts.clone()))
+                    .build(),
+            )
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = storage(e);
+                self.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn abort(self) {
+        let abort = self
+            .bucket
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .send()
+            .await;
+        if let Err(e) = abort {
+            // The bucket's lifecycle rule removes incomplete uploads after a day.
+            tracing::warn!(error = %DisplayErrorContext(&e), "could not abort a multipart upload");
+        }
+    }
+}
+
+/// An object written as its bytes are produced (a CSV export), holding at most one part in
+/// memory: one that ends within a part is one `PutObject`, a longer one a multipart upload in
+/// parts of [`PART_BYTES`]. Nothing is visible until [`ObjectWriter::finish`]; a failure
+/// aborts the upload.
+pub struct ObjectWriter<'a> {
+    bucket: &'a MediaBucket,
+    key: String,
+    mime: String,
+    buf: Vec<u8>,
+    upload: Option<Multipart<'a>>,
+    size: u64,
+}
+
+impl ObjectWriter<'_> {
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), MediaError> {
+        self.buf.extend_from_slice(bytes);
+        self.size += bytes.len() as u64;
+        while self.buf.len() >= PART_BYTES {
+            let rest = self.buf.split_off(PART_BYTES);
+            let part = std::mem::replace(&mut self.buf, rest);
+            if self.upload.is_none() {
+                self.upload = Some(Multipart::begin(self.bucket, &self.key, &self.mime).await?);
+            }
+            let upload = self.upload.as_mut().expect("begun above");
+            if let Err(e) = upload.part(part).await {
+                self.abort().await;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the object visible; answers its size.
+    pub async fn finish(mut self) -> Result<u64, MediaError> {
+        let body = std::mem::take(&mut self.buf);
+        match self.upload.take() {
+            None => self.bucket.put(&self.key, body, &self.mime).await?,
+            Some(mut upload) => {
+                if !body.is_empty()
+                    && let Err(e) = upload.part(body).await
+                {
+                    upload.abort().await;
+                    return Err(e);
+                }
+                upload.complete().await?;
+            }
+        }
+        Ok(self.size)
+    }
+
+    /// Gives the object up: nothing of it becomes visible.
+    pub async fn abort(&mut self) {
+        self.buf = Vec::new();
+        if let Some(upload) = self.upload.take() {
+            upload.abort().await;
+        }
+    }
+}
 
 /// What an inbound message's media is.
 pub struct InboundMedia<'a> {

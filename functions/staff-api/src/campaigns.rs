@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -756,14 +756,30 @@ fn csv_line(r: &Recipient) -> String {
         + "\r\n"
 }
 
+/// Where a CSV too long for a response was written.
+#[derive(Serialize, ToSchema)]
+pub struct CsvExport {
+    /// A presigned download link (S3), valid `expires_in` seconds.
+    pub url: String,
+    pub expires_in: u64,
+    pub bytes: u64,
+}
+
+/// How long an export's link lives (the object itself expires after a day).
+const EXPORT_LINK_TTL: std::time::Duration = std::time::Duration::from_secs(900);
+
 #[utoipa::path(
     get,
     path = "/api/v1/campaigns/{id}/recipients.csv",
     tag = "campaigns",
-    summary = "A run's recipients as CSV, streamed page by page",
+    summary = "A run's recipients as CSV",
+    description = "Read page by page. Up to 5 MiB the CSV is the answer; a longer one (a Lambda answer carries at most 6 MB) is written to S3 and answered `303 See Other` to a presigned link, which clients following redirects download at once.",
     security(("bearer" = ["whatsapp_campaign:view"])),
     params(("id" = String, Path, description = "Campaign id"), CsvQuery),
-    responses((status = 200, description = "CSV (RFC 4180), one line per recipient", content_type = "text/csv", body = String))
+    responses(
+        (status = 200, description = "CSV (RFC 4180), one line per recipient", content_type = "text/csv", body = String),
+        (status = 303, description = "Too long to answer inline: `Location` is a presigned link to the CSV", body = CsvExport)
+    )
 )]
 async fn recipients_csv(
     State(app): State<Arc<StaffApp>>,
@@ -775,41 +791,79 @@ async fn recipients_csv(
     let c = load(&app, &id).await?;
     let run = run_of(&c, q.run)?;
     let status = status_of(q.status.as_deref())?;
-    let campaign_id = c.id.clone();
-    let header_line = "phone,source,name,status,status_code,wamid,error_code,error,delivery,sent_at,delivered_at,read_at\r\n";
-    let stream = futures::stream::unfold((Some(None::<String>), true), move |(cursor, first)| {
-        let app = app.clone();
-        let campaign_id = campaign_id.clone();
-        async move {
-            if first {
-                return Some((
-                    Ok::<_, std::io::Error>(header_line.to_string()),
-                    (cursor, false),
-                ));
-            }
-            let after = cursor?;
-            match app
-                .store
-                .recipients_page(&campaign_id, run, status, after.as_deref(), 500)
-                .await
-            {
-                Ok((rows, next)) => {
-                    let chunk: String = rows.iter().map(csv_line).collect();
-                    Some((Ok(chunk), (next.map(Some), false)))
-                }
-                Err(e) => Some((Err(std::io::Error::other(e.to_string())), (None, false))),
-            }
+    let filename = format!("campaign-{}-run-{run}.csv", c.id);
+    let mut csv = String::from(
+        "phone,source,name,status,status_code,wamid,error_code,error,delivery,sent_at,delivered_at,read_at\r\n",
+    );
+    let mut after: Option<String> = None;
+    loop {
+        let (rows, next) = app
+            .store
+            .recipients_page(&c.id, run, status, after.as_deref(), 500)
+            .await?;
+        csv.extend(rows.iter().map(csv_line));
+        after = next;
+        if csv.len() > app.csv_inline_bytes {
+            break;
         }
-    });
+        if after.is_none() {
+            return Ok((
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{filename}\""),
+                    ),
+                ],
+                csv,
+            )
+                .into_response());
+        }
+    }
+    // Too long for a response: the rest goes to S3 as it is read, at most one part in memory.
+    let bucket = crate::media::bucket(&app)?;
+    let key = format!(
+        "exports/campaigns/{}/run-{run}/{}.csv",
+        c.id,
+        new_id((app.now_ms)())
+    );
+    let mut out = bucket.writer(&key, "text/csv; charset=utf-8");
+    out.write(csv.as_bytes())
+        .await
+        .map_err(crate::media::storage)?;
+    drop(csv);
+    while let Some(cursor) = after.take() {
+        let page = app
+            .store
+            .recipients_page(&c.id, run, status, Some(&cursor), 500)
+            .await;
+        let (rows, next) = match page {
+            Ok(p) => p,
+            Err(e) => {
+                out.abort().await;
+                return Err(e.into());
+            }
+        };
+        let chunk: String = rows.iter().map(csv_line).collect();
+        out.write(chunk.as_bytes())
+            .await
+            .map_err(crate::media::storage)?;
+        after = next;
+    }
+    let bytes = out.finish().await.map_err(crate::media::storage)?;
+    let url = bucket
+        .presign_download(&key, &filename, "text/csv; charset=utf-8", EXPORT_LINK_TTL)
+        .await
+        .map_err(crate::media::storage)?;
+    tracing::info!(staff_id = %who.staff_id, campaign_id = %c.id, run, bytes, "recipients exported to S3");
     Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"campaign-{id}-run-{run}.csv\""),
-            ),
-        ],
-        Body::from_stream(stream),
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, url.clone())],
+        Json(CsvExport {
+            url,
+            expires_in: EXPORT_LINK_TTL.as_secs(),
+            bytes,
+        }),
     )
         .into_response())
 }

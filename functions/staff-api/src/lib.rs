@@ -67,10 +67,17 @@ pub struct StaffApp {
     /// Overall time a send may take (pacing wait + every Graph API attempt), below API
     /// Gateway's 29 s: past it the caller gets a clear answer, never a gateway timeout.
     pub send_budget: std::time::Duration,
+    /// Largest CSV answered in the response itself; a longer one is written to S3 and answered
+    /// with a link (a Lambda response carries at most 6 MB).
+    pub csv_inline_bytes: usize,
 }
 
 /// Default [`StaffApp::send_budget`].
 pub const SEND_BUDGET: std::time::Duration = std::time::Duration::from_secs(24);
+
+/// Default [`StaffApp::csv_inline_bytes`]: below Lambda's 6 MB response limit with room for
+/// the headers.
+pub const CSV_INLINE_BYTES: usize = 5 * 1024 * 1024;
 
 pub(crate) struct Keys {
     verifier: JwtVerifier,
@@ -101,6 +108,7 @@ impl StaffApp {
             bot_jobs: None,
             campaign_schedules: None,
             send_budget: SEND_BUDGET,
+            csv_inline_bytes: CSV_INLINE_BYTES,
         }
     }
 
@@ -135,6 +143,13 @@ impl StaffApp {
         s: Arc<dyn shared::campaigns::schedules::RunSchedules>,
     ) -> Self {
         self.campaign_schedules = Some(s);
+        self
+    }
+
+    /// Another largest inline CSV than [`CSV_INLINE_BYTES`] (tests reach the S3 export with a
+    /// few recipients).
+    pub fn with_csv_inline_bytes(mut self, bytes: usize) -> Self {
+        self.csv_inline_bytes = bytes;
         self
     }
 

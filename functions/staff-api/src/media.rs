@@ -22,7 +22,7 @@ pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
         .routes(routes!(complete_upload))
 }
 
-fn bucket(app: &StaffApp) -> Result<&MediaBucket, ApiError> {
+pub(crate) fn bucket(app: &StaffApp) -> Result<&MediaBucket, ApiError> {
     app.media_bucket.as_ref().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -32,7 +32,7 @@ fn bucket(app: &StaffApp) -> Result<&MediaBucket, ApiError> {
     })
 }
 
-fn storage(e: impl std::fmt::Display) -> ApiError {
+pub(crate) fn storage(e: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "media storage failed");
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,

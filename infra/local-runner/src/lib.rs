@@ -78,6 +78,8 @@ pub struct StackOptions {
     pub timeout_override: Option<Duration>,
     /// Tests only: another overall budget for a staff send than `staff_api::SEND_BUDGET`.
     pub send_budget: Option<Duration>,
+    /// Tests only: another largest inline CSV than `staff_api::CSV_INLINE_BYTES`.
+    pub csv_inline_bytes: Option<usize>,
     /// Benchmarks only: queues (logical ids) whose consumers do not run, so what is queued
     /// stays there.
     pub idle_queues: Vec<String>,
@@ -128,6 +130,7 @@ impl StackOptions {
             media_max_attempts: media::MAX_ATTEMPTS,
             timeout_override: None,
             send_budget: None,
+            csv_inline_bytes: None,
             idle_queues: Vec::new(),
             schedule_ticks: true,
         }
@@ -393,6 +396,10 @@ impl Stack {
         });
         let staff_app = match opts.send_budget {
             Some(b) => staff_app.with_send_budget(b),
+            None => staff_app,
+        };
+        let staff_app = match opts.csv_inline_bytes {
+            Some(b) => staff_app.with_csv_inline_bytes(b),
             None => staff_app,
         };
         let staff_app = staff_app.with_bot_jobs(Arc::new(SqsSink::new(
