@@ -709,8 +709,10 @@ async fn a_dead_token_stops_the_campaign_and_a_spam_limit_pauses_it() {
 }
 
 fn campaign_status(wamid: &str, status: &str, ts: i64, cb: &str, error: Option<i64>) -> Vec<u8> {
+    // Meta's recipient_id: the number the callback names (ours: `cmp:{id}:{run}:+{digits}`).
+    let recipient = cb.rsplit(':').next().unwrap().trim_start_matches('+');
     let mut st = json!({"id": wamid, "status": status, "timestamp": ts.to_string(),
-                        "recipient_id": "16505550601", "biz_opaque_callback_data": cb});
+                        "recipient_id": recipient, "biz_opaque_callback_data": cb});
     if let Some(code) = error {
         st["errors"] = json!([{"code": code, "title": "Message undeliverable", "message": "Message undeliverable"}]);
     }
@@ -781,6 +783,39 @@ async fn statuses_move_delivery_forward_only_and_a_late_failure_moves_2_to_0() {
     let v = recipients(&t, &id, "status=failed").await;
     assert_eq!(v["data"][0]["error_code"], 131026, "{v}");
     assert_eq!(v["data"][0]["status_code"], 0);
+    // Each message is in its customer's conversation once, as the business sent it: not
+    // unread, no service window opened.
+    for (wa_id, wamid, delivery) in [
+        ("16505550601", "wamid.ca", "read"),
+        ("16505550602", "wamid.cb", "failed"),
+    ] {
+        let conv = t.conversation_of(wa_id).await;
+        assert_eq!(conv["unread"], 0, "{conv}");
+        assert_eq!(conv["window_open"], false, "{conv}");
+        assert!(conv["window_expires_at"].is_null(), "{conv}");
+        let msgs = t.messages(conv["id"].as_str().unwrap()).await;
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+        let m = &msgs[0];
+        assert_eq!(
+            (
+                m["id"].as_str(),
+                m["direction"].as_str(),
+                m["type"].as_str(),
+                m["source"].as_str(),
+                m["summary"].as_str()
+            ),
+            (
+                Some(wamid),
+                Some("outbound"),
+                Some("template"),
+                Some("campaign"),
+                Some("[template] order_note")
+            ),
+            "{m}"
+        );
+        assert_eq!(m["message"]["campaign"]["id"], id.as_str(), "{m}");
+        assert_eq!(m["delivery"]["status"], delivery, "{m}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -571,6 +571,19 @@ impl InboundProcessor {
                         (self.now_ms)(),
                     )
                     .await?;
+                    // The first status of a campaign message puts it in its conversation (so
+                    // does one that does not advance: a redelivery after a failure here, or an
+                    // out-of-order status; storing is idempotent on the wamid).
+                    if out.previous.is_none() {
+                        self.campaign_message(
+                            env,
+                            cb,
+                            &s.id,
+                            s.recipient_id.as_deref(),
+                            s.timestamp * 1000,
+                        )
+                        .await?;
+                    }
                 } else {
                     settled_notification = self.settle_send(cb, &s.id).await?;
                 }
@@ -623,6 +636,80 @@ impl InboundProcessor {
         }
         .instrument(span)
         .await
+    }
+
+    /// Stores a campaign's message in the customer's conversation with the sending number (its
+    /// first status proves Meta took it; the sender itself never touches conversations, so a
+    /// send is never held up or repeated by them). Written as sent by the business: no unread,
+    /// no service window, bots not silenced; idempotent on the wamid, so the statuses that
+    /// follow, or a redelivery, change nothing.
+    async fn campaign_message(
+        &self,
+        env: &Envelope,
+        callback: &str,
+        wamid: &str,
+        recipient: Option<&str>,
+        at_ms: i64,
+    ) -> Result<(), ProcessError> {
+        let Some((campaign_id, run, phone)) = shared::store::campaigns::parse_callback(callback)
+        else {
+            return Ok(());
+        };
+        let Some(campaign) = self.store.campaign(campaign_id).await? else {
+            return Ok(());
+        };
+        let pnid = env
+            .phone_number_id
+            .clone()
+            .unwrap_or_else(|| campaign.phone_number_id.clone());
+        // Meta's wa_id for the recipient (it may differ from the number we sent to).
+        let wa_id = recipient
+            .filter(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
+            .map(str::to_string)
+            .unwrap_or_else(|| phone.trim_start_matches('+').to_string());
+        let e164 = PhoneNormalizer::from_wa_id(&wa_id).ok();
+        let now = (self.now_ms)();
+        let customer = self
+            .store
+            .resolve_customer(Some(&pnid), Some(&wa_id), None, e164.as_deref(), None, now)
+            .await?;
+        let identity = self.identify(&customer, &pnid, at_ms, false).await?;
+        let t = &campaign.spec.template;
+        let raw = serde_json::json!({
+            "type": "template",
+            "template": {"name": t.name, "language": {"code": t.language}},
+            "campaign": {"id": campaign.id, "name": campaign.spec.name, "run": run},
+        });
+        let record = Envelope {
+            item: serde_json::value::RawValue::from_string(raw.to_string())
+                .map_err(|e| permanent(e.to_string()))?,
+            ..env.clone()
+        };
+        let outcome = self
+            .store_message(
+                &record,
+                &pnid,
+                &customer,
+                &identity,
+                wamid,
+                "template",
+                at_ms,
+                format!("[template] {}", t.name),
+                Direction::Outbound,
+                "campaign",
+                None,
+                None,
+                now,
+                false,
+            )
+            .await?;
+        tracing::info!(
+            campaign_id,
+            run,
+            duplicate = outcome == StoreOutcome::Duplicate,
+            "campaign message stored in its conversation"
+        );
+        Ok(())
     }
 
     /// A status names our send (`biz_opaque_callback_data` = our message id): a send whose
