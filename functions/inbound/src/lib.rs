@@ -114,6 +114,8 @@ pub struct InboundProcessor {
     /// The bots function's queue: each inbound customer message is handed off there to be
     /// answered (absent: no bot answers).
     pub bot_jobs: Option<Arc<dyn EnvelopeSink>>,
+    /// Campaigns' labels for their messages in conversations (read once per process).
+    pub campaign_labels: shared::campaigns::delivery::Labels,
 }
 
 /// What a bot reads of a customer message (`None`: bots never answer it — reactions, system
@@ -655,7 +657,7 @@ impl InboundProcessor {
         else {
             return Ok(());
         };
-        let Some(campaign) = self.store.campaign(campaign_id).await? else {
+        let Some(campaign) = self.campaign_labels.get(&self.store, campaign_id).await? else {
             return Ok(());
         };
         let pnid = env
@@ -674,11 +676,10 @@ impl InboundProcessor {
             .resolve_customer(Some(&pnid), Some(&wa_id), None, e164.as_deref(), None, now)
             .await?;
         let identity = self.identify(&customer, &pnid, at_ms, false).await?;
-        let t = &campaign.spec.template;
         let raw = serde_json::json!({
             "type": "template",
-            "template": {"name": t.name, "language": {"code": t.language}},
-            "campaign": {"id": campaign.id, "name": campaign.spec.name, "run": run},
+            "template": {"name": campaign.template, "language": {"code": campaign.language}},
+            "campaign": {"id": campaign.campaign_id, "name": campaign.name, "run": run},
         });
         let record = Envelope {
             item: serde_json::value::RawValue::from_string(raw.to_string())
@@ -694,7 +695,7 @@ impl InboundProcessor {
                 wamid,
                 "template",
                 at_ms,
-                format!("[template] {}", t.name),
+                format!("[template] {}", campaign.template),
                 Direction::Outbound,
                 "campaign",
                 None,

@@ -28,6 +28,7 @@ async fn main() -> Result<(), Error> {
             Config::require(&cfg.crm_bus_name, "CRM_BUS_NAME")?,
         )),
         phones: PhoneNormalizer::new(&cfg.default_country)?,
+        campaign_labels: Default::default(),
         now_ms: system_now_ms,
         // Media copies run in the media function, never in the conversation's FIFO group.
         media_jobs: Some(Arc::new(SqsSink::new(

@@ -461,6 +461,7 @@ impl Stack {
                 .with_message_retention_days(icfg.message_retention_days),
             bus: inbound_bus,
             phones: PhoneNormalizer::new(&icfg.default_country).map_err(cfg_err)?,
+            campaign_labels: Default::default(),
             now_ms: now,
             media_jobs: Some(Arc::new(SqsSink::new(
                 sqs.clone(),

@@ -5,6 +5,9 @@
 //! answer was lost (`unknown`), or whose sender died before writing it (`sending`), is settled
 //! by its first status; a failure reported after Meta accepted a message moves the recipient
 //! from 2 to 0 with Meta's error.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::outcome::RecipientStatus;
@@ -116,4 +119,53 @@ pub async fn apply(store: &Store, s: &CampaignStatus<'_>, now_ms: i64) -> Result
     }
     tracing::info!(campaign_id, run, status = s.status, "campaign delivery");
     Ok(true)
+}
+
+/// What a campaign's messages are labelled with in the customers' conversations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    pub campaign_id: String,
+    pub name: String,
+    pub template: String,
+    pub language: String,
+    pub phone_number_id: String,
+}
+
+/// [`Label`]s read once per process: a started campaign's name, template and sender never
+/// change (editing is refused once a run started), and a campaign item carrying thousands of
+/// chosen ids would otherwise be read in full for every message's first status.
+#[derive(Default)]
+pub struct Labels {
+    known: Mutex<HashMap<String, Arc<Label>>>,
+}
+
+/// Campaigns a process keeps labels of; past it the cache starts afresh.
+const LABELS_KEPT: usize = 256;
+
+impl Labels {
+    pub async fn get(
+        &self,
+        store: &Store,
+        campaign_id: &str,
+    ) -> Result<Option<Arc<Label>>, StoreError> {
+        if let Some(l) = self.known.lock().expect("labels lock").get(campaign_id) {
+            return Ok(Some(l.clone()));
+        }
+        let Some(c) = store.campaign(campaign_id).await? else {
+            return Ok(None);
+        };
+        let label = Arc::new(Label {
+            campaign_id: c.id,
+            name: c.spec.name,
+            template: c.spec.template.name,
+            language: c.spec.template.language,
+            phone_number_id: c.phone_number_id,
+        });
+        let mut known = self.known.lock().expect("labels lock");
+        if known.len() >= LABELS_KEPT {
+            known.clear();
+        }
+        known.insert(campaign_id.to_string(), label.clone());
+        Ok(Some(label))
+    }
 }
