@@ -31,6 +31,8 @@ pub enum EmulatorError {
     NotListening(String, String),
     #[error("invoke: {0}")]
     Http(String),
+    #[error("the emulator exited before listening ({0}); its output:\n{1}")]
+    Exited(String, String),
 }
 
 /// Every sample invocation of `events/`: (file, function binary). `tests/invoke.rs` runs them
@@ -131,7 +133,9 @@ fn free_port() -> Result<u16, std::io::Error> {
 }
 
 /// Invokes `bootstrap` once with `event` under the emulator `rie`, with exactly `env` as the
-/// process environment; `timeout` bounds the whole invocation.
+/// process environment; `timeout` bounds the whole invocation. The two ports are picked free
+/// just before the emulator starts: one taken meanwhile by another process makes the emulator
+/// exit, and the invocation is made again on other ports (three tries).
 pub async fn invoke(
     rie: &Path,
     bootstrap: &Path,
@@ -142,6 +146,23 @@ pub async fn invoke(
     if !bootstrap.is_file() {
         return Err(EmulatorError::NoBootstrap(bootstrap.display().to_string()));
     }
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match invoke_on_free_ports(rie, bootstrap, env, event, timeout).await {
+            Err(EmulatorError::Exited(..)) if tries < 3 => continue,
+            r => return r,
+        }
+    }
+}
+
+async fn invoke_on_free_ports(
+    rie: &Path,
+    bootstrap: &Path,
+    env: &BTreeMap<String, String>,
+    event: &[u8],
+    timeout: Duration,
+) -> Result<Invocation, EmulatorError> {
     let (port, api_port) = (free_port()?, free_port()?);
     let addr = format!("127.0.0.1:{port}");
     let mut cmd = Command::new(rie);
@@ -170,6 +191,12 @@ pub async fn invoke(
     let result = async {
         let started = Instant::now();
         while tokio::net::TcpStream::connect(&addr).await.is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(EmulatorError::Exited(
+                    status.to_string(),
+                    logs.lock().expect("logs").clone(),
+                ));
+            }
             if started.elapsed() > Duration::from_secs(10) {
                 return Err(EmulatorError::NotListening(
                     addr.clone(),
