@@ -83,6 +83,16 @@ pub struct SchedulerApp {
     pub page_size: usize,
 }
 
+/// Where a run's fan-out stands: the cursor of page `page` as committed (none before the first
+/// page: the audience's start; none after the last: done).
+fn cursor_at(campaign: &Campaign, cursor: Option<&str>, page: u32) -> Option<Cursor> {
+    match cursor {
+        Some(json) => serde_json::from_str(json).ok(),
+        None if page == 0 => Some(audience::start(&campaign.spec)),
+        None => None,
+    }
+}
+
 fn report(input: &RunInput, outcome: &str) -> RunReport {
     RunReport {
         campaign_id: input.campaign_id.clone(),
@@ -190,11 +200,7 @@ impl SchedulerApp {
         let Some(campaign) = self.store.campaign(&input.campaign_id).await? else {
             return Ok(report(input, "no_campaign"));
         };
-        let mut at: Option<Cursor> = match cursor {
-            Some(c) => serde_json::from_str(c).ok(),
-            None if page == 0 => Some(audience::start(&campaign.spec)),
-            None => None,
-        };
+        let mut at = cursor_at(&campaign, cursor, page);
         while let Some(cur) = at.take() {
             if deadline.remaining().is_some_and(|left| left < RESERVE) {
                 let when = chrono::Utc::now() + chrono::Duration::minutes(1);
@@ -424,12 +430,7 @@ impl SchedulerApp {
             let Some(campaign) = self.store.campaign(&input.campaign_id).await? else {
                 return Ok(());
             };
-            let at: Option<Cursor> = match run.cursor.as_deref() {
-                Some(c) => serde_json::from_str(c).ok(),
-                None if run.page == 0 => Some(audience::start(&campaign.spec)),
-                None => None,
-            };
-            let counted = match at {
+            let counted = match cursor_at(&campaign, run.cursor.as_deref(), run.page) {
                 Some(cur) => {
                     let (candidates, _) =
                         audience::page(&self.store, &campaign.spec, &cur, self.page_size).await?;
