@@ -640,6 +640,49 @@ impl InboundProcessor {
         .await
     }
 
+    /// Stores a message the business sent to `wa_id` (from the business app, or a campaign's) in
+    /// the customer's conversation: the customer is found or created, identified without
+    /// creating a lead, and the message stored outbound (no unread, no window).
+    #[allow(clippy::too_many_arguments)]
+    async fn store_sent(
+        &self,
+        env: &Envelope,
+        pnid: &str,
+        wa_id: &str,
+        wamid: &str,
+        kind: &str,
+        at_ms: i64,
+        summary: String,
+        source: &str,
+    ) -> Result<(Customer, StoreOutcome), ProcessError> {
+        let now = (self.now_ms)();
+        let e164 = PhoneNormalizer::from_wa_id(wa_id).ok();
+        let customer = self
+            .store
+            .resolve_customer(Some(pnid), Some(wa_id), None, e164.as_deref(), None, now)
+            .await?;
+        let identity = self.identify(&customer, pnid, at_ms, false).await?;
+        let outcome = self
+            .store_message(
+                env,
+                pnid,
+                &customer,
+                &identity,
+                wamid,
+                kind,
+                at_ms,
+                summary,
+                Direction::Outbound,
+                source,
+                None,
+                None,
+                now,
+                false,
+            )
+            .await?;
+        Ok((customer, outcome))
+    }
+
     /// Stores a campaign's message in the customer's conversation with the sending number (its
     /// first status proves Meta took it; the sender itself never touches conversations, so a
     /// send is never held up or repeated by them). Written as sent by the business: no unread,
@@ -669,13 +712,6 @@ impl InboundProcessor {
             .filter(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
             .map(str::to_string)
             .unwrap_or_else(|| phone.trim_start_matches('+').to_string());
-        let e164 = PhoneNormalizer::from_wa_id(&wa_id).ok();
-        let now = (self.now_ms)();
-        let customer = self
-            .store
-            .resolve_customer(Some(&pnid), Some(&wa_id), None, e164.as_deref(), None, now)
-            .await?;
-        let identity = self.identify(&customer, &pnid, at_ms, false).await?;
         let raw = serde_json::json!({
             "type": "template",
             "template": {"name": campaign.template, "language": {"code": campaign.language}},
@@ -686,22 +722,16 @@ impl InboundProcessor {
                 .map_err(|e| permanent(e.to_string()))?,
             ..env.clone()
         };
-        let outcome = self
-            .store_message(
+        let (_, outcome) = self
+            .store_sent(
                 &record,
                 &pnid,
-                &customer,
-                &identity,
+                &wa_id,
                 wamid,
                 "template",
                 at_ms,
                 format!("[template] {}", campaign.template),
-                Direction::Outbound,
                 "campaign",
-                None,
-                None,
-                now,
-                false,
             )
             .await?;
         tracing::info!(
@@ -773,32 +803,18 @@ impl InboundProcessor {
             let to =
                 e.to.as_deref()
                     .ok_or_else(|| permanent("echo has no recipient"))?;
-            let now = (self.now_ms)();
-            let e164 = PhoneNormalizer::from_wa_id(to).ok();
-            let customer = self
-                .store
-                .resolve_customer(Some(pnid), Some(to), None, e164.as_deref(), None, now)
+            let (customer, _) = self
+                .store_sent(
+                    env,
+                    pnid,
+                    to,
+                    &e.id,
+                    &e.kind,
+                    e.timestamp * 1000,
+                    e.content.summary(),
+                    "smb_echo",
+                )
                 .await?;
-            let identity = self
-                .identify(&customer, pnid, e.timestamp * 1000, false)
-                .await?;
-            self.store_message(
-                env,
-                pnid,
-                &customer,
-                &identity,
-                &e.id,
-                &e.kind,
-                e.timestamp * 1000,
-                e.content.summary(),
-                Direction::Outbound,
-                "smb_echo",
-                None,
-                None,
-                now,
-                false,
-            )
-            .await?;
             // A person answered from the business app: bots keep quiet for a while.
             self.store
                 .note_staff_reply(pnid, &customer.customer_id, e.timestamp * 1000)
