@@ -50,13 +50,22 @@ pub fn sent_to(graph: &FakeGraph, to: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Waits for `n` messages to `to`. The bound is generous: answering five concurrent messages of
+/// one conversation in order takes 13–23 s on moto alone (optimistic retries of the bot state,
+/// each a second away), and a loaded CI machine took over 30 s once; speed is no concern here.
 pub async fn wait_sent(graph: &FakeGraph, to: &str, n: usize) -> Vec<Value> {
-    eventually(Duration::from_secs(30), || async {
+    eventually(Duration::from_secs(60), || async {
         let s = sent_to(graph, to);
         (s.len() >= n).then_some(s)
     })
     .await
-    .unwrap_or_else(|| panic!("{n} messages to {to}: {:?}", sent_to(graph, to)))
+    .unwrap_or_else(|| {
+        panic!(
+            "{n} messages to {to}: {:?}\n{}",
+            sent_to(graph, to),
+            crate::logged_problems("")
+        )
+    })
 }
 
 /// `detail` matches its schema in `schemas/whatsapp/`.
