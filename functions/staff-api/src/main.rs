@@ -15,6 +15,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
     let cfg = Config::from_env()?;
     let aws = aws_config::load_from_env().await;
+    // One Secrets Manager client for the API, Meta, notification and AI secrets.
+    let secrets_client = Arc::new(aws_sdk_secretsmanager::Client::new(&aws));
     let app = StaffApp::new(
         Store::new(
             aws_sdk_dynamodb::Client::new(&aws),
@@ -24,7 +26,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         .with_message_retention_days(cfg.message_retention_days),
         PhoneNormalizer::new(&cfg.default_country)?,
         Arc::new(CachedSecret::new(
-            Arc::new(aws_sdk_secretsmanager::Client::new(&aws)),
+            secrets_client.clone(),
             Config::require(&cfg.api_secret_arn, "API_SECRET_ARN")?,
             SECRET_TTL,
         )),
@@ -33,7 +35,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         || chrono::Utc::now().timestamp_millis(),
     );
     let meta_secrets = Arc::new(CachedSecret::new(
-        Arc::new(aws_sdk_secretsmanager::Client::new(&aws)),
+        secrets_client.clone(),
         Config::require(&cfg.meta_secret_arn, "META_SECRET_ARN")?,
         SECRET_TTL,
     ));
@@ -42,14 +44,14 @@ async fn main() -> Result<(), lambda_http::Error> {
         Arc::new(app.store.clone()),
         shared::activity::ActivityConfig::for_source("staff-api"),
         shared::activity::meta_known_secrets(
-            Arc::new(aws_sdk_secretsmanager::Client::new(&aws)),
+            secrets_client.clone(),
             meta_secrets.clone(),
             cfg.notify_secret_arn.as_deref(),
             SECRET_TTL,
         ),
     );
     let app = app.with_settings(staff_api::settings::SettingsBackend {
-        secrets: Arc::new(aws_sdk_secretsmanager::Client::new(&aws)),
+        secrets: secrets_client,
         meta_secret_id: Config::require(&cfg.meta_secret_arn, "META_SECRET_ARN")?.to_string(),
         notify_secret_id: cfg.notify_secret_arn.clone(),
         ai_secret_id: cfg.ai_secret_arn.clone(),
