@@ -123,7 +123,7 @@ impl SchedulerApp {
                 if input.run <= campaign.runs_started =>
             {
                 // The run in progress ends: what was not sent is skipped.
-                return self.sweep(&input, campaign.state, deadline).await;
+                return self.sweep(&input, &campaign, deadline).await;
             }
             s if s.is_final() => return Ok(report(&input, s.as_str())),
             _ => {}
@@ -224,7 +224,7 @@ impl SchedulerApp {
                         return Ok(rep);
                     }
                     Some(c) if !c.state.is_final() => {}
-                    Some(c) => return self.sweep(input, c.state, deadline).await,
+                    Some(c) => return self.sweep(input, &c, deadline).await,
                     None => {
                         rep.outcome = "no_campaign".into();
                         return Ok(rep);
@@ -346,12 +346,13 @@ impl SchedulerApp {
     async fn sweep(
         &self,
         input: &RunInput,
-        state: CampaignState,
+        campaign: &Campaign,
         deadline: Deadline,
     ) -> Result<RunReport, SchedulerError> {
-        let mut rep = report(input, state.as_str());
-        self.close_fanout(input, &mut rep).await?;
-        let why = format!("the campaign was {}", state.as_str());
+        let state = campaign.state.as_str();
+        let mut rep = report(input, state);
+        self.close_fanout(input, campaign, &mut rep).await?;
+        let why = format!("the campaign was {state}");
         loop {
             if deadline.remaining().is_some_and(|left| left < RESERVE) {
                 break;
@@ -418,6 +419,7 @@ impl SchedulerApp {
     async fn close_fanout(
         &self,
         input: &RunInput,
+        campaign: &Campaign,
         rep: &mut RunReport,
     ) -> Result<(), SchedulerError> {
         for _ in 0..20 {
@@ -427,14 +429,11 @@ impl SchedulerApp {
             if run.state != RunState::FanningOut {
                 return Ok(());
             }
-            let Some(campaign) = self.store.campaign(&input.campaign_id).await? else {
-                return Ok(());
-            };
-            let counted = match cursor_at(&campaign, run.cursor.as_deref(), run.page) {
+            let counted = match cursor_at(campaign, run.cursor.as_deref(), run.page) {
                 Some(cur) => {
                     let (candidates, _) =
                         audience::page(&self.store, &campaign.spec, &cur, self.page_size).await?;
-                    self.page(&campaign, input.run, run.page, candidates, rep)
+                    self.page(campaign, input.run, run.page, candidates, rep)
                         .await?
                 }
                 None => BTreeMap::new(),
