@@ -23,8 +23,6 @@ use shared::activity::{
 use shared::auth::{Action, Permission, Resource};
 use shared::store::activity::{ActivityFilter, LogPosition, LoggedEntry, oldest_kept_ms};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::conversations::Page;
 use crate::{ApiError, Authed, StaffApp};
@@ -43,8 +41,8 @@ pub const MAX_CLEAR: usize = 2000;
 /// Bound on the wait for the log's writer after a request.
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
-    OpenApiRouter::new().routes(routes!(list, clear))
+pub fn routes() -> crate::routing::Routes {
+    crate::api_routes![list, clear]
 }
 
 /// `router` with the activity log flushed after every request: a Lambda is frozen once it has

@@ -17,8 +17,6 @@ use shared::bots::model::{Bot, BotResponse, BusinessHours, ResponseKind, Synonym
 use shared::store::crud::new_id;
 use shared::store::model::RelType;
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::admin_crud::{ListQuery, decode_cursor, encode_cursor, path_id, perm};
 use crate::conversations::Page;
@@ -32,12 +30,18 @@ const SCOPE: &str = "bots";
 /// Bots one installation may hold (each is evaluated on every inbound message).
 const MAX_BOTS: usize = 2000;
 
-pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(list_synonyms, create_synonyms))
-        .routes(routes!(update_synonyms, delete_synonyms))
-        .routes(routes!(read, update, remove))
+pub fn routes() -> crate::routing::Routes {
+    crate::api_routes![
+        list,
+        create,
+        list_synonyms,
+        create_synonyms,
+        update_synonyms,
+        delete_synonyms,
+        read,
+        update,
+        remove,
+    ]
 }
 
 /// A bot as saved: `reply_type` is the trigger (1 exact, 2 contains, 3 first message, 4

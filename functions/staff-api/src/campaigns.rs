@@ -22,8 +22,6 @@ use shared::meta::outbound::{TemplateComponent, TemplateParameter};
 use shared::store::campaigns::{CAMPAIGNS_PK, Campaign, CampaignRun, Recipient, RunTotals};
 use shared::store::crud::new_id;
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::admin_crud::{ListQuery, decode_cursor, encode_cursor, path_id, perm};
 use crate::conversations::Page;
@@ -38,15 +36,19 @@ const RECIPIENT_SCOPE: &str = "campaign-recipients";
 /// Placeholders a campaign's template parameters may use.
 const FIELDS: [&str; 3] = ["name", "first_name", "phone"];
 
-pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(read, update, remove))
-        .routes(routes!(pause))
-        .routes(routes!(resume))
-        .routes(routes!(cancel))
-        .routes(routes!(recipients))
-        .routes(routes!(recipients_csv))
+pub fn routes() -> crate::routing::Routes {
+    crate::api_routes![
+        list,
+        create,
+        read,
+        update,
+        remove,
+        pause,
+        resume,
+        cancel,
+        recipients,
+        recipients_csv,
+    ]
 }
 
 /// A campaign as the API shows it.

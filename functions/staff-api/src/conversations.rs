@@ -9,20 +9,19 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::store::model::{Conversation, Delivery, Direction, MediaState, MessageItem, RelType};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::{
     ApiError, Authed, CHAT_VIEW, StaffApp, decode_cursor_as, parse_limit, visibility,
     visible_conversation,
 };
 
-pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
-    OpenApiRouter::new()
-        .routes(routes!(list_conversations))
-        .routes(routes!(unread_counts))
-        .routes(routes!(get_conversation))
-        .routes(routes!(list_messages))
+pub fn routes() -> crate::routing::Routes {
+    crate::api_routes![
+        list_conversations,
+        unread_counts,
+        get_conversation,
+        list_messages
+    ]
 }
 
 /// Paging and filters of the conversation list (the message history uses `cursor` and `limit`).

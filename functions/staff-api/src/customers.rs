@@ -10,13 +10,11 @@ use serde_json::json;
 use shared::crm_events::OutboundEvent;
 use shared::privacy::ForgetReport;
 use shared::store::keys::AliasKind;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::{ApiError, Authed, StaffApp};
 
-pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
-    OpenApiRouter::new().routes(routes!(forget))
+pub fn routes() -> crate::routing::Routes {
+    crate::api_routes![forget]
 }
 
 /// A customer id is 32 lowercase hex characters (UUIDv5, simple form).

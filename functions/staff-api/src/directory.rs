@@ -15,17 +15,13 @@ use shared::crm_events::{
 use shared::store::dynamo::DirectoryOutcome;
 use shared::store::model::AutoLeadSettings;
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::{ApiError, Authed, StaffApp, parse_json};
 
 const MAX_IMPORT: usize = 1000;
 
-pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
-    OpenApiRouter::new()
-        .routes(routes!(get_auto_lead, put_auto_lead))
-        .routes(routes!(import_directory))
+pub fn routes() -> crate::routing::Routes {
+    crate::api_routes![get_auto_lead, put_auto_lead, import_directory]
 }
 
 #[utoipa::path(

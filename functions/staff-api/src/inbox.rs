@@ -22,18 +22,17 @@ use shared::sending::{Outbound, SendError, SendOutcome, SendRequest};
 use shared::store::keys;
 use shared::store::model::{Conversation, Direction, MessageItem, SendIntent, SendState};
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::{ApiError, Authed, CHAT_VIEW, StaffApp, parse_json};
 
-pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
-    OpenApiRouter::new()
-        .routes(routes!(start_conversation))
-        .routes(routes!(send_message))
-        .routes(routes!(mark_read))
-        .routes(routes!(assign))
-        .routes(routes!(create_ticket))
+pub fn routes() -> crate::routing::Routes {
+    crate::api_routes![
+        start_conversation,
+        send_message,
+        mark_read,
+        assign,
+        create_ticket
+    ]
 }
 
 /// What the inbox needs to reach Meta and the CRM.

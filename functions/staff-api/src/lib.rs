@@ -26,6 +26,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 pub mod lambda;
+pub mod routing;
 
 pub mod activity;
 pub mod settings;
@@ -321,10 +322,9 @@ pub(crate) const CHAT_VIEW: Permission = Permission {
 
 // ---------- routes ----------
 
-/// Every route with its OpenAPI description: one router per capability, composed here.
-pub fn api_router() -> OpenApiRouter<Arc<StaffApp>> {
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .merge(openapi::routes())
+/// Every capability's routes, composed.
+fn capabilities() -> routing::Routes {
+    openapi::routes()
         .merge(conversations::routes())
         .merge(inbox::routes())
         .merge(lifecycle::routes())
@@ -343,9 +343,15 @@ pub fn api_router() -> OpenApiRouter<Arc<StaffApp>> {
         .merge(widget::routes())
 }
 
+/// Every route with its OpenAPI description (what the document is made of).
+pub fn api_router() -> OpenApiRouter<Arc<StaffApp>> {
+    capabilities().describe(OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()))
+}
+
+/// The API as served: every route, none of its description (built on demand, [`openapi`]).
 pub fn router(app: Arc<StaffApp>) -> Router {
-    let (router, _) = api_router().split_for_parts();
-    router
+    capabilities()
+        .into_router()
         .route_layer(axum::middleware::from_fn(shared::http_edge::access_log))
         .fallback(|| async { ApiError::not_found("route") })
         .with_state(app)

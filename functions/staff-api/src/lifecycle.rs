@@ -11,17 +11,12 @@ use serde_json::json;
 use shared::bots::job::{BOT_JOB_VERSION, BotEvent, BotJob};
 use shared::crm_events::OutboundEvent;
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::conversations::ConversationView;
 use crate::{ApiError, Authed, CHAT_VIEW, StaffApp, visible_conversation};
 
-pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
-    OpenApiRouter::new()
-        .routes(routes!(close))
-        .routes(routes!(reopen))
-        .routes(routes!(release))
+pub fn routes() -> crate::routing::Routes {
+    crate::api_routes![close, reopen, release]
 }
 
 /// The conversation after the change.

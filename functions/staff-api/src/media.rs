@@ -10,16 +10,11 @@ use serde::{Deserialize, Serialize};
 use shared::media::{MAX_MEDIA_BYTES, MediaBucket, MediaItem, media_pk};
 use shared::store::keys;
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::{ApiError, Authed, CHAT_VIEW, StaffApp, parse_conv_id, parse_json};
 
-pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
-    OpenApiRouter::new()
-        .routes(routes!(media_link))
-        .routes(routes!(start_upload))
-        .routes(routes!(complete_upload))
+pub fn routes() -> crate::routing::Routes {
+    crate::api_routes![media_link, start_upload, complete_upload]
 }
 
 pub(crate) fn bucket(app: &StaffApp) -> Result<&MediaBucket, ApiError> {

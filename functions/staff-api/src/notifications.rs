@@ -20,8 +20,6 @@ use shared::store::notifications::{
     MAPPINGS_PK, NotificationLog, NotificationMapping, NotifyStatus,
 };
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::admin_crud::{decode_cursor, encode_cursor, path_id};
 use crate::conversations::Page;
@@ -29,13 +27,8 @@ use crate::{ApiError, Authed, StaffApp, parse_json, parse_limit};
 
 const LOG_SCOPE: &str = "notification-log";
 
-pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(read, update, remove))
-        .routes(routes!(preview))
-        .routes(routes!(test_send))
-        .routes(routes!(log))
+pub fn routes() -> crate::routing::Routes {
+    crate::api_routes![list, create, read, update, remove, preview, test_send, log]
 }
 
 /// A mapping as saved: a CRM hook → an approved template → a person.

@@ -28,8 +28,6 @@ use shared::credentials::{
 use shared::meta::graph::{ErrorClass, GraphClient, GraphError};
 use shared::secrets::{MetaSecrets, Redacted};
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::{ApiError, Authed, StaffApp};
 
@@ -44,14 +42,18 @@ pub struct SettingsBackend {
     pub ai_secret_id: Option<String>,
 }
 
-pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
-    OpenApiRouter::new()
-        .routes(routes!(get_connection, put_connection))
-        .routes(routes!(test_connection))
-        .routes(routes!(get_notify, put_notify))
-        .routes(routes!(get_effective))
-        .routes(routes!(test_notify))
-        .routes(routes!(get_ai, put_ai))
+pub fn routes() -> crate::routing::Routes {
+    crate::api_routes![
+        get_connection,
+        put_connection,
+        test_connection,
+        get_notify,
+        put_notify,
+        get_effective,
+        test_notify,
+        get_ai,
+        put_ai,
+    ]
 }
 
 // ---------------------------------------------------------------------------------------------

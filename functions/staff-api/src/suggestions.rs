@@ -12,16 +12,12 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use shared::meta::outbound::{OutboundContent, TEXT_BODY_MAX};
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::inbox::{SendView, send_to};
 use crate::{ApiError, Authed, CHAT_VIEW, StaffApp, parse_json, visible_conversation};
 
-pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
-    OpenApiRouter::new()
-        .routes(routes!(send_suggestion))
-        .routes(routes!(dismiss_suggestion))
+pub fn routes() -> crate::routing::Routes {
+    crate::api_routes![send_suggestion, dismiss_suggestion]
 }
 
 /// Sends the conversation's suggestion.

@@ -21,8 +21,6 @@ use shared::templates::{
     SyncError, SyncReport, TemplateShape, check_template_send, template_shape,
 };
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::inbox::Messaging;
 use crate::{ApiError, Authed, StaffApp, parse_limit};
@@ -36,11 +34,8 @@ pub(crate) const TEMPLATE_LOAD: Permission = Permission {
     action: Action::LoadTemplate,
 };
 
-pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
-    OpenApiRouter::new()
-        .routes(routes!(list_templates))
-        .routes(routes!(load_templates))
-        .routes(routes!(get_template))
+pub fn routes() -> crate::routing::Routes {
+    crate::api_routes![list_templates, load_templates, get_template]
 }
 
 /// The WABA whose templates are served: the one of the Meta secret.

@@ -16,8 +16,6 @@ use serde::{Deserialize, Serialize};
 use shared::auth::Principal;
 use shared::store::model::Conversation;
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::{ApiError, Authed, CHAT_VIEW, StaffApp, parse_json};
 
@@ -45,8 +43,8 @@ pub struct VisibilitySetting {
     pub mode: Mode,
 }
 
-pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
-    OpenApiRouter::new().routes(routes!(get_setting, put_setting))
+pub fn routes() -> crate::routing::Routes {
+    crate::api_routes![get_setting, put_setting]
 }
 
 /// What one caller sees.

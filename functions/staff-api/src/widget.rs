@@ -12,17 +12,13 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::{ApiError, Authed, StaffApp, parse_json};
 
 const SETTING: &str = "widget";
 
-pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
-    OpenApiRouter::new()
-        .routes(routes!(get_widget, put_widget))
-        .routes(routes!(snippet))
+pub fn routes() -> crate::routing::Routes {
+    crate::api_routes![get_widget, put_widget, snippet]
 }
 
 /// Where the button sits.

@@ -14,8 +14,6 @@ use shared::auth::{Action, Permission, Principal, Resource};
 use shared::store::audiences::{GroupDeletion, MAX_GROUPS_PER_CONTACT, WaContact, WaGroup};
 use shared::store::crud::{is_valid_id, new_id};
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use super::{ListQuery, decode_cursor, encode_cursor, nullable, opt_text, path_id, perm, text};
 use crate::conversations::Page;
@@ -33,14 +31,22 @@ const MAX_TAGS: usize = 50;
 /// Members removed per `DELETE /groups/{id}` call (a larger group answers 202: call again).
 const DELETE_BUDGET: usize = 200;
 
-pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
-    OpenApiRouter::new()
-        .routes(routes!(list_contacts, create_contact))
-        .routes(routes!(read_contact, update_contact, delete_contact))
-        .routes(routes!(list_groups, create_group))
-        .routes(routes!(read_group, update_group, delete_group))
-        .routes(routes!(list_members))
-        .routes(routes!(add_member, remove_member))
+pub fn routes() -> crate::routing::Routes {
+    crate::api_routes![
+        list_contacts,
+        create_contact,
+        read_contact,
+        update_contact,
+        delete_contact,
+        list_groups,
+        create_group,
+        read_group,
+        update_group,
+        delete_group,
+        list_members,
+        add_member,
+        remove_member,
+    ]
 }
 
 /// A WhatsApp contact (a campaign audience member).

@@ -15,24 +15,21 @@
 //! | `POST` / `PUT` / `DELETE` groups | `whatsapp_groups:create` / `edit` / `delete` |
 //! | `GET /api/v1/groups/{id}/members?limit=&cursor=` | `whatsapp_groups:view` + `whatsapp_contacts:view` |
 //! | `PUT` / `DELETE /api/v1/groups/{id}/members/{contact_id}` | `whatsapp_groups:edit` |
-use std::sync::Arc;
 
 use axum::http::StatusCode;
 use serde::{Deserialize, Deserializer};
 use shared::auth::{Action, Permission, Resource};
 use shared::store::crud::{CrudError, is_valid_id};
 use utoipa::IntoParams;
-use utoipa_axum::router::OpenApiRouter;
 
-use crate::{ApiError, Keys, StaffApp};
+use crate::{ApiError, Keys};
 
 pub mod audiences;
 pub mod numbers;
 pub mod quick_replies;
 
-pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
-    OpenApiRouter::new()
-        .merge(quick_replies::routes())
+pub fn routes() -> crate::routing::Routes {
+    quick_replies::routes()
         .merge(numbers::routes())
         .merge(audiences::routes())
 }

@@ -9,8 +9,6 @@ use serde::{Deserialize, Serialize};
 use shared::auth::{Action, Permission, Resource};
 use shared::store::numbers::WhatsappNumber;
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use super::{nullable, opt_text, perm, text};
 use crate::{ApiError, Authed, StaffApp};
@@ -18,13 +16,16 @@ use crate::{ApiError, Authed, StaffApp};
 const VIEW: Permission = perm(Resource::WhatsappNumbers, Action::View);
 const EDIT: Permission = perm(Resource::WhatsappNumbers, Action::Edit);
 
-pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
-    OpenApiRouter::new()
-        .routes(routes!(list, add))
-        .routes(routes!(read, update))
-        .routes(routes!(make_default))
-        .routes(routes!(embedded_signup))
-        .routes(routes!(import))
+pub fn routes() -> crate::routing::Routes {
+    crate::api_routes![
+        list,
+        add,
+        read,
+        update,
+        make_default,
+        embedded_signup,
+        import
+    ]
 }
 
 /// A business number we send from.

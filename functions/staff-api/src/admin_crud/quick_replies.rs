@@ -17,8 +17,6 @@ use shared::store::quick_replies::{
 };
 
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use super::{ListQuery, decode_cursor, encode_cursor, nullable, path_id, perm, text};
 use crate::conversations::Page;
@@ -31,11 +29,8 @@ const DELETE: Permission = perm(Resource::Quickreplies, Action::Delete);
 const BODY_MAX: usize = 4096;
 const SCOPE: &str = "quick_replies";
 
-pub fn routes() -> OpenApiRouter<Arc<StaffApp>> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(placeholders))
-        .routes(routes!(read, update, remove))
+pub fn routes() -> crate::routing::Routes {
+    crate::api_routes![list, create, placeholders, read, update, remove]
 }
 
 /// A canned answer.
