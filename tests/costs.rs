@@ -26,24 +26,24 @@ const INBOUND_TEXT: &[(&str, u64)] = &[
     ("dynamodb.GetItem[SETTINGS]", 1),
     ("dynamodb.GetItem[CONV]", 3),
     ("dynamodb.Query", 1),
-    // the message with its dedup record, the conversation's activity and inbox entries:
-    // two transactions of 2 + 3 items.
-    ("dynamodb.TransactWriteItems", 2),
-    ("dynamodb.TransactWriteItems items", 5),
+    // one transaction: the message, its conversation (counters, activity, inbox position,
+    // window, unread contribution) and its unread counter; the bot state.
+    ("dynamodb.TransactWriteItems", 1),
+    ("dynamodb.TransactWriteItems items", 3),
     ("dynamodb.PutItem[CONV]", 1),
-    ("dynamodb.UpdateItem[CONV]", 2),
     // bots: the compiled bot set.
     ("dynamodb.GetItem[BOTSET]", 1),
 ];
 const REPLY: &[(&str, u64)] = &[
     ("dynamodb.GetItem[CONV]", 2),
-    // the send intent, its outcome, the pacer's window, the message and conversation.
+    // the send intent, its outcome, the pacer's window; the message with its wamid record and
+    // its conversation (one transaction); the staff reply's time on the conversation.
     ("dynamodb.PutItem[OUT]", 1),
     ("dynamodb.UpdateItem[OUT]", 1),
     ("dynamodb.UpdateItem[PACE]", 1),
     ("dynamodb.TransactWriteItems", 1),
     ("dynamodb.TransactWriteItems items", 3),
-    ("dynamodb.UpdateItem[CONV]", 2),
+    ("dynamodb.UpdateItem[CONV]", 1),
     // the activity log entry.
     ("dynamodb.BatchWriteItem", 1),
     ("dynamodb.BatchWriteItem items", 1),
@@ -112,7 +112,6 @@ const NOTIFICATION: &[(&str, u64)] = &[
     ("dynamodb.UpdateItem[PACE]", 2),
     ("dynamodb.TransactWriteItems", 1),
     ("dynamodb.TransactWriteItems items", 3),
-    ("dynamodb.UpdateItem[CONV]", 1),
     ("dynamodb.UpdateItem[WAMID]", 1),
     ("dynamodb.PutItem[NOTIFLOG]", 1),
     ("dynamodb.BatchWriteItem", 1),

@@ -1,6 +1,7 @@
 //! Privacy: a forgotten customer leaves nothing behind that any route can read back.
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::fake_graph::FakeGraph;
 use integration_tests::*;
 use serde_json::{Value, json};
@@ -192,8 +193,8 @@ async fn messages_expire_after_the_retention_days() {
             t.stack_ddb()
                 .get_item()
                 .table_name(t.store().table())
-                .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk))
-                .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(sk))
+                .key("pk", AttributeValue::S(pk))
+                .key("sk", AttributeValue::S(sk))
                 .consistent_read(true)
                 .send()
                 .await
@@ -210,10 +211,46 @@ async fn messages_expire_after_the_retention_days() {
     )
     .await;
     assert_eq!(msg_ttl, Some(expected));
-    let wamid_ttl = ttl_of(
-        shared::store::keys::wamid_pk("wamid.r1"),
-        shared::store::keys::WAMID_SK.to_string(),
+    // A customer's message has no status record; one the business sent (here an echo from the
+    // business app) has, and it expires with its message.
+    let wamid_item = |w: &'static str| {
+        let t = &t;
+        async move {
+            t.stack_ddb()
+                .get_item()
+                .table_name(t.store().table())
+                .key("pk", AttributeValue::S(shared::store::keys::wamid_pk(w)))
+                .key(
+                    "sk",
+                    AttributeValue::S(shared::store::keys::WAMID_SK.into()),
+                )
+                .consistent_read(true)
+                .send()
+                .await
+                .unwrap()
+                .item
+        }
+    };
+    assert!(wamid_item("wamid.r1").await.is_none());
+    t.post_signed(&echo_payload(
+        PNID,
+        "wamid.e1",
+        "15559870003",
+        ts + 1,
+        "hello",
+    ))
+    .await;
+    let echo = eventually(Duration::from_secs(20), || wamid_item("wamid.e1"))
+        .await
+        .expect("the echo's status record");
+    let msg_ttl = ttl_of(
+        shared::store::keys::conversation_pk(PNID, customer_id),
+        shared::store::keys::message_sk((ts + 1) * 1000, "wamid.e1"),
     )
     .await;
-    assert_eq!(wamid_ttl, Some(expected));
+    assert_eq!(msg_ttl, Some(expected + 1));
+    assert_eq!(
+        echo.get("ttl").and_then(|v| v.as_n().ok()),
+        Some(&(expected + 1).to_string())
+    );
 }

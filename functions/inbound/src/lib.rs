@@ -21,7 +21,7 @@ use shared::phone::PhoneNormalizer;
 use shared::queue::EnvelopeSink;
 use shared::sqs_batch::{self, BatchPolicy, Deadline, Ordering, RecordError, RecordHandler};
 use shared::store::dynamo::{
-    AcceptedOutbound, Activity, ConversationFacts, NewMessage, StatusUpdate, StoreOutcome,
+    AcceptedOutbound, ConversationFacts, NewMessage, StatusUpdate, StoreOutcome,
 };
 use shared::store::model::{Customer, Direction, MediaState, MessageItem, RelType, SendState};
 use shared::store::templates::{CategoryChange, TemplateRef};
@@ -505,23 +505,9 @@ impl InboundProcessor {
                 now_ms: now,
             },
             unread: inbound,
+            opens_window: inbound && opens_window,
         };
-        let outcome = self.store.store_message(&new).await?;
-        // Idempotent and order-free, so it also runs for a redelivery (a crash may have
-        // happened between the transaction and this step).
-        self.store
-            .touch_conversation(&Activity {
-                phone_number_id: pnid,
-                customer_id: &customer.customer_id,
-                at_ms: ts,
-                preview: &summary,
-                inbound: inbound && opens_window,
-                shard,
-                rel_type,
-                wamid,
-            })
-            .await?;
-        Ok(outcome)
+        Ok(self.store.store_message(&new).await?)
     }
 
     async fn status(&self, env: &Envelope) -> Result<(), ProcessError> {
@@ -1110,7 +1096,7 @@ impl InboundProcessor {
                 direction,
                 kind: kind.to_string(),
                 timestamp: ts,
-                summary: summary.clone(),
+                summary,
                 raw: capped_raw(env.item.get()),
                 source: "calls".into(),
                 context_wamid: None,
@@ -1129,20 +1115,8 @@ impl InboundProcessor {
                 now_ms: now,
             },
             unread,
+            opens_window: false,
         };
-        let outcome = self.store.store_message(&new).await?;
-        self.store
-            .touch_conversation(&Activity {
-                phone_number_id: pnid,
-                customer_id: &customer.customer_id,
-                at_ms: ts,
-                preview: &summary,
-                inbound: false,
-                shard,
-                rel_type,
-                wamid: event_id,
-            })
-            .await?;
-        Ok(outcome)
+        Ok(self.store.store_message(&new).await?)
     }
 }

@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -82,6 +82,8 @@ pub struct NewMessage {
     pub conversation: ConversationFacts,
     /// Counts toward unread (an inbound customer message).
     pub unread: bool,
+    /// A customer's message that moves the 24-hour window (not a call event, not ours).
+    pub opens_window: bool,
 }
 
 /// Conversation attributes written with a message.
@@ -126,21 +128,6 @@ pub enum DirectoryOutcome {
     Duplicate,
 }
 
-/// A message's effect on its conversation's activity (see [`Store::touch_conversation`]).
-#[derive(Debug, Clone, Copy)]
-pub struct Activity<'a> {
-    pub phone_number_id: &'a str,
-    pub customer_id: &'a str,
-    /// Meta's timestamp of the message (ms).
-    pub at_ms: i64,
-    pub preview: &'a str,
-    /// A customer message (moves the 24-hour window) rather than one of ours.
-    pub inbound: bool,
-    pub shard: u8,
-    pub rel_type: RelType,
-    pub wamid: &'a str,
-}
-
 pub const WINDOW_MS: i64 = 24 * 3600 * 1000;
 
 #[derive(Clone)]
@@ -169,7 +156,7 @@ impl Store {
         self
     }
 
-    fn message_ttl(&self, timestamp_ms: i64) -> Option<i64> {
+    pub(super) fn message_ttl(&self, timestamp_ms: i64) -> Option<i64> {
         self.message_ttl_secs.map(|t| timestamp_ms / 1000 + t)
     }
 
@@ -491,207 +478,6 @@ impl Store {
 
     // ---------- messages & conversations ----------
 
-    /// Stores a message, its wamid record and the conversation counters in ONE transaction:
-    /// a redelivery finds the wamid taken and changes nothing.
-    pub async fn store_message(&self, m: &NewMessage) -> Result<StoreOutcome, StoreError> {
-        let f = &m.conversation;
-        let msg = &m.message;
-        let conv_pk = msg.pk.clone();
-        let conv_id = keys::conversation_id(&f.phone_number_id, &f.customer.customer_id);
-        let ttl = self.message_ttl(msg.timestamp);
-        let mut item = to_item(msg)?;
-        if let Some(t) = ttl {
-            item.insert("ttl".into(), n(t));
-        }
-        let put_msg = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .expect("put");
-        let mut upd_wamid = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::wamid_pk(&msg.wamid), keys::WAMID_SK)));
-        upd_wamid = match ttl {
-            Some(t) => upd_wamid
-                .update_expression(
-                    "SET msg_pk = :p, msg_sk = :s, conversation_id = :c, direction = :d, #ttl = :ttl",
-                )
-                .expression_attribute_names("#ttl", "ttl")
-                .expression_attribute_values(":ttl", n(t)),
-            None => upd_wamid
-                .update_expression("SET msg_pk = :p, msg_sk = :s, conversation_id = :c, direction = :d"),
-        };
-        let upd_wamid = upd_wamid
-            .condition_expression("attribute_not_exists(msg_pk)")
-            .expression_attribute_values(":p", s(&conv_pk))
-            .expression_attribute_values(":s", s(&msg.sk))
-            .expression_attribute_values(":c", s(&conv_id))
-            .expression_attribute_values(":d", s(direction_str(msg.direction)))
-            .build()
-            .expect("update");
-        let mut names = vec![
-            "customer_id",
-            "phone_number_id",
-            "conversation_id",
-            "rel_type",
-            "gsi1pk",
-        ];
-        let mut set = vec![
-            "customer_id = :cid".to_string(),
-            "phone_number_id = :pnid".into(),
-            "conversation_id = :conv".into(),
-            "rel_type = :rt".into(),
-            "gsi1pk = :g1".into(),
-            "created_at = if_not_exists(created_at, :now)".into(),
-        ];
-        let mut conv = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(&conv_pk, keys::CONV_SK)))
-            .expression_attribute_values(":cid", s(&f.customer.customer_id))
-            .expression_attribute_values(":pnid", s(&f.phone_number_id))
-            .expression_attribute_values(":conv", s(&conv_id))
-            .expression_attribute_values(":rt", s(f.rel_type.as_str()))
-            .expression_attribute_values(":g1", s(keys::inbox_pk(f.rel_type.as_str(), f.shard)))
-            .expression_attribute_values(":now", n(f.now_ms))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":unread", n(if m.unread { 1 } else { 0 }));
-        let optional = [
-            ("rel_id", ":relid", f.rel_id.as_deref()),
-            ("wa_id", ":wa", f.customer.wa_id.as_deref()),
-            ("bsuid", ":bs", f.customer.bsuid.as_deref()),
-            ("customer_phone", ":ph", f.customer.e164.as_deref()),
-            ("customer_name", ":nm", f.customer.name.as_deref()),
-        ];
-        for (attr, placeholder, v) in optional {
-            if let Some(v) = v {
-                set.push(format!("{attr} = {placeholder}"));
-                names.push(attr);
-                conv = conv.expression_attribute_values(placeholder, s(v));
-            }
-        }
-        let expr = format!(
-            "SET {} ADD message_count :one, unread :unread",
-            set.join(", ")
-        );
-        let conv = conv.update_expression(expr).build().expect("update");
-        let r = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put_msg).build())
-            .transact_items(TransactWriteItem::builder().update(upd_wamid).build())
-            .transact_items(TransactWriteItem::builder().update(conv).build())
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(StoreOutcome::Stored),
-            Err(e) => match cancellation_codes(&e) {
-                Some(codes) if codes.iter().take(2).any(|c| c == "ConditionalCheckFailed") => {
-                    Ok(StoreOutcome::Duplicate)
-                }
-                _ => Err(StoreError::sdk(e)),
-            },
-        }
-    }
-
-    /// Moves the conversation's last activity (and, for inbound messages, the 24-hour window)
-    /// forward to Meta's timestamp `at_ms`. Idempotent and order-free: an older message never
-    /// moves it back.
-    /// Then brings the conversation's share of the unread counters up to date ([`unread`]).
-    ///
-    /// [`unread`]: super::unread
-    pub async fn touch_conversation(&self, a: &Activity<'_>) -> Result<(), StoreError> {
-        self.touch_activity(a).await?;
-        self.sync_unread(a.phone_number_id, a.customer_id).await
-    }
-
-    async fn touch_activity(&self, a: &Activity<'_>) -> Result<(), StoreError> {
-        let Activity {
-            phone_number_id,
-            customer_id,
-            at_ms,
-            preview,
-            inbound,
-            shard,
-            rel_type,
-            wamid,
-        } = *a;
-        let conv_pk = keys::conversation_pk(phone_number_id, customer_id);
-        let conv_id = keys::conversation_id(phone_number_id, customer_id);
-        let r = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(&conv_pk, keys::CONV_SK)))
-            .update_expression("SET last_message_at = :t, last_message_preview = :p, gsi1pk = :g1, gsi1sk = :g1s")
-            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(last_message_at) OR last_message_at <= :t)")
-            .expression_attribute_values(":t", n(at_ms))
-            .expression_attribute_values(":p", s(truncate(preview, 200)))
-            .expression_attribute_values(":g1", s(keys::inbox_pk(rel_type.as_str(), shard)))
-            .expression_attribute_values(":g1s", s(keys::inbox_sk(at_ms, &conv_id)))
-            // The window decision below needs the conversation as it was: the update answers it
-            // (also when its condition failed), so no read is needed.
-            .return_values(ReturnValue::AllOld)
-            .return_values_on_condition_check_failure(
-                aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
-            )
-            .send()
-            .await;
-        let before = match r {
-            Ok(out) => out.attributes,
-            Err(SdkError::ServiceError(se))
-                if matches!(
-                    se.err(),
-                    UpdateItemError::ConditionalCheckFailedException(_)
-                ) =>
-            {
-                match se.into_err() {
-                    UpdateItemError::ConditionalCheckFailedException(c) => c.item,
-                    _ => None,
-                }
-            }
-            Err(e) => return Err(StoreError::sdk(e)),
-        };
-        if !inbound {
-            return Ok(());
-        }
-        // The customer-service window: opens (session start) when the previous one had expired.
-        // No item before the update: the conversation does not exist (yet).
-        let Some(before) = before.filter(|i| i.contains_key("pk")) else {
-            return Ok(());
-        };
-        #[derive(serde::Deserialize)]
-        struct Window {
-            last_inbound_at: Option<i64>,
-            window_expires_at: Option<i64>,
-        }
-        let current: Window = from_item(before)?;
-        if current.last_inbound_at.is_some_and(|t| t >= at_ms) {
-            return Ok(());
-        }
-        let new_session = current.window_expires_at.is_none_or(|exp| at_ms > exp);
-        let set = if new_session {
-            "SET last_inbound_at = :t, last_inbound_wamid = :w, window_expires_at = :exp, session_started_at = :t"
-        } else {
-            "SET last_inbound_at = :t, last_inbound_wamid = :w, window_expires_at = :exp"
-        };
-        let upd = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(&conv_pk, keys::CONV_SK)))
-            .condition_expression("attribute_not_exists(last_inbound_at) OR last_inbound_at < :t")
-            .expression_attribute_values(":t", n(at_ms))
-            .expression_attribute_values(":w", s(wamid))
-            .expression_attribute_values(":exp", n(at_ms + WINDOW_MS))
-            .update_expression(set);
-        match upd.send().await {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure_update(&e) => Ok(()),
-            Err(e) => Err(StoreError::sdk(e)),
-        }
-    }
-
     pub async fn conversation(
         &self,
         phone_number_id: &str,
@@ -979,7 +765,7 @@ fn supersedes(record: &DirectoryRecord, event_id: &str, previous: &DirectoryReco
     }
 }
 
-fn direction_str(d: Direction) -> &'static str {
+pub(super) fn direction_str(d: Direction) -> &'static str {
     match d {
         Direction::Inbound => "inbound",
         Direction::Outbound => "outbound",
@@ -1307,19 +1093,9 @@ impl Store {
                     now_ms: o.now_ms,
                 },
                 unread: false,
+                opens_window: false,
             })
             .await?;
-        self.touch_conversation(&Activity {
-            phone_number_id: &c.phone_number_id,
-            customer_id: &c.customer_id,
-            at_ms: o.timestamp_ms,
-            preview: o.summary,
-            inbound: false,
-            shard,
-            rel_type: c.rel_type,
-            wamid: o.wamid,
-        })
-        .await?;
         if o.staff_id.is_some() {
             self.note_staff_reply(&c.phone_number_id, &c.customer_id, o.timestamp_ms)
                 .await?;

@@ -38,6 +38,7 @@ pub mod directory_list;
 pub mod dynamo;
 pub mod erasure;
 pub mod keys;
+pub mod messages;
 pub mod model;
 pub mod notifications;
 pub mod numbers;

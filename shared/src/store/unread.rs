@@ -5,9 +5,10 @@
 //! Exact by construction: each conversation records what it last contributed
 //! (`counted_unread`, `counted_bucket`), and that record changes only in the same transaction
 //! as the counters it moves. The counters are therefore always the sum of the conversations'
-//! recorded contributions. Every writer of `unread`, `rel_type` or `assignee` calls
-//! [`Store::sync_unread`] after its write; a crash in between leaves that one conversation's
-//! contribution behind until its next write, never a counter off for good. A conversation is
+//! recorded contributions. A stored message moves its conversation's contribution in its own
+//! transaction ([`super::messages`]); every other writer of `unread`, `rel_type` or `assignee`
+//! calls [`Store::sync_unread`] after its write, and a crash in between leaves that one
+//! conversation's contribution behind until its next write, never a counter off for good. A conversation is
 //! deleted together with its contribution ([`Store::delete_conversation`]).
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -22,7 +23,7 @@ use super::{Store, StoreError};
 /// Sort key of an unassigned conversation's counter.
 const UNASSIGNED: &str = "-";
 /// Attempts of a sync that keeps meeting concurrent writers.
-const MAX_ATTEMPTS: usize = 8;
+pub(super) const MAX_ATTEMPTS: usize = 8;
 
 pub fn unread_pk(rel_type: &str, shard: u8) -> String {
     format!("UNREAD#{rel_type}#{shard}")
@@ -36,25 +37,55 @@ pub fn unread_sk(assignee: Option<&str>) -> String {
 }
 
 /// Where a conversation's unread messages are counted: `"{pk}|{sk}"`.
-fn bucket(rel_type: &str, shard: u8, assignee: Option<&str>) -> String {
+pub(super) fn bucket(rel_type: &str, shard: u8, assignee: Option<&str>) -> String {
     format!("{}|{}", unread_pk(rel_type, shard), unread_sk(assignee))
 }
 
 /// What a conversation should contribute now, and what it contributes.
-#[derive(Debug, PartialEq)]
-struct Contribution {
-    unread: i64,
-    bucket: String,
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Contribution {
+    pub(super) unread: i64,
+    pub(super) bucket: String,
 }
 
-fn attr_n(item: &std::collections::HashMap<String, AttributeValue>, k: &str) -> Option<i64> {
+/// The counter changes that move a conversation's contribution from `counted` to `wanted`:
+/// `(bucket, messages, conversations)`, none when both are the same.
+pub(super) fn moves(
+    counted: Option<&Contribution>,
+    wanted: Option<&Contribution>,
+) -> Vec<(String, i64, i64)> {
+    let delta = |c: &Contribution| (c.unread, i64::from(c.unread > 0));
+    let old = counted.map(|c| (c.bucket.as_str(), delta(c)));
+    let new = wanted.map(|c| (c.bucket.as_str(), delta(c)));
+    let mut moves: Vec<(String, i64, i64)> = Vec::new();
+    match (old, new) {
+        (Some((ob, (om, oc))), Some((nb, (nm, nc)))) if ob == nb => {
+            moves.push((ob.to_string(), nm - om, nc - oc));
+        }
+        (old, new) => {
+            if let Some((b, (m, c))) = old {
+                moves.push((b.to_string(), -m, -c));
+            }
+            if let Some((b, (m, c))) = new {
+                moves.push((b.to_string(), m, c));
+            }
+        }
+    }
+    moves.retain(|(_, m, c)| *m != 0 || *c != 0);
+    moves
+}
+
+pub(super) fn attr_n(
+    item: &std::collections::HashMap<String, AttributeValue>,
+    k: &str,
+) -> Option<i64> {
     match item.get(k) {
         Some(AttributeValue::N(v)) => v.parse().ok(),
         _ => None,
     }
 }
 
-fn attr_s<'a>(
+pub(super) fn attr_s<'a>(
     item: &'a std::collections::HashMap<String, AttributeValue>,
     k: &str,
 ) -> Option<&'a str> {
@@ -65,7 +96,12 @@ fn attr_s<'a>(
 }
 
 /// A counter update adding `messages` and `conversations` to the bucket.
-fn counter_update(table: &str, bucket: &str, messages: i64, conversations: i64) -> Update {
+pub(super) fn counter_update(
+    table: &str,
+    bucket: &str,
+    messages: i64,
+    conversations: i64,
+) -> Update {
     let (pk, sk) = bucket.split_once('|').unwrap_or((bucket, ""));
     Update::builder()
         .table_name(table)
@@ -77,7 +113,8 @@ fn counter_update(table: &str, bucket: &str, messages: i64, conversations: i64) 
         .expect("counter update")
 }
 
-fn retryable<R>(e: &SdkError<TransactWriteItemsError, R>) -> bool {
+/// Whether a cancelled transaction met only conditions and concurrent writers (read again, retry).
+pub(super) fn retryable<R>(e: &SdkError<TransactWriteItemsError, R>) -> bool {
     match cancellation_codes(e) {
         Some(codes) => codes.iter().all(|c| {
             matches!(
@@ -87,6 +124,15 @@ fn retryable<R>(e: &SdkError<TransactWriteItemsError, R>) -> bool {
         }),
         None => false,
     }
+}
+
+/// The pause before attempt `attempt + 1` of a write that met a concurrent writer.
+pub(super) async fn backoff(attempt: usize) {
+    let jitter = rand::random::<u64>() % 20;
+    tokio::time::sleep(std::time::Duration::from_millis(
+        5 * (1 << attempt.min(5)) + jitter,
+    ))
+    .await;
 }
 
 impl Store {
@@ -202,32 +248,12 @@ impl Store {
                     .build(),
             };
             let mut items = vec![conv_item];
-            // (messages, conversations) to move out of the old bucket and into the new one.
-            let delta = |c: &Contribution| (c.unread, i64::from(c.unread > 0));
-            let old = counted.as_ref().map(|c| (c.bucket.as_str(), delta(c)));
-            let new = wanted.as_ref().map(|c| (c.bucket.as_str(), delta(c)));
-            let mut moves: Vec<(&str, i64, i64)> = Vec::new();
-            match (old, new) {
-                (Some((ob, (om, oc))), Some((nb, (nm, nc)))) if ob == nb => {
-                    moves.push((ob, nm - om, nc - oc));
-                }
-                (old, new) => {
-                    if let Some((b, (m, c))) = old {
-                        moves.push((b, -m, -c));
-                    }
-                    if let Some((b, (m, c))) = new {
-                        moves.push((b, m, c));
-                    }
-                }
-            }
-            for (b, m, c) in moves {
-                if m != 0 || c != 0 {
-                    items.push(
-                        TransactWriteItem::builder()
-                            .update(counter_update(&self.table, b, m, c))
-                            .build(),
-                    );
-                }
+            for (b, m, c) in moves(counted.as_ref(), wanted.as_ref()) {
+                items.push(
+                    TransactWriteItem::builder()
+                        .update(counter_update(&self.table, &b, m, c))
+                        .build(),
+                );
             }
             match self
                 .client
@@ -238,13 +264,7 @@ impl Store {
             {
                 Ok(_) => return Ok(()),
                 // Another writer moved it first (or is moving a counter now): read again.
-                Err(e) if retryable(&e) && attempt + 1 < MAX_ATTEMPTS => {
-                    let jitter = rand::random::<u64>() % 20;
-                    tokio::time::sleep(std::time::Duration::from_millis(
-                        5 * (1 << attempt.min(5)) + jitter,
-                    ))
-                    .await;
-                }
+                Err(e) if retryable(&e) && attempt + 1 < MAX_ATTEMPTS => backoff(attempt).await,
                 Err(e) => return Err(StoreError::sdk(e)),
             }
         }
