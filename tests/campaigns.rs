@@ -67,17 +67,15 @@ async fn create(t: &TestStack, body: Value) -> Value {
     v
 }
 
-async fn report(t: &TestStack, id: &str) -> Value {
-    let (s, v) = t
-        .api(
-            "GET",
-            &format!("/api/v1/campaigns/{id}"),
-            Some(&marketer(t)),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
+/// `GET path` as the marketer, which must answer 200.
+async fn get_ok(t: &TestStack, path: &str) -> Value {
+    let (s, v) = t.api("GET", path, Some(&marketer(t)), None).await;
+    assert_eq!(s, 200, "GET {path}: {v}");
     v
+}
+
+async fn report(t: &TestStack, id: &str) -> Value {
+    get_ok(t, &format!("/api/v1/campaigns/{id}")).await
 }
 
 /// Waits until run 1 of the campaign is done and the campaign moved on; answers the report.
@@ -101,16 +99,7 @@ async fn wait_done(t: &TestStack, id: &str) -> Value {
 
 /// A run's recipients (`query`: `status=…`), as the marketer reads them.
 async fn recipients(t: &TestStack, id: &str, query: &str) -> Value {
-    let (s, v) = t
-        .api(
-            "GET",
-            &format!("/api/v1/campaigns/{id}/recipients?{query}"),
-            Some(&marketer(t)),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
-    v
+    get_ok(t, &format!("/api/v1/campaigns/{id}/recipients?{query}")).await
 }
 
 fn template_sends(graph: &FakeGraph) -> Vec<Value> {
@@ -550,14 +539,7 @@ async fn meta_rate_limits_are_retried_and_the_recipient_is_sent_once() {
     let r = wait_done(&t, &id).await;
     assert_eq!(totals(&r)["success"], 1, "{r}");
     assert_eq!(totals(&r)["failed"], 0, "{r}");
-    let (_, v) = t
-        .api(
-            "GET",
-            &format!("/api/v1/campaigns/{id}/recipients"),
-            Some(&marketer(&t)),
-            None,
-        )
-        .await;
+    let v = recipients(&t, &id, "").await;
     assert_eq!(v["data"][0]["status"], "success", "{v}");
     assert!(v["data"][0]["wamid"].is_string(), "{v}");
     assert_eq!(template_sends(&graph).len(), 2, "one refused, one accepted");
