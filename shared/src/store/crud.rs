@@ -249,6 +249,21 @@ impl Store {
             .build())
     }
 
+    /// `Put` of an item that must not exist yet (`attribute_not_exists(pk)`): a claim, a dedupe
+    /// marker, a message.
+    pub(crate) fn tx_put_new(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
+        Ok(TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .build()
+                    .map_err(|e| StoreError::Dynamo(e.to_string()))?,
+            )
+            .build())
+    }
+
     /// `Delete` of a key with an optional condition.
     pub(crate) fn tx_delete(
         &self,
@@ -286,18 +301,7 @@ impl Store {
         if let Some(pk) = new {
             let mut item = key(pk, CLAIM_SK);
             item.insert("claimed_by".into(), s(owner));
-            out.push(
-                TransactWriteItem::builder()
-                    .put(
-                        Put::builder()
-                            .table_name(&self.table)
-                            .set_item(Some(item))
-                            .condition_expression("attribute_not_exists(pk)")
-                            .build()
-                            .map_err(|e| StoreError::Dynamo(e.to_string()))?,
-                    )
-                    .build(),
-            );
+            out.push(self.tx_put_new(item)?);
         }
         if let Some(pk) = old {
             out.push(self.tx_delete(

@@ -307,18 +307,7 @@ impl Store {
         // Dedupe marker, kept past Meta/EventBridge retry horizons.
         let mut marker = key(keys::event_pk(event_id), keys::EVENT_SK);
         marker.insert("ttl".into(), n(now_ms / 1000 + keys::MARKER_TTL_SECS));
-        items.push(
-            TransactWriteItem::builder()
-                .put(
-                    Put::builder()
-                        .table_name(&self.table)
-                        .set_item(Some(marker))
-                        .condition_expression("attribute_not_exists(pk)")
-                        .build()
-                        .expect("put"),
-                )
-                .build(),
-        );
+        items.push(self.tx_put_new(marker)?);
         let index_sk = format!("{}#{}", record.kind, record.id);
         let old_key = previous.as_ref().and_then(|p| p.phone_key.clone());
         let new_key = if record.deleted {

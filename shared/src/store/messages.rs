@@ -19,7 +19,7 @@
 //! leaving the conversation behind until its next message.
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 
 use super::dynamo::{
     Item, NewMessage, StoreOutcome, WINDOW_MS, cancellation_codes, direction_str, key, n, s,
@@ -252,17 +252,7 @@ impl Store {
         if let Some(t) = ttl {
             item.insert("ttl".into(), n(t));
         }
-        let put_msg = TransactWriteItem::builder()
-            .put(
-                Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(item))
-                    .condition_expression("attribute_not_exists(pk)")
-                    .build()
-                    .expect("put"),
-            )
-            .build();
-        let mut dedupe = vec![put_msg];
+        let mut dedupe = vec![self.tx_put_new(item)?];
         if msg.direction == Direction::Outbound {
             let mut w = Update::builder()
                 .table_name(&self.table)
