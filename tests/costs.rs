@@ -27,11 +27,11 @@ const INBOUND_TEXT: &[(&str, u64)] = &[
     ("dynamodb.GetItem[CONV]", 3),
     ("dynamodb.Query", 1),
     // one transaction: the message, its conversation (counters, activity, inbox position,
-    // window, unread contribution) and its unread counter; the bot state.
+    // window, unread contribution) and its unread counter.
     ("dynamodb.TransactWriteItems", 1),
     ("dynamodb.TransactWriteItems items", 3),
-    ("dynamodb.PutItem[CONV]", 1),
-    // bots: the compiled bot set.
+    // bots: the compiled bot set; no bot answered and the conversation's bot state is stored
+    // already: nothing saved.
     ("dynamodb.GetItem[BOTSET]", 1),
 ];
 const REPLY: &[(&str, u64)] = &[

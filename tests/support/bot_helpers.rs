@@ -22,11 +22,21 @@ pub async fn customer_of(t: &TestStack, wa: &str) -> String {
         .to_string()
 }
 
-/// Waits until the bots have dealt with (answered or stayed silent on) every one of `wamids`.
+/// Waits until the bots have dealt with (answered or stayed silent on) every one of `wamids`:
+/// each recorded as answered, or the inbound and bots queues drained (a silent decision over a
+/// stored bot state saves nothing) with nothing dead-lettered.
 pub async fn wait_handled(t: &TestStack, customer_id: &str, wamids: &[&str]) {
     let done = eventually(Duration::from_secs(20), || async {
         let st = t.store().bot_state(PNID, customer_id).await.unwrap();
-        wamids.iter().all(|w| st.has_handled(w)).then_some(())
+        if wamids.iter().all(|w| st.has_handled(w)) {
+            return Some(());
+        }
+        for q in ["InboundQueue", "BotsQueue", "InboundDLQ", "BotsDLQ"] {
+            if t.queue_depth(q).await != (0, 0) {
+                return None;
+            }
+        }
+        Some(())
     })
     .await;
     assert!(done.is_some(), "the bots never dealt with {wamids:?}");

@@ -279,6 +279,7 @@ impl BotsApp {
                 tracing::info!(reason = %why, "bots silent");
             }
             self.apply(&conv, &key_base, &decision).await?;
+            let mut asked_ai = false;
             if let BotEvent::Message {
                 wamid, at_ms, text, ..
             } = &job.event
@@ -293,9 +294,15 @@ impl BotsApp {
             {
                 self.answer_with_ai(&conv, &key_base, settings, &req)
                     .await?;
+                asked_ai = true;
             }
             if let BotEvent::Message { at_ms, .. } = &job.event {
                 self.arm_timers(&set, &conv, *at_ms).await?;
+            }
+            if !asked_ai && changes_nothing(&stored, &decision) {
+                // Nothing to remember: no answer to deduplicate on a redelivery, the same
+                // state. A write per message saved (most messages meet no bot).
+                return Ok(());
             }
             if self
                 .store
@@ -598,6 +605,16 @@ pub fn ai_request(
     })
 }
 
+/// Saving would change nothing that matters: a state is stored already (its version marks
+/// that the conversation was seen: the "first message ever" trigger), the decision sent
+/// nothing, did nothing and left the state as it was.
+fn changes_nothing(stored: &shared::store::bots::StoredBotState, decision: &Decision) -> bool {
+    stored.version > 0
+        && decision.replies.is_empty()
+        && decision.effects.is_empty()
+        && decision.state == stored.state
+}
+
 /// Why a due timer no longer holds (`None`: it does): a newer customer message re-armed the
 /// timers, a staff reply answered (12), or the window it warns about already closed (11).
 pub fn stale_timer(
@@ -728,5 +745,27 @@ mod tests {
             ai_request(&decision(0, vec![]), Some(&manual), "w", 1, None),
             None
         );
+    }
+
+    #[test]
+    fn a_silent_decision_over_a_stored_state_is_not_saved() {
+        use shared::store::bots::StoredBotState;
+        let stored = |version| StoredBotState {
+            version,
+            ..StoredBotState::default()
+        };
+        assert!(changes_nothing(&stored(3), &decision(0, vec![])));
+        // The first message ever is remembered (the version marks it), whatever was decided.
+        assert!(!changes_nothing(&stored(0), &decision(0, vec![])));
+        // An answer (deduplicated on a redelivery), an effect or a new state is saved.
+        assert!(!changes_nothing(&stored(3), &decision(1, vec![])));
+        let handover = Effect::Handover {
+            bot_id: None,
+            reason: "asked".into(),
+        };
+        assert!(!changes_nothing(&stored(3), &decision(0, vec![handover])));
+        let mut moved = decision(0, vec![]);
+        moved.state.rated = Some(5);
+        assert!(!changes_nothing(&stored(3), &moved));
     }
 }
