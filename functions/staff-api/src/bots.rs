@@ -18,9 +18,9 @@ use shared::store::crud::new_id;
 use shared::store::model::RelType;
 use utoipa::ToSchema;
 
-use crate::admin_crud::{ListQuery, decode_cursor, encode_cursor, path_id, perm};
+use crate::admin_crud::{ListQuery, path_id, perm};
 use crate::conversations::Page;
-use crate::{ApiError, Authed, StaffApp, parse_limit};
+use crate::{ApiError, Authed, StaffApp};
 
 const VIEW: Permission = perm(Resource::WhatsappBot, Action::View);
 const CREATE: Permission = perm(Resource::WhatsappBot, Action::Create);
@@ -181,13 +181,9 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<Bot>>, ApiError> {
     who.require(VIEW)?;
-    let after = decode_cursor(&keys, SCOPE, q.cursor.as_deref())?;
-    let limit = parse_limit(q.limit.as_deref(), 50, 200)?;
-    let (rows, next) = app.store.bots_page(after.as_deref(), limit).await?;
-    Ok(Json(Page {
-        data: rows,
-        next_cursor: encode_cursor(&keys, SCOPE, next),
-    }))
+    let page = q.page(&keys, SCOPE, 200)?;
+    let found = app.store.bots_page(page.after(), page.limit).await?;
+    Ok(page.answer(found, |b| b))
 }
 
 #[utoipa::path(

@@ -23,9 +23,9 @@ use shared::store::campaigns::{CAMPAIGNS_PK, Campaign, CampaignRun, Recipient, R
 use shared::store::crud::new_id;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::admin_crud::{ListQuery, decode_cursor, encode_cursor, path_id, perm};
+use crate::admin_crud::{ListQuery, PageAsked, path_id, perm};
 use crate::conversations::Page;
-use crate::{ApiError, Authed, StaffApp, parse_json, parse_limit};
+use crate::{ApiError, Authed, StaffApp, parse_json};
 
 const VIEW: Permission = perm(Resource::WhatsappCampaign, Action::View);
 const CREATE: Permission = perm(Resource::WhatsappCampaign, Action::Create);
@@ -242,13 +242,9 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<CampaignView>>, ApiError> {
     who.require(VIEW)?;
-    let after = decode_cursor(&keys, SCOPE, q.cursor.as_deref())?;
-    let limit = parse_limit(q.limit.as_deref(), 50, 200)?;
-    let (rows, next) = app.store.campaigns_page(after.as_deref(), limit).await?;
-    Ok(Json(Page {
-        data: rows.iter().map(CampaignView::from).collect(),
-        next_cursor: encode_cursor(&keys, SCOPE, next),
-    }))
+    let page = q.page(&keys, SCOPE, 200)?;
+    let found = app.store.campaigns_page(page.after(), page.limit).await?;
+    Ok(page.answer(found, |c| CampaignView::from(&c)))
 }
 
 #[utoipa::path(
@@ -696,17 +692,18 @@ async fn recipients(
     let c = load(&app, &id).await?;
     let run = run_of(&c, q.run)?;
     let status = status_of(q.status.as_deref())?;
-    let limit = parse_limit(q.limit.as_deref(), 100, 500)?;
-    let scope = format!("{RECIPIENT_SCOPE}:{}:{run}", c.id);
-    let after = decode_cursor(&keys, &scope, q.cursor.as_deref())?;
-    let (rows, next) = app
+    let page = PageAsked::read(
+        &keys,
+        format!("{RECIPIENT_SCOPE}:{}:{run}", c.id),
+        q.cursor.as_deref(),
+        q.limit.as_deref(),
+        (100, 500),
+    )?;
+    let found = app
         .store
-        .recipients_page(&c.id, run, status, after.as_deref(), limit)
+        .recipients_page(&c.id, run, status, page.after(), page.limit)
         .await?;
-    Ok(Json(Page {
-        data: rows.iter().map(RecipientView::from).collect(),
-        next_cursor: encode_cursor(&keys, &scope, next),
-    }))
+    Ok(page.answer(found, |r| RecipientView::from(&r)))
 }
 
 /// Which run's recipients.

@@ -21,9 +21,9 @@ use shared::store::notifications::{
 };
 use utoipa::{IntoParams, ToSchema};
 
-use crate::admin_crud::{decode_cursor, encode_cursor, path_id};
+use crate::admin_crud::{PageAsked, path_id};
 use crate::conversations::Page;
-use crate::{ApiError, Authed, StaffApp, parse_json, parse_limit};
+use crate::{ApiError, Authed, StaffApp, parse_json};
 
 const LOG_SCOPE: &str = "notification-log";
 
@@ -660,20 +660,22 @@ async fn log(
         ),
         None => None,
     };
-    let before = decode_cursor(&keys, LOG_SCOPE, q.cursor.as_deref())?;
-    let limit = parse_limit(q.limit.as_deref(), 50, 200)?;
+    let page = PageAsked::read(
+        &keys,
+        LOG_SCOPE,
+        q.cursor.as_deref(),
+        q.limit.as_deref(),
+        (50, 200),
+    )?;
     let pk = format!("NOTIFLOG#{}", day.format("%Y-%m-%d"));
     let (rows, next) = app
         .store
-        .notification_log_day(&pk, before.as_deref(), limit)
+        .notification_log_day(&pk, page.after(), page.limit)
         .await?;
-    Ok(Json(Page {
-        data: rows
-            .into_iter()
-            .filter(|e| q.hook.as_ref().is_none_or(|h| &e.hook == h))
-            .filter(|e| status.is_none_or(|s| e.status == s))
-            .map(LogEntry::from)
-            .collect(),
-        next_cursor: encode_cursor(&keys, LOG_SCOPE, next),
-    }))
+    let rows = rows
+        .into_iter()
+        .filter(|e| q.hook.as_ref().is_none_or(|h| &e.hook == h))
+        .filter(|e| status.is_none_or(|s| e.status == s))
+        .collect();
+    Ok(page.answer((rows, next), LogEntry::from))
 }

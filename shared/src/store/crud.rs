@@ -114,17 +114,42 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<T>, Option<String>), StoreError> {
+        self.partition_page_towards(pk, after, true, limit).await
+    }
+
+    /// One page of a partition, newest sort key first, strictly before `before`.
+    pub(crate) async fn partition_page_back<T: DeserializeOwned>(
+        &self,
+        pk: &str,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<T>, Option<String>), StoreError> {
+        self.partition_page_towards(pk, before, false, limit).await
+    }
+
+    async fn partition_page_towards<T: DeserializeOwned>(
+        &self,
+        pk: &str,
+        from: Option<&str>,
+        forward: bool,
+        limit: usize,
+    ) -> Result<(Vec<T>, Option<String>), StoreError> {
         let limit = limit.clamp(1, 1000);
         let mut q = self
             .client
             .query()
             .table_name(&self.table)
             .consistent_read(true)
+            .scan_index_forward(forward)
             .limit(limit as i32 + 1)
             .expression_attribute_values(":p", s(pk));
-        q = match after {
+        q = match from {
             Some(a) => q
-                .key_condition_expression("pk = :p AND sk > :a")
+                .key_condition_expression(if forward {
+                    "pk = :p AND sk > :a"
+                } else {
+                    "pk = :p AND sk < :a"
+                })
                 .expression_attribute_values(":a", s(a)),
             None => q.key_condition_expression("pk = :p"),
         };

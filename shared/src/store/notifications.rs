@@ -388,36 +388,7 @@ impl Store {
         before: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<NotificationLog>, Option<String>), StoreError> {
-        let limit = limit.clamp(1, 200);
-        let mut q = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .scan_index_forward(false)
-            .limit(limit as i32 + 1)
-            .expression_attribute_values(":p", s(day_pk));
-        q = match before {
-            Some(b) => q
-                .key_condition_expression("pk = :p AND sk < :b")
-                .expression_attribute_values(":b", s(b)),
-            None => q.key_condition_expression("pk = :p"),
-        };
-        let out = q.send().await.map_err(StoreError::sdk)?;
-        let mut rows = out.items.unwrap_or_default();
-        let more = rows.len() > limit;
-        rows.truncate(limit);
-        let next = if more {
-            rows.last()
-                .and_then(|it| it.get("sk"))
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-        } else {
-            None
-        };
-        let items = rows
-            .into_iter()
-            .map(super::dynamo::from_item)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((items, next))
+        self.partition_page_back(day_pk, before, limit.clamp(1, 200))
+            .await
     }
 }

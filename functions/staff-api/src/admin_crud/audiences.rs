@@ -15,9 +15,9 @@ use shared::store::audiences::{GroupDeletion, MAX_GROUPS_PER_CONTACT, WaContact,
 use shared::store::crud::{is_valid_id, new_id};
 use utoipa::ToSchema;
 
-use super::{ListQuery, decode_cursor, encode_cursor, nullable, opt_text, path_id, perm, text};
+use super::{ListQuery, nullable, opt_text, path_id, perm, text};
 use crate::conversations::Page;
-use crate::{ApiError, Authed, StaffApp, parse_limit};
+use crate::{ApiError, Authed, StaffApp};
 
 const C_VIEW: Permission = perm(Resource::WhatsappContacts, Action::View);
 const C_CREATE: Permission = perm(Resource::WhatsappContacts, Action::Create);
@@ -192,13 +192,9 @@ async fn list_contacts(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<ContactView>>, ApiError> {
     who.require(C_VIEW)?;
-    let after = decode_cursor(&keys, "wa_contacts", q.cursor.as_deref())?;
-    let limit = parse_limit(q.limit.as_deref(), 50, 200)?;
-    let (rows, next) = app.store.wa_contacts(after.as_deref(), limit).await?;
-    Ok(Json(Page {
-        data: rows.iter().map(ContactView::new).collect(),
-        next_cursor: encode_cursor(&keys, "wa_contacts", next),
-    }))
+    let page = q.page(&keys, "wa_contacts", 200)?;
+    let found = app.store.wa_contacts(page.after(), page.limit).await?;
+    Ok(page.answer(found, |c| ContactView::new(&c)))
 }
 
 #[utoipa::path(
@@ -420,13 +416,9 @@ async fn list_groups(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<GroupView>>, ApiError> {
     who.require(G_VIEW)?;
-    let after = decode_cursor(&keys, "wa_groups", q.cursor.as_deref())?;
-    let limit = parse_limit(q.limit.as_deref(), 50, 200)?;
-    let (rows, next) = app.store.wa_groups(after.as_deref(), limit).await?;
-    Ok(Json(Page {
-        data: rows.iter().map(GroupView::new).collect(),
-        next_cursor: encode_cursor(&keys, "wa_groups", next),
-    }))
+    let page = q.page(&keys, "wa_groups", 200)?;
+    let found = app.store.wa_groups(page.after(), page.limit).await?;
+    Ok(page.answer(found, |g| GroupView::new(&g)))
 }
 
 #[utoipa::path(
@@ -617,17 +609,12 @@ async fn list_members(
     if app.store.wa_group(id).await?.is_none() {
         return Err(ApiError::not_found("group"));
     }
-    let scope = format!("wa_group_members:{id}");
-    let after = decode_cursor(&keys, &scope, q.cursor.as_deref())?;
-    let limit = parse_limit(q.limit.as_deref(), 50, 100)?;
-    let (rows, next) = app
+    let page = q.page(&keys, format!("wa_group_members:{id}"), 100)?;
+    let found = app
         .store
-        .wa_group_members(id, after.as_deref(), limit)
+        .wa_group_members(id, page.after(), page.limit)
         .await?;
-    Ok(Json(Page {
-        data: rows.iter().map(ContactView::new).collect(),
-        next_cursor: encode_cursor(&keys, &scope, next),
-    }))
+    Ok(page.answer(found, |c| ContactView::new(&c)))
 }
 
 /// `PUT /api/v1/groups/{id}/members/{contact_id}`: idempotent (`added: false` when it

@@ -16,12 +16,14 @@
 //! | `GET /api/v1/groups/{id}/members?limit=&cursor=` | `whatsapp_groups:view` + `whatsapp_contacts:view` |
 //! | `PUT` / `DELETE /api/v1/groups/{id}/members/{contact_id}` | `whatsapp_groups:edit` |
 
+use axum::Json;
 use axum::http::StatusCode;
 use serde::{Deserialize, Deserializer};
 use shared::auth::{Action, Permission, Resource};
 use shared::store::crud::{CrudError, is_valid_id};
 use utoipa::IntoParams;
 
+use crate::conversations::Page;
 use crate::{ApiError, Keys};
 
 pub mod audiences;
@@ -87,6 +89,70 @@ pub(crate) fn decode_cursor(
 
 pub(crate) fn encode_cursor(keys: &Keys, scope: &str, next: Option<String>) -> Option<String> {
     next.map(|n| keys.cursors.encode(scope, &n))
+}
+
+/// One page asked of a list `scope`: where to continue (its signed cursor, checked) and how
+/// many; [`PageAsked::answer`] signs the next page's position.
+pub(crate) struct PageAsked<'k> {
+    keys: &'k Keys,
+    scope: String,
+    after: Option<String>,
+    pub limit: usize,
+}
+
+impl<'k> PageAsked<'k> {
+    /// `cursor` and `limit` as the query gave them; the size `1..=max`, `default` when absent.
+    pub(crate) fn read(
+        keys: &'k Keys,
+        scope: impl Into<String>,
+        cursor: Option<&str>,
+        limit: Option<&str>,
+        (default, max): (usize, usize),
+    ) -> Result<Self, ApiError> {
+        let scope = scope.into();
+        Ok(Self {
+            after: decode_cursor(keys, &scope, cursor)?,
+            limit: crate::parse_limit(limit, default, max)?,
+            keys,
+            scope,
+        })
+    }
+
+    /// The position to continue after (none: the first page).
+    pub(crate) fn after(&self) -> Option<&str> {
+        self.after.as_deref()
+    }
+
+    /// The page read (`rows` and the position after them, if there are more), each row shown
+    /// by `view`.
+    pub(crate) fn answer<R, V>(
+        &self,
+        (rows, next): (Vec<R>, Option<String>),
+        view: impl FnMut(R) -> V,
+    ) -> Json<Page<V>> {
+        Json(Page {
+            data: rows.into_iter().map(view).collect(),
+            next_cursor: encode_cursor(self.keys, &self.scope, next),
+        })
+    }
+}
+
+impl ListQuery {
+    /// The page this query asks of the list `scope` (size 1–`max`, default 50).
+    pub(crate) fn page<'k>(
+        &self,
+        keys: &'k Keys,
+        scope: impl Into<String>,
+        max: usize,
+    ) -> Result<PageAsked<'k>, ApiError> {
+        PageAsked::read(
+            keys,
+            scope,
+            self.cursor.as_deref(),
+            self.limit.as_deref(),
+            (50, max),
+        )
+    }
 }
 
 /// Paging of a catalogue list.

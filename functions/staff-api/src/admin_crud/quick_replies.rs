@@ -18,9 +18,9 @@ use shared::store::quick_replies::{
 
 use utoipa::ToSchema;
 
-use super::{ListQuery, decode_cursor, encode_cursor, nullable, path_id, perm, text};
+use super::{ListQuery, nullable, path_id, perm, text};
 use crate::conversations::Page;
-use crate::{ApiError, Authed, StaffApp, parse_limit};
+use crate::{ApiError, Authed, StaffApp};
 
 const VIEW: Permission = perm(Resource::Quickreplies, Action::View);
 const CREATE: Permission = perm(Resource::Quickreplies, Action::Create);
@@ -136,13 +136,9 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Page<QuickReplyView>>, ApiError> {
     who.require(VIEW)?;
-    let after = decode_cursor(&keys, SCOPE, q.cursor.as_deref())?;
-    let limit = parse_limit(q.limit.as_deref(), 50, 200)?;
-    let (rows, next) = app.store.quick_replies(after.as_deref(), limit).await?;
-    Ok(Json(Page {
-        data: rows.iter().map(QuickReplyView::new).collect(),
-        next_cursor: encode_cursor(&keys, SCOPE, next),
-    }))
+    let page = q.page(&keys, SCOPE, 200)?;
+    let found = app.store.quick_replies(page.after(), page.limit).await?;
+    Ok(page.answer(found, |r| QuickReplyView::new(&r)))
 }
 
 #[utoipa::path(
