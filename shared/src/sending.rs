@@ -26,6 +26,28 @@ pub struct Outbound {
     pub pacer: Arc<Pacer<DynamoWindowCounter>>,
 }
 
+impl Outbound {
+    /// The Graph API as every sending function wires it: each call reported to `observer`
+    /// (the activity log, which redacts the credentials) and paced per business number through
+    /// the table, with the pace shared by every sender of the stack.
+    pub fn wired(
+        store: &Store,
+        graph: crate::meta::graph::GraphConfig,
+        meta_secrets: Arc<CachedSecret<MetaSecrets>>,
+        observer: Arc<dyn crate::meta::graph::CallObserver>,
+    ) -> Result<Self, GraphError> {
+        let pacer = crate::pacing::table_pacer(store);
+        Ok(Self {
+            graph: Arc::new(crate::pacing::paced_graph(
+                GraphClient::new(graph)?.with_observer(observer),
+                &pacer,
+            )),
+            meta_secrets,
+            pacer,
+        })
+    }
+}
+
 /// One send.
 pub struct SendRequest<'a> {
     /// The conversation (it may not be stored yet: a business-initiated first message).

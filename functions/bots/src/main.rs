@@ -9,8 +9,7 @@ use shared::ai::{AiClient, AiConfig};
 use shared::archive::S3Archive;
 use shared::config::Config;
 use shared::crm_events::EventBridgeBus;
-use shared::meta::graph::{GraphClient, GraphConfig};
-use shared::pacing::{paced_graph, table_pacer};
+use shared::meta::graph::GraphConfig;
 use shared::secrets::CachedSecret;
 use shared::sending::Outbound;
 use shared::sqs_batch::Deadline;
@@ -47,18 +46,15 @@ async fn main() -> Result<(), Error> {
             Duration::from_secs(300),
         ),
     );
-    let pacer = table_pacer(&store);
+    let outbound = Outbound::wired(
+        &store,
+        GraphConfig::from_app_config(&cfg),
+        meta_secrets,
+        Arc::new(activity.clone()),
+    )?;
     let app = BotsApp::new(
         store,
-        Outbound {
-            graph: Arc::new(paced_graph(
-                GraphClient::new(GraphConfig::from_app_config(&cfg))?
-                    .with_observer(Arc::new(activity.clone())),
-                &pacer,
-            )),
-            meta_secrets,
-            pacer,
-        },
+        outbound,
         Arc::new(EventBridgeBus::new(
             aws_sdk_eventbridge::Client::new(&aws),
             Config::require(&cfg.crm_bus_name, "CRM_BUS_NAME")?,

@@ -28,6 +28,7 @@ use shared::meta::graph::GraphClient;
 use shared::meta::outbound::{OutboundContent, OutboundMessage};
 use shared::pacing::{DynamoWindowCounter, Pacer};
 use shared::secrets::{CachedSecret, MetaSecrets};
+use shared::sending::Outbound;
 use shared::sqs_batch::{self, BatchPolicy, Deadline, Ordering, RecordError, RecordHandler};
 use shared::store::campaigns::{Campaign, Recipient};
 use shared::store::{Store, StoreError};
@@ -70,9 +71,11 @@ fn store_err(e: StoreError) -> RecordError {
 impl SenderApp {
     pub fn new(
         store: Store,
-        graph: Arc<GraphClient>,
-        meta_secrets: Arc<CachedSecret<MetaSecrets>>,
-        pacer: Arc<Pacer<DynamoWindowCounter>>,
+        Outbound {
+            graph,
+            meta_secrets,
+            pacer,
+        }: Outbound,
         bus: Arc<dyn EventBus>,
         now_ms: fn() -> i64,
     ) -> Self {

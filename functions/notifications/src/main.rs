@@ -8,8 +8,7 @@ use shared::activity::{ActivityConfig, ActivityLog, meta_known_secrets};
 use shared::archive::S3Archive;
 use shared::config::Config;
 use shared::crm_events::EventBridgeBus;
-use shared::meta::graph::{GraphClient, GraphConfig};
-use shared::pacing::{paced_graph, table_pacer};
+use shared::meta::graph::GraphConfig;
 use shared::phone::PhoneNormalizer;
 use shared::secrets::CachedSecret;
 use shared::sending::Outbound;
@@ -47,19 +46,16 @@ async fn main() -> Result<(), Error> {
             Duration::from_secs(300),
         ),
     );
-    let pacer = table_pacer(&store);
+    let outbound = Outbound::wired(
+        &store,
+        GraphConfig::from_app_config(&cfg),
+        meta_secrets.clone(),
+        Arc::new(activity.clone()),
+    )?;
     let app = NotifyApp::new(
         store,
         Arc::new(PhoneNormalizer::new(&cfg.default_country)?),
-        Outbound {
-            graph: Arc::new(paced_graph(
-                GraphClient::new(GraphConfig::from_app_config(&cfg))?
-                    .with_observer(Arc::new(activity.clone())),
-                &pacer,
-            )),
-            meta_secrets: meta_secrets.clone(),
-            pacer,
-        },
+        outbound,
         NotifyCredentials {
             notify: notify_secrets,
             inbox: meta_secrets,

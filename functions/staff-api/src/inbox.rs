@@ -45,6 +45,21 @@ pub struct Messaging {
 }
 
 impl Messaging {
+    /// Sending through `outbound`, publishing to the CRM's `bus`.
+    pub fn new(outbound: Outbound, bus: Arc<dyn EventBus>) -> Self {
+        let Outbound {
+            graph,
+            meta_secrets,
+            pacer,
+        } = outbound;
+        Self {
+            graph,
+            meta_secrets,
+            bus,
+            pacer,
+        }
+    }
+
     /// The outbound layer over these clients.
     pub(crate) fn outbound(&self) -> Outbound {
         Outbound {

@@ -3,9 +3,10 @@ use std::sync::Arc;
 
 use shared::config::Config;
 use shared::crm_events::EventBridgeBus;
-use shared::meta::graph::{GraphClient, GraphConfig};
+use shared::meta::graph::GraphConfig;
 use shared::phone::PhoneNormalizer;
 use shared::secrets::CachedSecret;
+use shared::sending::Outbound;
 use shared::store::Store;
 use staff_api::inbox::Messaging;
 use staff_api::{SECRET_TTL, StaffApp};
@@ -56,20 +57,19 @@ async fn main() -> Result<(), lambda_http::Error> {
         notify_secret_id: cfg.notify_secret_arn.clone(),
         ai_secret_id: cfg.ai_secret_arn.clone(),
     });
-    let pacer = shared::pacing::table_pacer(&app.store);
-    let app = app.with_messaging(Messaging {
-        graph: Arc::new(shared::pacing::paced_graph(
-            GraphClient::new(GraphConfig::from_app_config(&cfg))?
-                .with_observer(Arc::new(activity.clone())),
-            &pacer,
-        )),
+    let outbound = Outbound::wired(
+        &app.store,
+        GraphConfig::from_app_config(&cfg),
         meta_secrets,
-        bus: Arc::new(EventBridgeBus::new(
+        Arc::new(activity.clone()),
+    )?;
+    let app = app.with_messaging(Messaging::new(
+        outbound,
+        Arc::new(EventBridgeBus::new(
             aws_sdk_eventbridge::Client::new(&aws),
             Config::require(&cfg.crm_bus_name, "CRM_BUS_NAME")?,
         )),
-        pacer,
-    });
+    ));
     let app = app.with_media(shared::media::MediaBucket::new(
         aws_sdk_s3::Client::new(&aws),
         Config::require(&cfg.media_bucket, "MEDIA_BUCKET")?,

@@ -32,6 +32,7 @@ use shared::meta::graph::{GraphClient, GraphConfig};
 use shared::phone::PhoneNormalizer;
 use shared::queue::SqsSink;
 use shared::secrets::{CachedSecret, SecretSource};
+use shared::sending::Outbound;
 use shared::store::Store;
 
 use crate::driver::SqsDriver;
@@ -362,11 +363,13 @@ impl Stack {
                 opts.secret_ttl,
             ),
         );
-        let staff_pacer = shared::pacing::table_pacer(&Store::new(
-            ddb.clone(),
-            &scfg.table_name,
-            scfg.inbox_shards,
-        ));
+        let staff_outbound = Outbound::wired(
+            &Store::new(ddb.clone(), &scfg.table_name, scfg.inbox_shards),
+            graph_config(&scfg, &opts.media_test_host),
+            staff_meta_secrets.clone(),
+            Arc::new(staff_activity.clone()),
+        )
+        .map_err(cfg_err)?;
         let staff_app = staff_api::StaffApp::new(
             Store::new(ddb.clone(), &scfg.table_name, scfg.inbox_shards)
                 .with_message_retention_days(scfg.message_retention_days),
@@ -380,20 +383,13 @@ impl Stack {
             scfg.jwt_audience.clone(),
             now,
         )
-        .with_messaging(staff_api::inbox::Messaging {
-            graph: Arc::new(shared::pacing::paced_graph(
-                GraphClient::new(graph_config(&scfg, &opts.media_test_host))
-                    .map_err(cfg_err)?
-                    .with_observer(Arc::new(staff_activity.clone())),
-                &staff_pacer,
-            )),
-            meta_secrets: staff_meta_secrets.clone(),
-            bus: Arc::new(EventBridgeBus::new(
+        .with_messaging(staff_api::inbox::Messaging::new(
+            staff_outbound,
+            Arc::new(EventBridgeBus::new(
                 aws_sdk_eventbridge::Client::new(&aws),
                 Config::require(&scfg.crm_bus_name, "CRM_BUS_NAME").map_err(cfg_err)?,
             )),
-            pacer: staff_pacer,
-        });
+        ));
         let staff_app = match opts.send_budget {
             Some(b) => staff_app.with_send_budget(b),
             None => staff_app,
@@ -551,23 +547,17 @@ impl Stack {
             shared::activity::ActivityConfig::for_source("bots"),
             vec![bots_meta_secrets.clone()],
         );
-        let bots_pacer = shared::pacing::table_pacer(&Store::new(
-            ddb.clone(),
-            &bcfg.table_name,
-            bcfg.inbox_shards,
-        ));
+        let bots_store = Store::new(ddb.clone(), &bcfg.table_name, bcfg.inbox_shards);
+        let bots_outbound = Outbound::wired(
+            &bots_store,
+            graph_config(&bcfg, &opts.media_test_host),
+            bots_meta_secrets,
+            Arc::new(bots_activity.clone()),
+        )
+        .map_err(cfg_err)?;
         let bots_app = bots::BotsApp::new(
-            Store::new(ddb.clone(), &bcfg.table_name, bcfg.inbox_shards),
-            shared::sending::Outbound {
-                graph: Arc::new(shared::pacing::paced_graph(
-                    GraphClient::new(graph_config(&bcfg, &opts.media_test_host))
-                        .map_err(cfg_err)?
-                        .with_observer(Arc::new(bots_activity.clone())),
-                    &bots_pacer,
-                )),
-                meta_secrets: bots_meta_secrets,
-                pacer: bots_pacer,
-            },
+            bots_store,
+            bots_outbound,
             Arc::new(EventBridgeBus::new(
                 aws_sdk_eventbridge::Client::new(&aws),
                 Config::require(&bcfg.crm_bus_name, "CRM_BUS_NAME").map_err(cfg_err)?,
@@ -611,21 +601,17 @@ impl Stack {
             shared::activity::ActivityConfig::for_source("campaigns"),
             vec![sender_meta_secrets.clone()],
         );
-        let sender_pacer = shared::pacing::table_pacer(&Store::new(
-            ddb.clone(),
-            &ccfg.table_name,
-            ccfg.inbox_shards,
-        ));
-        let sender_app = Arc::new(campaign_sender::SenderApp::new(
-            Store::new(ddb.clone(), &ccfg.table_name, ccfg.inbox_shards),
-            Arc::new(shared::pacing::paced_graph(
-                GraphClient::new(graph_config(&ccfg, &opts.media_test_host))
-                    .map_err(cfg_err)?
-                    .with_observer(Arc::new(sender_activity.clone())),
-                &sender_pacer,
-            )),
+        let sender_store = Store::new(ddb.clone(), &ccfg.table_name, ccfg.inbox_shards);
+        let sender_outbound = Outbound::wired(
+            &sender_store,
+            graph_config(&ccfg, &opts.media_test_host),
             sender_meta_secrets,
-            sender_pacer,
+            Arc::new(sender_activity.clone()),
+        )
+        .map_err(cfg_err)?;
+        let sender_app = Arc::new(campaign_sender::SenderApp::new(
+            sender_store,
+            sender_outbound,
             Arc::new(EventBridgeBus::new(
                 aws_sdk_eventbridge::Client::new(&aws),
                 Config::require(&ccfg.crm_bus_name, "CRM_BUS_NAME").map_err(cfg_err)?,
@@ -666,20 +652,17 @@ impl Stack {
             vec![notify_meta_secrets.clone()],
         );
         let notify_store = Store::new(ddb.clone(), &ncfg.table_name, ncfg.inbox_shards);
-        let notify_pacer = shared::pacing::table_pacer(&notify_store);
+        let notify_outbound = Outbound::wired(
+            &notify_store,
+            graph_config(&ncfg, &opts.media_test_host),
+            notify_meta_secrets.clone(),
+            Arc::new(notify_activity.clone()),
+        )
+        .map_err(cfg_err)?;
         let notify_app = Arc::new(notifications::NotifyApp::new(
             notify_store,
             Arc::new(PhoneNormalizer::new(&ncfg.default_country).map_err(cfg_err)?),
-            shared::sending::Outbound {
-                graph: Arc::new(shared::pacing::paced_graph(
-                    GraphClient::new(graph_config(&ncfg, &opts.media_test_host))
-                        .map_err(cfg_err)?
-                        .with_observer(Arc::new(notify_activity.clone())),
-                    &notify_pacer,
-                )),
-                meta_secrets: notify_meta_secrets.clone(),
-                pacer: notify_pacer,
-            },
+            notify_outbound,
             notifications::NotifyCredentials {
                 notify: notify_secrets,
                 inbox: notify_meta_secrets,
