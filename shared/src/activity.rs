@@ -357,6 +357,27 @@ pub fn meta_known_secrets(
     known
 }
 
+/// What a function that calls the Graph API starts with: Meta's credentials (`meta_secret_id`,
+/// cached for `ttl`) and the activity log of its calls under `source`, which redacts them (and
+/// the notification module's, when `notify_secret_id` is configured). The caller flushes the
+/// log before each answer (a frozen Lambda runs no background task).
+pub fn start_meta_calls(
+    sink: Arc<dyn ActivitySink>,
+    source: &str,
+    secrets: Arc<dyn SecretSource>,
+    meta_secret_id: &str,
+    notify_secret_id: Option<&str>,
+    ttl: Duration,
+) -> (Arc<CachedSecret<MetaSecrets>>, ActivityLog) {
+    let meta = Arc::new(CachedSecret::new(secrets.clone(), meta_secret_id, ttl));
+    let log = ActivityLog::start(
+        sink,
+        ActivityConfig::for_source(source),
+        meta_known_secrets(secrets, meta.clone(), notify_secret_id, ttl),
+    );
+    (meta, log)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Writer
 // ---------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use bots::BotsApp;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::activity::{ActivityConfig, ActivityLog, meta_known_secrets};
+use shared::activity::start_meta_calls;
 use shared::ai::{AiClient, AiConfig};
 use shared::archive::S3Archive;
 use shared::config::Config;
@@ -30,21 +30,14 @@ async fn main() -> Result<(), Error> {
         }),
         None => None,
     };
-    let meta_secrets = Arc::new(CachedSecret::new(
-        sm.clone(),
-        Config::require(&cfg.meta_secret_arn, "META_SECRET_ARN")?,
-        Duration::from_secs(300),
-    ));
     // Every Graph API call goes to the activity log, flushed before each batch's answer.
-    let activity = ActivityLog::start(
+    let (meta_secrets, activity) = start_meta_calls(
         Arc::new(store.clone()),
-        ActivityConfig::for_source("bots"),
-        meta_known_secrets(
-            sm,
-            meta_secrets.clone(),
-            cfg.notify_secret_arn.as_deref(),
-            Duration::from_secs(300),
-        ),
+        "bots",
+        sm,
+        Config::require(&cfg.meta_secret_arn, "META_SECRET_ARN")?,
+        cfg.notify_secret_arn.as_deref(),
+        Duration::from_secs(300),
     );
     let outbound = Outbound::wired(
         &store,

@@ -4,12 +4,11 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use campaign_sender::SenderApp;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::activity::{ActivityConfig, ActivityLog, meta_known_secrets};
+use shared::activity::start_meta_calls;
 use shared::archive::S3Archive;
 use shared::config::Config;
 use shared::crm_events::EventBridgeBus;
 use shared::meta::graph::GraphConfig;
-use shared::secrets::CachedSecret;
 use shared::sending::Outbound;
 use shared::sqs_batch::Deadline;
 use shared::store::Store;
@@ -22,21 +21,14 @@ async fn main() -> Result<(), Error> {
     let ddb = aws_sdk_dynamodb::Client::new(&aws);
     let store = Store::new(ddb.clone(), &cfg.table_name, cfg.inbox_shards);
     let sm = Arc::new(aws_sdk_secretsmanager::Client::new(&aws));
-    let meta_secrets = Arc::new(CachedSecret::new(
-        sm.clone(),
-        Config::require(&cfg.meta_secret_arn, "META_SECRET_ARN")?,
-        Duration::from_secs(300),
-    ));
     // Every Graph API call goes to the activity log, flushed before each batch's answer.
-    let activity = ActivityLog::start(
+    let (meta_secrets, activity) = start_meta_calls(
         Arc::new(store.clone()),
-        ActivityConfig::for_source("campaigns"),
-        meta_known_secrets(
-            sm,
-            meta_secrets.clone(),
-            cfg.notify_secret_arn.as_deref(),
-            Duration::from_secs(300),
-        ),
+        "campaigns",
+        sm,
+        Config::require(&cfg.meta_secret_arn, "META_SECRET_ARN")?,
+        cfg.notify_secret_arn.as_deref(),
+        Duration::from_secs(300),
     );
     let outbound = Outbound::wired(
         &store,

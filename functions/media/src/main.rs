@@ -4,12 +4,11 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use media::{MAX_ATTEMPTS, MediaApp};
-use shared::activity::{ActivityConfig, ActivityLog, meta_known_secrets};
+use shared::activity::start_meta_calls;
 use shared::archive::S3Archive;
 use shared::config::Config;
 use shared::media::MediaBucket;
 use shared::meta::graph::{GraphClient, GraphConfig};
-use shared::secrets::CachedSecret;
 use shared::sqs_batch::Deadline;
 use shared::store::Store;
 
@@ -24,22 +23,15 @@ async fn main() -> Result<(), Error> {
         cfg.inbox_shards,
     );
     let sm = Arc::new(aws_sdk_secretsmanager::Client::new(&aws));
-    let meta_secrets = Arc::new(CachedSecret::new(
-        sm.clone(),
-        Config::require(&cfg.meta_secret_arn, "META_SECRET_ARN")?,
-        Duration::from_secs(300),
-    ));
     // Every Graph API call (media lookups and downloads) goes to the activity log, flushed
     // before each batch's answer (a frozen Lambda runs no background task).
-    let activity = ActivityLog::start(
+    let (meta_secrets, activity) = start_meta_calls(
         Arc::new(store.clone()),
-        ActivityConfig::for_source("media"),
-        meta_known_secrets(
-            sm,
-            meta_secrets.clone(),
-            cfg.notify_secret_arn.as_deref(),
-            Duration::from_secs(300),
-        ),
+        "media",
+        sm,
+        Config::require(&cfg.meta_secret_arn, "META_SECRET_ARN")?,
+        cfg.notify_secret_arn.as_deref(),
+        Duration::from_secs(300),
     );
     let bucket = Config::require(&cfg.media_bucket, "MEDIA_BUCKET")?;
     let app = MediaApp {

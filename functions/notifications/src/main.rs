@@ -4,7 +4,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use notifications::{NotifyApp, NotifyCredentials};
-use shared::activity::{ActivityConfig, ActivityLog, meta_known_secrets};
+use shared::activity::start_meta_calls;
 use shared::archive::S3Archive;
 use shared::config::Config;
 use shared::crm_events::EventBridgeBus;
@@ -26,25 +26,18 @@ async fn main() -> Result<(), Error> {
         cfg.inbox_shards,
     );
     let sm = Arc::new(aws_sdk_secretsmanager::Client::new(&aws));
-    let meta_secrets = Arc::new(CachedSecret::new(
-        sm.clone(),
-        Config::require(&cfg.meta_secret_arn, "META_SECRET_ARN")?,
-        Duration::from_secs(300),
-    ));
     let notify_secrets = cfg
         .notify_secret_arn
         .as_deref()
         .map(|arn| Arc::new(CachedSecret::new(sm.clone(), arn, Duration::from_secs(300))));
     // Every Graph API call goes to the activity log, flushed before each batch's answer.
-    let activity = ActivityLog::start(
+    let (meta_secrets, activity) = start_meta_calls(
         Arc::new(store.clone()),
-        ActivityConfig::for_source("notifications"),
-        meta_known_secrets(
-            sm,
-            meta_secrets.clone(),
-            cfg.notify_secret_arn.as_deref(),
-            Duration::from_secs(300),
-        ),
+        "notifications",
+        sm,
+        Config::require(&cfg.meta_secret_arn, "META_SECRET_ARN")?,
+        cfg.notify_secret_arn.as_deref(),
+        Duration::from_secs(300),
     );
     let outbound = Outbound::wired(
         &store,

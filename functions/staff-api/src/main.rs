@@ -35,21 +35,14 @@ async fn main() -> Result<(), lambda_http::Error> {
         cfg.jwt_audience.clone(),
         || chrono::Utc::now().timestamp_millis(),
     );
-    let meta_secrets = Arc::new(CachedSecret::new(
+    // Activity log of every Graph API call, written before each answer (flush_after below).
+    let (meta_secrets, activity) = shared::activity::start_meta_calls(
+        Arc::new(app.store.clone()),
+        "staff-api",
         secrets_client.clone(),
         Config::require(&cfg.meta_secret_arn, "META_SECRET_ARN")?,
+        cfg.notify_secret_arn.as_deref(),
         SECRET_TTL,
-    ));
-    // Activity log of every Graph API call, written before each answer (flush_after below).
-    let activity = shared::activity::ActivityLog::start(
-        Arc::new(app.store.clone()),
-        shared::activity::ActivityConfig::for_source("staff-api"),
-        shared::activity::meta_known_secrets(
-            secrets_client.clone(),
-            meta_secrets.clone(),
-            cfg.notify_secret_arn.as_deref(),
-            SECRET_TTL,
-        ),
     );
     let app = app.with_settings(staff_api::settings::SettingsBackend {
         secrets: secrets_client,

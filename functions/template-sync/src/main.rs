@@ -3,10 +3,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::activity::{ActivityConfig, ActivityLog, meta_known_secrets};
+use shared::activity::start_meta_calls;
 use shared::config::Config;
 use shared::meta::graph::{GraphClient, GraphConfig};
-use shared::secrets::CachedSecret;
+use shared::secrets::{CachedSecret, SecretSource};
 use shared::store::Store;
 use template_sync::TemplateSyncApp;
 
@@ -23,21 +23,15 @@ async fn main() -> Result<(), Error> {
         &cfg.table_name,
         cfg.inbox_shards,
     );
-    let meta_secrets = Arc::new(CachedSecret::new(
-        Arc::new(aws_sdk_secretsmanager::Client::new(&aws)),
-        Config::require(&cfg.meta_secret_arn, "META_SECRET_ARN")?,
-        SECRET_TTL,
-    ));
+    let sm: Arc<dyn SecretSource> = Arc::new(aws_sdk_secretsmanager::Client::new(&aws));
     // Every Graph API call goes to the activity log, flushed before the invocation returns.
-    let activity = ActivityLog::start(
+    let (meta_secrets, activity) = start_meta_calls(
         Arc::new(store.clone()),
-        ActivityConfig::for_source("template-sync"),
-        meta_known_secrets(
-            Arc::new(aws_sdk_secretsmanager::Client::new(&aws)),
-            meta_secrets.clone(),
-            cfg.notify_secret_arn.as_deref(),
-            SECRET_TTL,
-        ),
+        "template-sync",
+        sm.clone(),
+        Config::require(&cfg.meta_secret_arn, "META_SECRET_ARN")?,
+        cfg.notify_secret_arn.as_deref(),
+        SECRET_TTL,
     );
     let app = TemplateSyncApp {
         store,
@@ -46,13 +40,10 @@ async fn main() -> Result<(), Error> {
                 .with_observer(Arc::new(activity.clone())),
         ),
         meta_secrets,
-        notify_secrets: cfg.notify_secret_arn.as_deref().map(|arn| {
-            Arc::new(CachedSecret::new(
-                Arc::new(aws_sdk_secretsmanager::Client::new(&aws)),
-                arn,
-                SECRET_TTL,
-            ))
-        }),
+        notify_secrets: cfg
+            .notify_secret_arn
+            .as_deref()
+            .map(|arn| Arc::new(CachedSecret::new(sm.clone(), arn, SECRET_TTL))),
         now_ms: || chrono::Utc::now().timestamp_millis(),
     };
     let (app, activity) = (&app, &activity);

@@ -348,20 +348,13 @@ impl Stack {
 
         // --- staff API (HTTP) ---
         let scfg = Config::from_map(&env_of("staff-api")?).map_err(cfg_err)?;
-        let staff_meta_secrets = Arc::new(CachedSecret::new(
+        let (staff_meta_secrets, staff_activity) = shared::activity::start_meta_calls(
+            Arc::new(Store::new(ddb.clone(), &scfg.table_name, scfg.inbox_shards)),
+            "staff-api",
             sm.clone(),
             Config::require(&scfg.meta_secret_arn, "META_SECRET_ARN").map_err(cfg_err)?,
+            scfg.notify_secret_arn.as_deref(),
             opts.secret_ttl,
-        ));
-        let staff_activity = shared::activity::ActivityLog::start(
-            Arc::new(Store::new(ddb.clone(), &scfg.table_name, scfg.inbox_shards)),
-            shared::activity::ActivityConfig::for_source("staff-api"),
-            shared::activity::meta_known_secrets(
-                sm.clone(),
-                staff_meta_secrets.clone(),
-                scfg.notify_secret_arn.as_deref(),
-                opts.secret_ttl,
-            ),
         );
         let staff_outbound = Outbound::wired(
             &Store::new(ddb.clone(), &scfg.table_name, scfg.inbox_shards),
@@ -498,15 +491,13 @@ impl Stack {
 
         // --- media (SQS, copies inbound media from Meta to S3) ---
         let mcfg = Config::from_map(&env_of("media")?).map_err(cfg_err)?;
-        let media_meta_secrets = Arc::new(CachedSecret::new(
+        let (media_meta_secrets, media_activity) = shared::activity::start_meta_calls(
+            Arc::new(Store::new(ddb.clone(), &mcfg.table_name, mcfg.inbox_shards)),
+            "media",
             sm.clone(),
             Config::require(&mcfg.meta_secret_arn, "META_SECRET_ARN").map_err(cfg_err)?,
+            mcfg.notify_secret_arn.as_deref(),
             opts.secret_ttl,
-        ));
-        let media_activity = shared::activity::ActivityLog::start(
-            Arc::new(Store::new(ddb.clone(), &mcfg.table_name, mcfg.inbox_shards)),
-            shared::activity::ActivityConfig::for_source("media"),
-            vec![media_meta_secrets.clone()],
         );
         let media_bucket = Config::require(&mcfg.media_bucket, "MEDIA_BUCKET").map_err(cfg_err)?;
         let media_app = Arc::new(media::MediaApp {
@@ -537,15 +528,13 @@ impl Stack {
 
         // --- bots (SQS FIFO, answers customer messages) ---
         let bcfg = Config::from_map(&env_of("bots")?).map_err(cfg_err)?;
-        let bots_meta_secrets = Arc::new(CachedSecret::new(
+        let (bots_meta_secrets, bots_activity) = shared::activity::start_meta_calls(
+            Arc::new(Store::new(ddb.clone(), &bcfg.table_name, bcfg.inbox_shards)),
+            "bots",
             sm.clone(),
             Config::require(&bcfg.meta_secret_arn, "META_SECRET_ARN").map_err(cfg_err)?,
+            bcfg.notify_secret_arn.as_deref(),
             opts.secret_ttl,
-        ));
-        let bots_activity = shared::activity::ActivityLog::start(
-            Arc::new(Store::new(ddb.clone(), &bcfg.table_name, bcfg.inbox_shards)),
-            shared::activity::ActivityConfig::for_source("bots"),
-            vec![bots_meta_secrets.clone()],
         );
         let bots_store = Store::new(ddb.clone(), &bcfg.table_name, bcfg.inbox_shards);
         let bots_outbound = Outbound::wired(
@@ -591,15 +580,13 @@ impl Stack {
 
         // --- campaign sender (SQS, standard queue) ---
         let ccfg = Config::from_map(&env_of("campaign-sender")?).map_err(cfg_err)?;
-        let sender_meta_secrets = Arc::new(CachedSecret::new(
+        let (sender_meta_secrets, sender_activity) = shared::activity::start_meta_calls(
+            Arc::new(Store::new(ddb.clone(), &ccfg.table_name, ccfg.inbox_shards)),
+            "campaigns",
             sm.clone(),
             Config::require(&ccfg.meta_secret_arn, "META_SECRET_ARN").map_err(cfg_err)?,
+            ccfg.notify_secret_arn.as_deref(),
             opts.secret_ttl,
-        ));
-        let sender_activity = shared::activity::ActivityLog::start(
-            Arc::new(Store::new(ddb.clone(), &ccfg.table_name, ccfg.inbox_shards)),
-            shared::activity::ActivityConfig::for_source("campaigns"),
-            vec![sender_meta_secrets.clone()],
         );
         let sender_store = Store::new(ddb.clone(), &ccfg.table_name, ccfg.inbox_shards);
         let sender_outbound = Outbound::wired(
@@ -637,19 +624,17 @@ impl Stack {
 
         // --- notifications (SQS, standard queue, fed by the CRM bus rule) ---
         let ncfg = Config::from_map(&env_of("notifications")?).map_err(cfg_err)?;
-        let notify_meta_secrets = Arc::new(CachedSecret::new(
-            sm.clone(),
-            Config::require(&ncfg.meta_secret_arn, "META_SECRET_ARN").map_err(cfg_err)?,
-            opts.secret_ttl,
-        ));
         let notify_secrets = ncfg
             .notify_secret_arn
             .as_deref()
             .map(|arn| Arc::new(CachedSecret::new(sm.clone(), arn, opts.secret_ttl)));
-        let notify_activity = shared::activity::ActivityLog::start(
+        let (notify_meta_secrets, notify_activity) = shared::activity::start_meta_calls(
             Arc::new(Store::new(ddb.clone(), &ncfg.table_name, ncfg.inbox_shards)),
-            shared::activity::ActivityConfig::for_source("notifications"),
-            vec![notify_meta_secrets.clone()],
+            "notifications",
+            sm.clone(),
+            Config::require(&ncfg.meta_secret_arn, "META_SECRET_ARN").map_err(cfg_err)?,
+            ncfg.notify_secret_arn.as_deref(),
+            opts.secret_ttl,
         );
         let notify_store = Store::new(ddb.clone(), &ncfg.table_name, ncfg.inbox_shards);
         let notify_outbound = Outbound::wired(
