@@ -60,6 +60,7 @@ lint: $(STAMP)
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(PY) infra/derive_resources.py --check
 	$(PY) infra/ops.py --check
+	$(PY) infra/moto_server_check.py
 	sam validate --lint
 	cfn-lint template.yaml
 

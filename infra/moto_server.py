@@ -24,7 +24,8 @@ write from copies of the items it touched (the same outcome, under the write loc
 
 moto's SQS filters the visible messages of a queue on every send, reading the clock twice per
 message held: a queue of a few thousand messages took half a second per SendMessageBatch. The
-fix reads the clock once per filter (and per count of the queue's attributes).
+fix reads the clock once per filter (and per count of the queue's attributes), and a send no
+longer counts the queue at all (it only reads one setting through the attributes).
 
 It also counts the requests it serves by service and operation (DynamoDB single-item
 operations also by the kind of item: the `pk` prefix before `#`), for the request-count
@@ -32,7 +33,9 @@ benchmarks and the cost model: `GET /_counts` answers them as JSON (`GET /_milli
 spent serving them), `DELETE /_counts` resets both.
 """
 import copy
+import heapq
 import sys
+from decimal import Decimal
 import threading
 
 from moto.server import main
@@ -69,9 +72,36 @@ def _delayed_count(self):
     return sum(1 for m in self._messages if now < m.delayed_until)
 
 
+# moto's SendMessage reads one attribute of the queue (`ContentBasedDeduplication`) through
+# `Queue.attributes`, which counts every message of the queue three times (visible, in
+# flight, delayed): each send was O(queue), a SendMessageBatch of 10 into a queue of 60,000
+# messages almost a second. While a thread sends, the counts it cannot use are not taken (a
+# thread-local flag: another request's GetQueueAttributes still counts).
+_sending = threading.local()
+
+
+def _counting(count):
+    def guarded(self):
+        return 0 if getattr(_sending, "depth", 0) else count(self)
+    return property(guarded)
+
+
+def _not_counting(send):
+    def run(self, *args, **kwargs):
+        _sending.depth = getattr(_sending, "depth", 0) + 1
+        try:
+            return send(self, *args, **kwargs)
+        finally:
+            _sending.depth -= 1
+    return run
+
+
+models.SQSBackend.send_message = _not_counting(models.SQSBackend.send_message)
+models.SQSBackend.send_message_batch = _not_counting(models.SQSBackend.send_message_batch)
 models.Queue.messages = property(_visible_messages)
-models.Queue.approximate_number_of_messages_not_visible = property(_not_visible_count)
-models.Queue.approximate_number_of_messages_delayed = property(_delayed_count)
+models.Queue.approximate_number_of_messages = _counting(lambda q: len(q.messages))
+models.Queue.approximate_number_of_messages_not_visible = _counting(_not_visible_count)
+models.Queue.approximate_number_of_messages_delayed = _counting(_delayed_count)
 
 from moto.dynamodb import models as dynamodb_models  # noqa: E402
 
@@ -205,6 +235,7 @@ dynamodb_models.DynamoDBBackend.transact_write_items = _atomic(_transact_write_i
 # sort); a GSI query from the items unsorted (query sorts what it keeps). Results are
 # unchanged; every DynamoDB request runs under the lock above, so the swap is not seen by
 # another request.
+from moto.dynamodb.models.dynamo_type import DynamoType  # noqa: E402
 from moto.dynamodb.models.table import Table as _Table  # noqa: E402
 
 _table_query = _Table.query
@@ -213,6 +244,10 @@ _table_query = _Table.query
 def _query(self, hash_key, *args, **kwargs):
     index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
     if index_name:
+        fast = _gsi_page(self, hash_key, index_name, *args, **kwargs)
+        if fast is not None:
+            return fast
+
         def items():
             for part in self.items.values():
                 if self.range_key_attr:
@@ -231,6 +266,69 @@ def _query(self, hash_key, *args, **kwargs):
         return _table_query(self, hash_key, *args, **kwargs)
     finally:
         del self.all_items
+
+
+# A GSI page of an index with one hash and one range attribute (every index of ours):
+# moto sorted the whole index partition by DynamoType comparisons and then walked it to the
+# start key, on every page — O(partition) Python comparisons per page, hours for a 100,000-item
+# partition paged by 100. Here the partition is collected once per page with native sort keys
+# (C tuple comparisons, in moto's order: index range, table hash, table range), only those after
+# the start key kept (the page and one item more, when no key condition or legacy filter can
+# skip items), and moto's own query runs over them with the sort it would have done made the
+# identity. Same items, same order, same LastEvaluatedKey.
+def _gsi_page(table, hash_key, index_name, range_comparison, range_objs, limit,
+              exclusive_start_key, scan_index_forward, *rest, **kwargs):
+    index = {i.name: i for i in table.all_indexes()}.get(index_name)
+    if index is None or not isinstance(hash_key, DynamoType):
+        return None
+    hashes = [k["AttributeName"] for k in index.schema if k["KeyType"] == "HASH"]
+    ranges = [k["AttributeName"] for k in index.schema if k["KeyType"] == "RANGE"]
+    if len(hashes) != 1 or len(ranges) != 1 or len(kwargs.get("range_key_conditions") or []) > 1:
+        return None
+    named = {"hash_key_conditions", "range_key_conditions", "projection_expressions",
+             "index_name", "consistent_read", "filter_expression"}
+    legacy_filters = [k for k in kwargs if k not in named]
+    sort_attrs = [a for a in ranges + [table.hash_key_attr, table.range_key_attr] if a]
+    hash_attr = hashes[0]
+
+    def native(value):  # a key attribute: S, N or B
+        return Decimal(value.value) if value.type == "N" else value.value
+
+    start = None
+    if exclusive_start_key is not None:
+        start = tuple(native(DynamoType(exclusive_start_key[a])) for a in sort_attrs)
+    forward = scan_index_forward is not False
+    keyed = []
+    for part in table.items.values():
+        for item in (part.values() if table.range_key_attr else [part]):
+            attrs = item.attrs
+            value = attrs.get(hash_attr)
+            if value is None or value.value != hash_key.value or value.type != hash_key.type:
+                continue
+            sort_value = attrs.get(sort_attrs[0])
+            if sort_value is None:
+                continue  # not in the index (no sort key)
+            first = native(sort_value)
+            if start is not None and (first < start[0] if forward else first > start[0]):
+                continue  # before the start key: cheaper than the whole key
+            key = (first,) + tuple([native(attrs[a]) for a in sort_attrs[1:]])
+            if start is None or (key > start if forward else key < start):
+                keyed.append((key, item))
+    if limit and not range_comparison and not legacy_filters:
+        # the page and one item more: moto's query sets LastEvaluatedKey when it meets it
+        pick = heapq.nsmallest if forward else heapq.nlargest
+        keyed = sorted(pick(limit + 1, keyed, key=lambda pair: pair[0]), key=lambda pair: pair[0])
+    else:
+        keyed.sort(key=lambda pair: pair[0])
+    items = [pair[1] for pair in keyed]
+    table.all_items = lambda: list(items)
+    table.sorted_items = lambda _hash_attrs, _range_attrs, found: found
+    try:
+        return _table_query(table, hash_key, range_comparison, range_objs, limit, None,
+                            scan_index_forward, *rest, **kwargs)
+    finally:
+        del table.all_items
+        del table.sorted_items
 
 
 _Table.query = _query
