@@ -85,8 +85,9 @@ const CAMPAIGN: &[(&str, u64)] = &[
     ("dynamodb.UpdateItem[PACE]", 3 * CAMPAIGN_RECIPIENTS as u64),
     // (4 seen: as many as the batches Lambda's poller hands the senders, one per record at most)
     ("sqs.DeleteMessageBatch", CAMPAIGN_RECIPIENTS as u64),
-    // the Meta credentials (cached for the rest of the run); `campaign.finished` to the CRM.
-    ("secretsmanager.GetSecretValue", 1),
+    // the Meta credentials and the notification module's, which the sender's activity log
+    // redacts (each cached for the rest of the run); `campaign.finished` to the CRM.
+    ("secretsmanager.GetSecretValue", 2),
     ("events.PutEvents", 1),
 ];
 const CAMPAIGN_RECIPIENTS: usize = 10;

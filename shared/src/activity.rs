@@ -340,27 +340,20 @@ impl KnownSecrets for CachedSecret<NotifySecrets> {
     }
 }
 
-/// The secrets a function's Graph calls can involve: the inbox's Meta credentials and, when
-/// `NotifySecret` is configured, the notification module's.
-pub fn meta_known_secrets(
-    source: Arc<dyn SecretSource>,
-    meta: Arc<CachedSecret<MetaSecrets>>,
-    notify_secret_id: Option<&str>,
-    ttl: Duration,
-) -> Vec<Arc<dyn KnownSecrets>> {
-    let mut known: Vec<Arc<dyn KnownSecrets>> = vec![meta];
-    if let Some(id) = notify_secret_id {
-        known.push(Arc::new(CachedSecret::<NotifySecrets>::new(
-            source, id, ttl,
-        )));
-    }
-    known
+/// What a function that calls the Graph API starts with: [`start_meta_calls`].
+pub struct MetaCalls {
+    /// The inbox's Meta credentials, cached.
+    pub meta_secrets: Arc<CachedSecret<MetaSecrets>>,
+    /// The notification module's credentials when `NotifySecret` is configured, cached (the
+    /// same cache the activity log redacts from: one read serves both).
+    pub notify_secrets: Option<Arc<CachedSecret<NotifySecrets>>>,
+    /// The activity log of the function's Graph calls; the caller flushes it before each
+    /// answer (a frozen Lambda runs no background task).
+    pub activity: ActivityLog,
 }
 
-/// What a function that calls the Graph API starts with: Meta's credentials (`meta_secret_id`,
-/// cached for `ttl`) and the activity log of its calls under `source`, which redacts them (and
-/// the notification module's, when `notify_secret_id` is configured). The caller flushes the
-/// log before each answer (a frozen Lambda runs no background task).
+/// Meta's credentials (`meta_secret_id`, and `notify_secret_id` when configured, each cached
+/// for `ttl`) and the activity log of the calls under `source`, which redacts them.
 pub fn start_meta_calls(
     sink: Arc<dyn ActivitySink>,
     source: &str,
@@ -368,14 +361,19 @@ pub fn start_meta_calls(
     meta_secret_id: &str,
     notify_secret_id: Option<&str>,
     ttl: Duration,
-) -> (Arc<CachedSecret<MetaSecrets>>, ActivityLog) {
-    let meta = Arc::new(CachedSecret::new(secrets.clone(), meta_secret_id, ttl));
-    let log = ActivityLog::start(
-        sink,
-        ActivityConfig::for_source(source),
-        meta_known_secrets(secrets, meta.clone(), notify_secret_id, ttl),
-    );
-    (meta, log)
+) -> MetaCalls {
+    let meta_secrets = Arc::new(CachedSecret::new(secrets.clone(), meta_secret_id, ttl));
+    let notify_secrets =
+        notify_secret_id.map(|id| Arc::new(CachedSecret::new(secrets.clone(), id, ttl)));
+    let mut known: Vec<Arc<dyn KnownSecrets>> = vec![meta_secrets.clone()];
+    if let Some(n) = &notify_secrets {
+        known.push(n.clone());
+    }
+    MetaCalls {
+        meta_secrets,
+        notify_secrets,
+        activity: ActivityLog::start(sink, ActivityConfig::for_source(source), known),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use bots::BotsApp;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::activity::start_meta_calls;
+use shared::activity::{MetaCalls, start_meta_calls};
 use shared::ai::{AiClient, AiConfig};
 use shared::archive::S3Archive;
 use shared::config::Config;
@@ -31,7 +31,11 @@ async fn main() -> Result<(), Error> {
         None => None,
     };
     // Every Graph API call goes to the activity log, flushed before each batch's answer.
-    let (meta_secrets, activity) = start_meta_calls(
+    let MetaCalls {
+        meta_secrets,
+        activity,
+        ..
+    } = start_meta_calls(
         Arc::new(store.clone()),
         "bots",
         sm,

@@ -4,7 +4,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use campaign_sender::SenderApp;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::activity::start_meta_calls;
+use shared::activity::{MetaCalls, start_meta_calls};
 use shared::archive::S3Archive;
 use shared::config::Config;
 use shared::crm_events::EventBridgeBus;
@@ -22,7 +22,11 @@ async fn main() -> Result<(), Error> {
     let store = Store::new(ddb.clone(), &cfg.table_name, cfg.inbox_shards);
     let sm = Arc::new(aws_sdk_secretsmanager::Client::new(&aws));
     // Every Graph API call goes to the activity log, flushed before each batch's answer.
-    let (meta_secrets, activity) = start_meta_calls(
+    let MetaCalls {
+        meta_secrets,
+        activity,
+        ..
+    } = start_meta_calls(
         Arc::new(store.clone()),
         "campaigns",
         sm,

@@ -4,7 +4,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use media::{MAX_ATTEMPTS, MediaApp};
-use shared::activity::start_meta_calls;
+use shared::activity::{MetaCalls, start_meta_calls};
 use shared::archive::S3Archive;
 use shared::config::Config;
 use shared::media::MediaBucket;
@@ -25,7 +25,11 @@ async fn main() -> Result<(), Error> {
     let sm = Arc::new(aws_sdk_secretsmanager::Client::new(&aws));
     // Every Graph API call (media lookups and downloads) goes to the activity log, flushed
     // before each batch's answer (a frozen Lambda runs no background task).
-    let (meta_secrets, activity) = start_meta_calls(
+    let MetaCalls {
+        meta_secrets,
+        activity,
+        ..
+    } = start_meta_calls(
         Arc::new(store.clone()),
         "media",
         sm,

@@ -4,13 +4,12 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use notifications::{NotifyApp, NotifyCredentials};
-use shared::activity::start_meta_calls;
+use shared::activity::{MetaCalls, start_meta_calls};
 use shared::archive::S3Archive;
 use shared::config::Config;
 use shared::crm_events::EventBridgeBus;
 use shared::meta::graph::GraphConfig;
 use shared::phone::PhoneNormalizer;
-use shared::secrets::CachedSecret;
 use shared::sending::Outbound;
 use shared::sqs_batch::Deadline;
 use shared::store::Store;
@@ -26,12 +25,12 @@ async fn main() -> Result<(), Error> {
         cfg.inbox_shards,
     );
     let sm = Arc::new(aws_sdk_secretsmanager::Client::new(&aws));
-    let notify_secrets = cfg
-        .notify_secret_arn
-        .as_deref()
-        .map(|arn| Arc::new(CachedSecret::new(sm.clone(), arn, Duration::from_secs(300))));
     // Every Graph API call goes to the activity log, flushed before each batch's answer.
-    let (meta_secrets, activity) = start_meta_calls(
+    let MetaCalls {
+        meta_secrets,
+        notify_secrets,
+        activity,
+    } = start_meta_calls(
         Arc::new(store.clone()),
         "notifications",
         sm,

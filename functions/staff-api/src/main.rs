@@ -36,7 +36,11 @@ async fn main() -> Result<(), lambda_http::Error> {
         || chrono::Utc::now().timestamp_millis(),
     );
     // Activity log of every Graph API call, written before each answer (flush_after below).
-    let (meta_secrets, activity) = shared::activity::start_meta_calls(
+    let shared::activity::MetaCalls {
+        meta_secrets,
+        activity,
+        ..
+    } = shared::activity::start_meta_calls(
         Arc::new(app.store.clone()),
         "staff-api",
         secrets_client.clone(),

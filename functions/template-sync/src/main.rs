@@ -3,10 +3,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use shared::activity::start_meta_calls;
+use shared::activity::{MetaCalls, start_meta_calls};
 use shared::config::Config;
 use shared::meta::graph::{GraphClient, GraphConfig};
-use shared::secrets::{CachedSecret, SecretSource};
 use shared::store::Store;
 use template_sync::TemplateSyncApp;
 
@@ -23,12 +22,15 @@ async fn main() -> Result<(), Error> {
         &cfg.table_name,
         cfg.inbox_shards,
     );
-    let sm: Arc<dyn SecretSource> = Arc::new(aws_sdk_secretsmanager::Client::new(&aws));
     // Every Graph API call goes to the activity log, flushed before the invocation returns.
-    let (meta_secrets, activity) = start_meta_calls(
+    let MetaCalls {
+        meta_secrets,
+        notify_secrets,
+        activity,
+    } = start_meta_calls(
         Arc::new(store.clone()),
         "template-sync",
-        sm.clone(),
+        Arc::new(aws_sdk_secretsmanager::Client::new(&aws)),
         Config::require(&cfg.meta_secret_arn, "META_SECRET_ARN")?,
         cfg.notify_secret_arn.as_deref(),
         SECRET_TTL,
@@ -40,10 +42,7 @@ async fn main() -> Result<(), Error> {
                 .with_observer(Arc::new(activity.clone())),
         ),
         meta_secrets,
-        notify_secrets: cfg
-            .notify_secret_arn
-            .as_deref()
-            .map(|arn| Arc::new(CachedSecret::new(sm.clone(), arn, SECRET_TTL))),
+        notify_secrets,
         now_ms: || chrono::Utc::now().timestamp_millis(),
     };
     let (app, activity) = (&app, &activity);

@@ -348,7 +348,11 @@ impl Stack {
 
         // --- staff API (HTTP) ---
         let scfg = Config::from_map(&env_of("staff-api")?).map_err(cfg_err)?;
-        let (staff_meta_secrets, staff_activity) = shared::activity::start_meta_calls(
+        let shared::activity::MetaCalls {
+            meta_secrets: staff_meta_secrets,
+            activity: staff_activity,
+            ..
+        } = shared::activity::start_meta_calls(
             Arc::new(Store::new(ddb.clone(), &scfg.table_name, scfg.inbox_shards)),
             "staff-api",
             sm.clone(),
@@ -491,7 +495,11 @@ impl Stack {
 
         // --- media (SQS, copies inbound media from Meta to S3) ---
         let mcfg = Config::from_map(&env_of("media")?).map_err(cfg_err)?;
-        let (media_meta_secrets, media_activity) = shared::activity::start_meta_calls(
+        let shared::activity::MetaCalls {
+            meta_secrets: media_meta_secrets,
+            activity: media_activity,
+            ..
+        } = shared::activity::start_meta_calls(
             Arc::new(Store::new(ddb.clone(), &mcfg.table_name, mcfg.inbox_shards)),
             "media",
             sm.clone(),
@@ -528,7 +536,11 @@ impl Stack {
 
         // --- bots (SQS FIFO, answers customer messages) ---
         let bcfg = Config::from_map(&env_of("bots")?).map_err(cfg_err)?;
-        let (bots_meta_secrets, bots_activity) = shared::activity::start_meta_calls(
+        let shared::activity::MetaCalls {
+            meta_secrets: bots_meta_secrets,
+            activity: bots_activity,
+            ..
+        } = shared::activity::start_meta_calls(
             Arc::new(Store::new(ddb.clone(), &bcfg.table_name, bcfg.inbox_shards)),
             "bots",
             sm.clone(),
@@ -580,7 +592,11 @@ impl Stack {
 
         // --- campaign sender (SQS, standard queue) ---
         let ccfg = Config::from_map(&env_of("campaign-sender")?).map_err(cfg_err)?;
-        let (sender_meta_secrets, sender_activity) = shared::activity::start_meta_calls(
+        let shared::activity::MetaCalls {
+            meta_secrets: sender_meta_secrets,
+            activity: sender_activity,
+            ..
+        } = shared::activity::start_meta_calls(
             Arc::new(Store::new(ddb.clone(), &ccfg.table_name, ccfg.inbox_shards)),
             "campaigns",
             sm.clone(),
@@ -624,11 +640,11 @@ impl Stack {
 
         // --- notifications (SQS, standard queue, fed by the CRM bus rule) ---
         let ncfg = Config::from_map(&env_of("notifications")?).map_err(cfg_err)?;
-        let notify_secrets = ncfg
-            .notify_secret_arn
-            .as_deref()
-            .map(|arn| Arc::new(CachedSecret::new(sm.clone(), arn, opts.secret_ttl)));
-        let (notify_meta_secrets, notify_activity) = shared::activity::start_meta_calls(
+        let shared::activity::MetaCalls {
+            meta_secrets: notify_meta_secrets,
+            notify_secrets,
+            activity: notify_activity,
+        } = shared::activity::start_meta_calls(
             Arc::new(Store::new(ddb.clone(), &ncfg.table_name, ncfg.inbox_shards)),
             "notifications",
             sm.clone(),
