@@ -285,6 +285,48 @@ async fn what_cannot_be_sent_is_a_visible_failure_and_nothing_else_goes_out() {
     assert!(sends(&graph).is_empty(), "{:?}", sends(&graph));
     let v = log(&t, "status=failed").await;
     assert_eq!(v["data"].as_array().unwrap().len(), 2, "{v}");
+    // Paged one by one, newest first, the same entries as one page; a page's cursor belongs
+    // to its day.
+    let keys = |v: &Value| -> Vec<Value> {
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["key"].clone())
+            .collect()
+    };
+    let all = log(&t, "limit=200").await;
+    let (mut paged, mut cursor, mut first_cursor) = (Vec::new(), None::<String>, None);
+    loop {
+        let q = match &cursor {
+            Some(c) => format!("limit=1&cursor={c}"),
+            None => "limit=1".to_string(),
+        };
+        let page = log(&t, &q).await;
+        paged.extend(keys(&page));
+        match page["next_cursor"].as_str() {
+            Some(c) => {
+                first_cursor.get_or_insert_with(|| c.to_string());
+                cursor = Some(c.to_string());
+            }
+            None => break,
+        }
+    }
+    assert!(paged.len() >= 2, "{all}");
+    assert_eq!(paged, keys(&all));
+    let cursor = first_cursor.expect("a second page");
+    let (code, body) = t
+        .api(
+            "GET",
+            &format!("/api/v1/notifications/log?day=2020-01-01&cursor={cursor}"),
+            Some(&t.admin_token()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (code, &body["error"]["code"]),
+        (400, &json!("invalid_cursor"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

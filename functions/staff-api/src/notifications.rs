@@ -660,14 +660,16 @@ async fn log(
         ),
         None => None,
     };
+    let day = day.format("%Y-%m-%d");
+    // A cursor belongs to its day: given with another `day` it is refused, not read there.
     let page = PageAsked::read(
         &keys,
-        LOG_SCOPE,
+        format!("{LOG_SCOPE}:{day}"),
         q.cursor.as_deref(),
         q.limit.as_deref(),
         (50, 200),
     )?;
-    let pk = format!("NOTIFLOG#{}", day.format("%Y-%m-%d"));
+    let pk = format!("NOTIFLOG#{day}");
     let (rows, next) = app
         .store
         .notification_log_day(&pk, page.after(), page.limit)
