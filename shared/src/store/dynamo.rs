@@ -1,16 +1,20 @@
-//! The DynamoDB repository: every query and conditional write of the system.
+//! The table's client (`Store`), its shared helpers and error type, and the conversation and
+//! message reads that have no module of their own yet; each kind of item has its own module.
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::keys;
 use super::model::*;
+
+pub use super::directory_records::DirectoryOutcome;
+pub use super::statuses::{StatusOutcome, StatusUpdate};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
@@ -97,37 +101,6 @@ pub struct ConversationFacts {
     pub now_ms: i64,
 }
 
-/// Outcome of a status upsert.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusOutcome {
-    /// The status was a step forward (the stored status changed).
-    pub advanced: bool,
-    /// The status the item had before (None: first status, or a placeholder was created).
-    pub previous: Option<String>,
-    /// The notification log entry of this message (`{pk}|{sk}`), when it is a notification.
-    pub notification: Option<String>,
-}
-
-pub struct StatusUpdate<'a> {
-    pub wamid: &'a str,
-    pub status: &'a str,
-    pub rank: u8,
-    pub timestamp_ms: i64,
-    pub recipient: Option<&'a str>,
-    pub errors_json: Option<String>,
-    pub pricing_json: Option<String>,
-    pub biz_opaque_callback_data: Option<&'a str>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DirectoryOutcome {
-    Applied,
-    /// An event with a newer `updated_at` was applied before.
-    Stale,
-    /// This `event_id` was applied before.
-    Duplicate,
-}
-
 pub const WINDOW_MS: i64 = 24 * 3600 * 1000;
 
 #[derive(Clone)]
@@ -200,269 +173,6 @@ impl Store {
             Err(e) if is_conditional_failure_put(&e) => Ok(false),
             Err(e) => Err(StoreError::sdk(e)),
         }
-    }
-
-    // ---------- settings ----------
-
-    pub async fn auto_lead_settings(&self) -> Result<AutoLeadSettings, StoreError> {
-        Ok(self.setting("auto_lead").await?.unwrap_or_default())
-    }
-
-    pub async fn put_auto_lead_settings(
-        &self,
-        v: &AutoLeadSettings,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.put_setting("auto_lead", v, now_ms).await
-    }
-
-    // ---------- directory ----------
-
-    pub async fn directory_by_phone(
-        &self,
-        canonical_e164: &str,
-    ) -> Result<Vec<PhoneIndex>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :p")
-            .expression_attribute_values(":p", s(keys::phone_pk(canonical_e164)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(StoreError::sdk)?;
-        out.items
-            .unwrap_or_default()
-            .into_iter()
-            .map(from_item)
-            .collect()
-    }
-
-    pub async fn directory_record(
-        &self,
-        kind: &str,
-        id: &str,
-    ) -> Result<Option<DirectoryRecord>, StoreError> {
-        self.get(keys::directory_pk(kind, id), keys::RECORD_SK)
-            .await
-    }
-
-    /// Applies one directory change: last-writer-wins on `updated_at`, once per `event_id`.
-    /// Record, phone index and dedupe marker change in one transaction.
-    pub async fn apply_directory(
-        &self,
-        record: &DirectoryRecord,
-        event_id: &str,
-        now_ms: i64,
-    ) -> Result<DirectoryOutcome, StoreError> {
-        for _ in 0..5 {
-            match self.try_apply_directory(record, event_id, now_ms).await? {
-                Some(outcome) => return Ok(outcome),
-                // Someone wrote the record between our read and our write: re-evaluate.
-                None => continue,
-            }
-        }
-        Err(StoreError::Dynamo(
-            "directory record kept changing under concurrent writes".into(),
-        ))
-    }
-
-    async fn try_apply_directory(
-        &self,
-        record: &DirectoryRecord,
-        event_id: &str,
-        now_ms: i64,
-    ) -> Result<Option<DirectoryOutcome>, StoreError> {
-        let previous = self.directory_record(&record.kind, &record.id).await?;
-        if let Some(p) = &previous
-            && !supersedes(record, event_id, p)
-        {
-            return Ok(Some(DirectoryOutcome::Stale));
-        }
-        // Conversion is one-way: a later update of a converted lead keeps it converted.
-        let merged = DirectoryRecord {
-            converted: record.converted || previous.as_ref().is_some_and(|p| p.converted),
-            event_id: Some(event_id.to_string()),
-            ..record.clone()
-        };
-        let record = &merged;
-        let mut items = Vec::new();
-        // The record itself, guarded by the updated_at we read (optimistic concurrency), with
-        // its place in the directory listing (campaigns to "all").
-        let mut put = Put::builder().table_name(&self.table).set_item(Some(
-            super::directory_list::with_listing(to_item(record)?, record),
-        ));
-        put = match &previous {
-            None => put.condition_expression("attribute_not_exists(pk)"),
-            Some(p) => put
-                .condition_expression("updated_at = :prev")
-                .expression_attribute_values(":prev", n(p.updated_at)),
-        };
-        items.push(
-            TransactWriteItem::builder()
-                .put(put.build().expect("put"))
-                .build(),
-        );
-        // Dedupe marker, kept past Meta/EventBridge retry horizons.
-        let mut marker = key(keys::event_pk(event_id), keys::EVENT_SK);
-        marker.insert("ttl".into(), n(now_ms / 1000 + keys::MARKER_TTL_SECS));
-        items.push(self.tx_put_new(marker)?);
-        let index_sk = format!("{}#{}", record.kind, record.id);
-        let old_key = previous.as_ref().and_then(|p| p.phone_key.clone());
-        let new_key = if record.deleted {
-            None
-        } else {
-            record.phone_key.clone()
-        };
-        if let Some(old) = &old_key
-            && Some(old) != new_key.as_ref()
-        {
-            items.push(
-                TransactWriteItem::builder()
-                    .delete(
-                        aws_sdk_dynamodb::types::Delete::builder()
-                            .table_name(&self.table)
-                            .set_key(Some(key(keys::phone_pk(old), index_sk.clone())))
-                            .build()
-                            .expect("delete"),
-                    )
-                    .build(),
-            );
-        }
-        if let Some(k) = &new_key {
-            let idx = PhoneIndex {
-                pk: keys::phone_pk(k),
-                sk: index_sk.clone(),
-                kind: record.kind.clone(),
-                id: record.id.clone(),
-                name: record.name.clone(),
-                converted: record.converted,
-            };
-            items.push(
-                TransactWriteItem::builder()
-                    .put(
-                        Put::builder()
-                            .table_name(&self.table)
-                            .set_item(Some(to_item(&idx)?))
-                            .build()
-                            .expect("put"),
-                    )
-                    .build(),
-            );
-        }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(Some(DirectoryOutcome::Applied)),
-            Err(e) => match cancellation_codes(&e) {
-                Some(codes) if codes.get(1).is_some_and(|c| c == "ConditionalCheckFailed") => {
-                    Ok(Some(DirectoryOutcome::Duplicate))
-                }
-                Some(codes) if codes.first().is_some_and(|c| c == "ConditionalCheckFailed") => {
-                    Ok(None)
-                }
-                _ => Err(StoreError::sdk(e)),
-            },
-        }
-    }
-
-    // ---------- auto-lead ----------
-
-    /// Claims `identity` (canonical phone or BSUID) for an auto-created lead. Returns the claim,
-    /// existing or new: only one claim per identity can ever exist.
-    pub async fn claim_lead(
-        &self,
-        identity: &str,
-        customer_id: &str,
-        conversation_id: &str,
-        now_ms: i64,
-    ) -> Result<LeadClaim, StoreError> {
-        let claim = LeadClaim {
-            pk: keys::lead_claim_pk(identity),
-            sk: keys::CLAIM_SK.into(),
-            correlation_id: keys::lead_correlation_id(identity),
-            customer_id: customer_id.into(),
-            conversation_id: Some(conversation_id.into()),
-            emitted: false,
-            lead_id: None,
-            claimed_at: now_ms,
-        };
-        if self.put_new(&claim).await? {
-            return Ok(claim);
-        }
-        self.lead_claim(identity)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt("lead claim vanished".into()))
-    }
-
-    pub async fn lead_claim(&self, identity: &str) -> Result<Option<LeadClaim>, StoreError> {
-        self.get(keys::lead_claim_pk(identity), keys::CLAIM_SK)
-            .await
-    }
-
-    pub async fn mark_claim_emitted(&self, identity: &str) -> Result<(), StoreError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::lead_claim_pk(identity), keys::CLAIM_SK)))
-            .update_expression("SET emitted = :t")
-            .expression_attribute_values(":t", AttributeValue::Bool(true))
-            .send()
-            .await
-            .map_err(StoreError::sdk)?;
-        Ok(())
-    }
-
-    /// Takes the right to announce a claim (`lead.created`) for `lease_ms`: two invocations that
-    /// both find the claim unannounced (two business numbers, processed at once) publish it
-    /// once. A holder that died leaves the lease to expire; the next message re-announces.
-    pub async fn take_emit_lease(
-        &self,
-        identity: &str,
-        now_ms: i64,
-        lease_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let r = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::lead_claim_pk(identity), keys::CLAIM_SK)))
-            .update_expression("SET emit_lease_until = :until")
-            .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(emitted) OR emitted = :f) \
-                 AND (attribute_not_exists(emit_lease_until) OR emit_lease_until < :now)",
-            )
-            .expression_attribute_values(":until", n(now_ms + lease_ms))
-            .expression_attribute_values(":now", n(now_ms))
-            .expression_attribute_values(":f", AttributeValue::Bool(false))
-            .send()
-            .await;
-        applied(r)
-    }
-
-    /// Gives the lease back after a failed announcement, so the retry can take it at once.
-    pub async fn release_emit_lease(&self, identity: &str) -> Result<(), StoreError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::lead_claim_pk(identity), keys::CLAIM_SK)))
-            .update_expression("REMOVE emit_lease_until")
-            .condition_expression("attribute_exists(pk)")
-            .send()
-            .await
-            .map(|_| ())
-            .or_else(|e| {
-                if is_conditional_failure_update(&e) {
-                    Ok(())
-                } else {
-                    Err(StoreError::sdk(e))
-                }
-            })
     }
 
     // ---------- messages & conversations ----------
@@ -619,101 +329,6 @@ impl Store {
         Ok(found)
     }
 
-    /// Ranked status upsert: raises the status only forward (sent < delivered < read; failed
-    /// keeps its errors), sets each stage's time once, and creates a placeholder when the status
-    /// arrives before its message.
-    pub async fn apply_status(&self, u: &StatusUpdate<'_>) -> Result<StatusOutcome, StoreError> {
-        let stage = match u.status {
-            "sent" => Some("sent_at"),
-            "delivered" => Some("delivered_at"),
-            "read" => Some("read_at"),
-            "failed" => Some("failed_at"),
-            _ => None,
-        };
-        let k = key(keys::wamid_pk(u.wamid), keys::WAMID_SK);
-        let mut set = vec!["#st = :st".to_string(), "status_rank = :r".into()];
-        let mut b = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(k.clone()))
-            .condition_expression("attribute_not_exists(status_rank) OR status_rank < :r")
-            .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":st", s(u.status))
-            .expression_attribute_values(":r", n(u.rank as i64))
-            // All of it: a notification's log pointer comes back without another read.
-            .return_values(ReturnValue::AllOld);
-        if let Some(stage) = stage {
-            set.push(format!("{stage} = if_not_exists({stage}, :t)"));
-            b = b.expression_attribute_values(":t", n(u.timestamp_ms));
-        }
-        if let Some(e) = &u.errors_json {
-            set.push("errors = :e".into());
-            b = b.expression_attribute_values(":e", s(e));
-        }
-        if let Some(p) = &u.pricing_json {
-            set.push("pricing = :pr".into());
-            b = b.expression_attribute_values(":pr", s(p));
-        }
-        if let Some(r) = u.recipient {
-            set.push("recipient = if_not_exists(recipient, :rc)".into());
-            b = b.expression_attribute_values(":rc", s(r));
-        }
-        if let Some(c) = u.biz_opaque_callback_data {
-            set.push(
-                "biz_opaque_callback_data = if_not_exists(biz_opaque_callback_data, :bo)".into(),
-            );
-            b = b.expression_attribute_values(":bo", s(c));
-        }
-        match b
-            .update_expression(format!("SET {}", set.join(", ")))
-            .send()
-            .await
-        {
-            Ok(out) => {
-                let mut old = out.attributes.unwrap_or_default();
-                let mut text = |k: &str| match old.remove(k) {
-                    Some(AttributeValue::S(s)) => Some(s),
-                    _ => None,
-                };
-                Ok(StatusOutcome {
-                    advanced: true,
-                    previous: text("status"),
-                    notification: text("notif_log"),
-                })
-            }
-            Err(e) if is_conditional_failure_update(&e) => {
-                // A later status is already stored: only record this stage's time (once).
-                let mut set = Vec::new();
-                let mut b = self
-                    .client
-                    .update_item()
-                    .table_name(&self.table)
-                    .set_key(Some(k));
-                if let Some(stage) = stage {
-                    set.push(format!("{stage} = if_not_exists({stage}, :t)"));
-                    b = b.expression_attribute_values(":t", n(u.timestamp_ms));
-                }
-                if let Some(p) = &u.pricing_json {
-                    set.push("pricing = if_not_exists(pricing, :pr)".into());
-                    b = b.expression_attribute_values(":pr", s(p));
-                }
-                if !set.is_empty() {
-                    b.update_expression(format!("SET {}", set.join(", ")))
-                        .send()
-                        .await
-                        .map_err(StoreError::sdk)?;
-                }
-                Ok(StatusOutcome {
-                    advanced: false,
-                    previous: None,
-                    notification: None,
-                })
-            }
-            Err(e) => Err(StoreError::sdk(e)),
-        }
-    }
-
     // ---------- business-account events ----------
 
     /// Business-level events (account updates, value-level errors) kept as a log.
@@ -737,20 +352,6 @@ impl Store {
             .await
             .map_err(StoreError::sdk)?;
         Ok(())
-    }
-}
-
-/// Last-writer-wins on `updated_at`; a tie (the CRM's timestamps are often whole seconds) goes
-/// to a delete, then to the greater `event_id`, so every order of delivery ends the same. The
-/// event that wrote `previous` itself goes on (its dedupe marker reports the duplicate).
-fn supersedes(record: &DirectoryRecord, event_id: &str, previous: &DirectoryRecord) -> bool {
-    match record.updated_at.cmp(&previous.updated_at) {
-        std::cmp::Ordering::Greater => true,
-        std::cmp::Ordering::Less => false,
-        std::cmp::Ordering::Equal => {
-            let prev_event = previous.event_id.as_deref().unwrap_or("");
-            prev_event == event_id || (record.deleted, event_id) > (previous.deleted, prev_event)
-        }
     }
 }
 
@@ -804,57 +405,6 @@ pub(crate) fn cancellation_codes<R>(
             _ => None,
         },
         _ => None,
-    }
-}
-
-impl Store {
-    /// Links an auto-lead claim to the CRM's lead id, when the CRM echoes our correlation id.
-    pub async fn link_lead_claim(
-        &self,
-        identity: &str,
-        correlation_id: &str,
-        lead_id: &str,
-    ) -> Result<bool, StoreError> {
-        let r = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(keys::lead_claim_pk(identity), keys::CLAIM_SK)))
-            .update_expression("SET lead_id = :l")
-            .condition_expression("correlation_id = :c")
-            .expression_attribute_values(":l", s(lead_id))
-            .expression_attribute_values(":c", s(correlation_id))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        let claim: Option<LeadClaim> = match &r {
-            Ok(out) => out.attributes.clone().map(from_item).transpose()?,
-            Err(_) => None,
-        };
-        if !applied(r)? {
-            return Ok(false);
-        }
-        // The conversation that asked for the lead points at it at once (it showed
-        // `pending:{correlation}` until now); a conversation already re-identified is left alone.
-        if let Some((pnid, cid)) = claim
-            .as_ref()
-            .and_then(|c| c.conversation_id.as_deref())
-            .and_then(keys::parse_conversation_id)
-        {
-            let r = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key(keys::conversation_pk(pnid, cid), keys::CONV_SK)))
-                .update_expression("SET rel_id = :l")
-                .condition_expression("rel_id = :pending")
-                .expression_attribute_values(":l", s(lead_id))
-                .expression_attribute_values(":pending", s(format!("pending:{correlation_id}")))
-                .send()
-                .await;
-            applied(r)?;
-        }
-        Ok(true)
     }
 }
 
@@ -1157,5 +707,3 @@ impl Store {
         Ok(())
     }
 }
-
-impl Store {}

@@ -1,7 +1,8 @@
 //! Storage: one DynamoDB table (`MainTable`) designed from its access patterns.
 //!
 //! Keys are built only in [`keys`]; items are typed structs in [`model`] converted with
-//! `serde_dynamo`; [`dynamo::Store`] holds the queries and the conditional writes.
+//! `serde_dynamo`; [`dynamo::Store`] is the table's client, and each kind of item has the module
+//! that holds its queries and conditional writes (`impl Store` blocks).
 //! The access-pattern table lives in `docs/dynamodb.md` (and is summarised here):
 //!
 //! | access pattern | key |
@@ -35,15 +36,18 @@ pub mod conversation_state;
 pub mod crud;
 pub mod customers;
 pub mod directory_list;
+pub mod directory_records;
 pub mod dynamo;
 pub mod erasure;
 pub mod keys;
+pub mod lead_claims;
 pub mod messages;
 pub mod model;
 pub mod notifications;
 pub mod numbers;
 pub mod quick_replies;
 pub mod settings;
+pub mod statuses;
 pub mod templates;
 pub mod unread;
 
