@@ -50,3 +50,4 @@ pub mod sqs_batch;
 pub mod store;
 pub mod telemetry;
 pub mod templates;
+pub mod tls;

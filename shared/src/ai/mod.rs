@@ -168,6 +168,7 @@ impl AiClient {
             .connect_timeout(cfg.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("whatsapp-crm/", env!("CARGO_PKG_VERSION")))
+            .tls_backend_preconfigured(crate::tls::client_config().map_err(AiError::NotConfigured)?)
             .build()
             .map_err(|e| AiError::NotConfigured(describe(&e)))?;
         Ok(Self { http, cfg })

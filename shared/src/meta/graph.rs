@@ -846,6 +846,7 @@ impl GraphClient {
             .redirect(policy)
             .user_agent(concat!("whatsapp-crm/", env!("CARGO_PKG_VERSION")))
             .pool_idle_timeout(Duration::from_secs(50))
+            .tls_backend_preconfigured(crate::tls::client_config().map_err(GraphError::Config)?)
             .build()
             .map_err(|e| GraphError::Config(describe(e)))?;
         let api_base: Arc<str> = format!(
