@@ -2,9 +2,7 @@
 //! its link to the CRM's lead, and the auto-lead settings.
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
-use super::dynamo::{
-    Store, StoreError, applied, from_item, is_conditional_failure_update, key, n, s,
-};
+use super::dynamo::{Store, StoreError, applied, from_item, key, n, s};
 use super::keys;
 use super::model::*;
 
@@ -95,22 +93,17 @@ impl Store {
 
     /// Gives the lease back after a failed announcement, so the retry can take it at once.
     pub async fn release_emit_lease(&self, identity: &str) -> Result<(), StoreError> {
-        self.client
+        let r = self
+            .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(keys::lead_claim_pk(identity), keys::CLAIM_SK)))
             .update_expression("REMOVE emit_lease_until")
             .condition_expression("attribute_exists(pk)")
             .send()
-            .await
-            .map(|_| ())
-            .or_else(|e| {
-                if is_conditional_failure_update(&e) {
-                    Ok(())
-                } else {
-                    Err(StoreError::sdk(e))
-                }
-            })
+            .await;
+        // A claim that no longer exists holds no lease.
+        applied(r).map(|_| ())
     }
 
     /// Links an auto-lead claim to the CRM's lead id, when the CRM echoes our correlation id.

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::crud::{CrudError, TxOutcome};
-use super::dynamo::{Store, StoreError, n, s};
+use super::dynamo::{Store, StoreError, applied, n, s};
 use crate::meta::outbound::TemplateMessage;
 use crate::notifications::SendTo;
 
@@ -320,11 +320,7 @@ impl Store {
             .expression_attribute_values(":now", n(now_ms))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if super::dynamo::is_conditional_failure_update(&e) => Ok(()),
-            Err(e) => Err(StoreError::sdk(e)),
-        }
+        applied(r).map(|_| ())
     }
 
     /// A delivery status of a notification's message (`pointer` from
@@ -369,16 +365,12 @@ impl Store {
                 .expression_attribute_values(":c", n(code))
                 .expression_attribute_values(":m", s(message));
         }
-        match b
+        let r = b
             .update_expression(set)
             .condition_expression(cond)
             .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if super::dynamo::is_conditional_failure_update(&e) => Ok(()),
-            Err(e) => Err(StoreError::sdk(e)),
-        }
+            .await;
+        applied(r).map(|_| ())
     }
 
     /// The entries of one UTC day, newest first, from the sort key `before` (exclusive).
