@@ -95,6 +95,10 @@ pub struct Invocation {
     pub duration_ms: Option<f64>,
     /// Peak resident memory of the function process (`VmHWM`), in KiB.
     pub peak_rss_kb: Option<u64>,
+    /// Of its resident memory after the invocation, the pages mapped from files (`RssFile`:
+    /// mostly the bootstrap's own code and data, which the kernel maps 64 KB around each page
+    /// touched), in KiB; the rest is the process's own (heap, stacks, relocated data).
+    pub file_rss_kb: Option<u64>,
 }
 
 impl Invocation {
@@ -227,14 +231,18 @@ async fn invoke_on_free_ports(
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let functions = children(pid);
-        let peak_rss_kb = functions.iter().copied().filter_map(peak_rss_kb).max();
+        let (peak_rss_kb, file_rss_kb) = functions
+            .iter()
+            .filter_map(|f| Some((status_kb(*f, "VmHWM:")?, status_kb(*f, "RssFile:"))))
+            .max()
+            .map_or((None, None), |(peak, file)| (Some(peak), file));
         // The function first (else it reports the emulator's connection closing), then the rest.
         for f in functions {
             let _ = std::process::Command::new("kill")
                 .args(["-KILL", &f.to_string()])
                 .status();
         }
-        Ok((status, body, peak_rss_kb))
+        Ok((status, body, peak_rss_kb, file_rss_kb))
     }
     .await;
     // The emulator and the function run in their own process group: stop both.
@@ -252,7 +260,7 @@ async fn invoke_on_free_ports(
     for r in readers {
         let _ = tokio::time::timeout(Duration::from_secs(1), r).await;
     }
-    let (status, body, peak_rss_kb) = result?;
+    let (status, body, peak_rss_kb, file_rss_kb) = result?;
     let logs = logs.lock().expect("logs").clone();
     Ok(Invocation {
         status,
@@ -263,6 +271,7 @@ async fn invoke_on_free_ports(
             .find(|l| l.contains("INVOKE RTDONE("))
             .and_then(|l| first_field(l, "duration:")),
         peak_rss_kb,
+        file_rss_kb,
         logs,
     })
 }
@@ -309,11 +318,12 @@ fn children(pid: u32) -> Vec<u32> {
         .collect()
 }
 
-fn peak_rss_kb(pid: u32) -> Option<u64> {
+/// A `/proc/{pid}/status` line's value in KiB (`VmHWM:`, `RssFile:`).
+fn status_kb(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
+        .find(|l| l.starts_with(field))?
         .split_whitespace()
         .nth(1)?
         .parse()
