@@ -217,11 +217,16 @@ pub(super) fn parse(
     let digits: String = input.chars().filter(char::is_ascii_digit).collect();
     // A `+` before the first digit (`+55 …`, `(+55) …`): the code follows it.
     let first_digit = input.find(|c: char| c.is_ascii_digit());
-    let plus = input
+    let plus_first = input
         .find('+')
-        .filter(|p| first_digit.is_none_or(|d| *p < d))
-        .and_then(|_| leading_code(&digits));
+        .is_some_and(|p| first_digit.is_none_or(|d| p < d));
+    let plus = plus_first.then(|| leading_code(&digits)).flatten();
     codes.extend(plus);
+    if plus_first && digits.starts_with('0') {
+        // `+0044-20-…`: the crate reads the digits before the first separator (RFC 3966 style)
+        // as the code, leading zeros dropped.
+        codes.extend(leading_code(digits.trim_start_matches('0')));
+    }
     let Some((region, code)) = country else {
         return parse_without_region(plus, &codes, &digits, input);
     };
@@ -399,6 +404,9 @@ mod tests {
                         format!("00{code}{national}"),
                         format!("011 {code} {national}"),
                         format!("+011{code}{national}"),
+                        // The code after zeros, read by the crate's RFC 3966 parser.
+                        format!("+00{code}-{national}"),
+                        format!("+0{code}-{national}"),
                         format!("{code}{national}"),
                         format!("tel:{national};phone-context=+{code}"),
                         format!("+{code} {national} ext. 12"),
