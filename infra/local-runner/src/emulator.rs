@@ -233,7 +233,13 @@ async fn invoke_on_free_ports(
         let functions = children(pid);
         let (peak_rss_kb, file_rss_kb) = functions
             .iter()
-            .filter_map(|f| Some((status_kb(*f, "VmHWM:")?, status_kb(*f, "RssFile:"))))
+            .filter_map(|f| {
+                let status = std::fs::read_to_string(format!("/proc/{f}/status")).ok()?;
+                Some((
+                    status_kb(&status, "VmHWM:")?,
+                    status_kb(&status, "RssFile:"),
+                ))
+            })
             .max()
             .map_or((None, None), |(peak, file)| (Some(peak), file));
         // The function first (else it reports the emulator's connection closing), then the rest.
@@ -318,9 +324,8 @@ fn children(pid: u32) -> Vec<u32> {
         .collect()
 }
 
-/// A `/proc/{pid}/status` line's value in KiB (`VmHWM:`, `RssFile:`).
-fn status_kb(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+/// A line's value in KiB of a `/proc/{pid}/status` (`VmHWM:`, `RssFile:`).
+fn status_kb(status: &str, field: &str) -> Option<u64> {
     status
         .lines()
         .find(|l| l.starts_with(field))?

@@ -185,22 +185,24 @@ pub(super) enum Lookup {
 }
 
 impl Lookup {
-    /// libphonenumber's `isValidNumber`: asked of the number's main region first (a code of
-    /// many regions, +1's 25, is built whole only for a number its main region does not take).
+    /// libphonenumber's `isValidNumber`. Without a database of all the code's regions at hand,
+    /// the number's main region is asked first (a code of many regions, +1's 25, is built whole
+    /// only for a number its main region does not take).
     pub(super) fn valid(&self, number: &PhoneNumber) -> bool {
-        let Lookup::Code { all } = self else {
-            return phonenumber::is_valid_with(&DATABASE, number);
+        let db = match self {
+            Lookup::Whole => return phonenumber::is_valid_with(&DATABASE, number),
+            Lookup::Code { all: Some(db) } => return phonenumber::is_valid_with(db, number),
+            Lookup::Code { all: None } => {
+                let code = number.code().value();
+                if main_region_decides(code)
+                    && phonenumber::is_valid_with(&load(&[code], Regions::Main(None)), number)
+                {
+                    return true;
+                }
+                database(&[code])
+            }
         };
-        let code = number.code().value();
-        if main_region_decides(code)
-            && phonenumber::is_valid_with(&load(&[code], Regions::Main(None)), number)
-        {
-            return true;
-        }
-        match all {
-            Some(db) => phonenumber::is_valid_with(db, number),
-            None => phonenumber::is_valid_with(&database(&[code]), number),
-        }
+        phonenumber::is_valid_with(&db, number)
     }
 }
 
