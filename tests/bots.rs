@@ -102,6 +102,7 @@ async fn an_exact_match_answers_once_with_placeholders_filled() {
         v: shared::bots::job::BOT_JOB_VERSION,
         phone_number_id: PNID.into(),
         customer_id: customer_id.clone(),
+        set_version: None,
         event: shared::bots::job::BotEvent::Message {
             wamid: "wamid.b1".into(),
             message_type: "text".into(),
@@ -1104,4 +1105,223 @@ async fn a_menu_left_alone_expires_and_its_choices_no_longer_count() {
     assert_eq!(sent_to(&graph, wa).len(), 3, "{:?}", sent_to(&graph, wa));
     let st = t.store().bot_state(PNID, &cid).await.unwrap();
     assert!(st.state.menu.is_none(), "{:?}", st.state);
+}
+
+/// Waits until the inbound function took every queued webhook change (each hand-off to the bots
+/// is made before its record is deleted), then answers the jobs the bots queue holds.
+async fn handed_to_bots(t: &TestStack) -> i64 {
+    let drained = eventually(Duration::from_secs(20), || async {
+        (t.queue_depth("InboundQueue").await == (0, 0)).then_some(())
+    })
+    .await;
+    assert!(drained.is_some(), "the inbound queue never drained");
+    let (visible, in_flight) = t.queue_depth("BotsQueue").await;
+    visible + in_flight
+}
+
+/// Makes the table one whose bots were saved before the set's head kept the active ones.
+async fn strip_tracking(t: &TestStack) {
+    t.stack_ddb()
+        .update_item()
+        .table_name(&t.info().resource("MainTable").name)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("BOTSET".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("VERSION".into()),
+        )
+        .update_expression("REMOVE tracked, active_ids")
+        .send()
+        .await
+        .unwrap();
+}
+
+/// With no bot active and AI off, nothing in the bots function can answer: the inbound function
+/// does not hand the message off (a FIFO send, receive and delete, an invocation and four reads
+/// saved per message). Anything it cannot know hands off. (The bots queue has no consumer here,
+/// so what was handed off stays there to be counted.)
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_go_to_the_bots_only_when_a_bot_or_the_ai_may_answer() {
+    let graph = fake_graph::FakeGraph::start().await;
+    let mut opts = options_with_graph(&graph, 2_000);
+    opts.idle_queues = vec!["BotsQueue".into()];
+    let t = start_with(opts).await;
+    let wa = "15551230091";
+    let ts = now_s();
+    let mut n = 0;
+    let mut message = async |text: &str| {
+        n += 1;
+        let (s, _) = t
+            .post_signed(&text_payload(
+                PNID,
+                wa,
+                "Ana Lima",
+                &format!("wamid.gate{n}"),
+                ts + n,
+                text,
+            ))
+            .await;
+        assert_eq!(s, 200);
+        handed_to_bots(&t).await
+    };
+    // No bot was ever saved.
+    assert_eq!(message("hello").await, 0);
+    // A bot saved inactive (a new table's first save keeps the active bots: none).
+    let inactive = json!({"name": "Later", "reply_type": 1, "trigger": "hello", "bot_type": 1,
+                          "response": {"text": "Hi!"}, "is_bot_active": false});
+    create_bot(&t, inactive.clone()).await;
+    let head = t.store().bot_set_head().await.unwrap();
+    assert!(head.tracked && head.active_ids.is_empty(), "{head:?}");
+    assert_eq!(message("hello").await, 0);
+    // An active bot: every message goes, whether it matches or not.
+    let active = create_bot(
+        &t,
+        json!({"name": "Greeting", "reply_type": 1, "trigger": "hello", "bot_type": 1,
+               "response": {"text": "Hi!"}}),
+    )
+    .await;
+    let id = active["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        t.store().bot_set_head().await.unwrap().active_ids,
+        vec![id.clone()]
+    );
+    assert_eq!(message("anything else").await, 1);
+    // Deactivated: none again.
+    let off = json!({"name": "Greeting", "reply_type": 1, "trigger": "hello", "bot_type": 1,
+                     "response": {"text": "Hi!"}, "is_bot_active": false});
+    let (s, v) = t
+        .api(
+            "PUT",
+            &format!("/api/v1/bots/{id}"),
+            Some(&t.admin_token()),
+            Some(off),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(
+        t.store()
+            .bot_set_head()
+            .await
+            .unwrap()
+            .active_ids
+            .is_empty()
+    );
+    assert_eq!(message("hello").await, 1);
+    // AI on (it answers what no bot does), then off again (read as the bots function reads it:
+    // cached for the stack's secret lifetime, 2 s here).
+    set_ai(
+        &t,
+        json!({"enabled": true, "provider": "openai", "model": "gpt-4o-mini", "mode": "manual",
+               "api_key": "sk-test-0123456789abcdef"}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(message("a question").await, 2);
+    set_ai(&t, json!({"enabled": false})).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(message("another question").await, 2);
+    // A table from before the head kept its active bots: unknown, so handed off, until a bot
+    // save counts them (none active).
+    strip_tracking(&t).await;
+    assert_eq!(message("hello").await, 3);
+    create_bot(&t, inactive).await;
+    let head = t.store().bot_set_head().await.unwrap();
+    assert!(head.tracked && head.active_ids.is_empty(), "{head:?}");
+    assert_eq!(message("hello").await, 3);
+    // What was handed off names the set's version read.
+    let body = t
+        .sqs()
+        .receive_message()
+        .queue_url(t.info().resource("BotsQueue").url.clone().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default()
+        .into_iter()
+        .next()
+        .and_then(|m| m.body)
+        .expect("a bot job");
+    let job = shared::bots::job::BotJob::from_body(&body).unwrap();
+    assert_eq!(job.set_version, Some(2), "{body}");
+}
+
+/// The "first message" trigger fires on a conversation's first customer message even when the
+/// bots never saw the messages before (no bot was active then), and only on it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bot_activated_later_still_knows_each_conversations_first_message() {
+    let (t, graph) = start_with_graph(2_000).await;
+    let (old, new) = ("15551230093", "15551230094");
+    let ts = now_s();
+    t.post_signed(&text_payload(PNID, old, "Ana Lima", "wamid.f1", ts, "hi"))
+        .await;
+    assert_eq!(handed_to_bots(&t).await, 0);
+    let welcome = create_bot(
+        &t,
+        json!({"name": "Welcome", "reply_type": 3, "bot_type": 1, "response": {"text": "Welcome!"}}),
+    )
+    .await;
+    // As if the table came from before the head kept its active bots: the bots function
+    // counts them on its first compile.
+    strip_tracking(&t).await;
+    t.post_signed(&text_payload(
+        PNID,
+        old,
+        "Ana Lima",
+        "wamid.f2",
+        ts + 1,
+        "hi again",
+    ))
+    .await;
+    let old_id = customer_of(&t, old).await;
+    wait_handled(&t, &old_id, &["wamid.f2"]).await;
+    assert!(
+        sent_to(&graph, old).is_empty(),
+        "not the first message: {:?}",
+        sent_to(&graph, old)
+    );
+    let head = eventually(Duration::from_secs(20), || async {
+        let h = t.store().bot_set_head().await.unwrap();
+        h.tracked.then_some(h)
+    })
+    .await
+    .expect("the bots function counted the active bots");
+    assert_eq!(
+        head.active_ids,
+        vec![welcome["id"].as_str().unwrap().to_string()]
+    );
+    // A new customer's first message is welcomed, their next is not.
+    t.post_signed(&text_payload(
+        PNID,
+        new,
+        "Bo Chen",
+        "wamid.f3",
+        ts + 2,
+        "hello",
+    ))
+    .await;
+    let sent = wait_sent(&graph, new, 1).await;
+    assert_eq!(sent[0]["text"]["body"], "Welcome!");
+    t.post_signed(&text_payload(
+        PNID,
+        new,
+        "Bo Chen",
+        "wamid.f4",
+        ts + 3,
+        "thanks",
+    ))
+    .await;
+    let new_id = customer_of(&t, new).await;
+    wait_handled(&t, &new_id, &["wamid.f4"]).await;
+    assert_eq!(sent_to(&graph, new).len(), 1, "{:?}", sent_to(&graph, new));
+    // The conversation keeps its first message (the redelivery of a job reads the same).
+    let conv = t
+        .store()
+        .conversation(PNID, &new_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(conv.first_inbound_wamid.as_deref(), Some("wamid.f3"));
 }

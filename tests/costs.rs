@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use integration_tests::bot_helpers::create_bot;
 use integration_tests::*;
 use serde_json::json;
 
@@ -16,23 +17,39 @@ const PNID: &str = "106540352242922";
 
 /// The documented requests of each flow (README, "Costs"): service.operation → at most.
 const INBOUND_TEXT: &[(&str, u64)] = &[
-    // webhook → InboundQueue, inbound → BotsQueue; Lambda's pollers delete what they took.
-    ("sqs.SendMessageBatch", 2),
-    ("sqs.DeleteMessageBatch", 2),
-    // inbound: customer by alias, identification, auto-lead claim, conversation, settings.
+    // No bot active and AI off: webhook → InboundQueue only; Lambda's poller deletes it.
+    ("sqs.SendMessageBatch", 1),
+    ("sqs.DeleteMessageBatch", 1),
+    // inbound: customer by alias, identification, auto-lead claim, conversation, settings; the
+    // bot set's head (whether a bot may answer).
     ("dynamodb.GetItem[ALIAS]", 1),
-    ("dynamodb.GetItem[CUST]", 2),
+    ("dynamodb.GetItem[CUST]", 1),
     ("dynamodb.GetItem[LEADCLAIM]", 1),
     ("dynamodb.GetItem[SETTINGS]", 1),
-    ("dynamodb.GetItem[CONV]", 3),
+    ("dynamodb.GetItem[CONV]", 1),
+    ("dynamodb.GetItem[BOTSET]", 1),
     ("dynamodb.Query", 1),
     // one transaction: the message, its conversation (counters, activity, inbox position,
     // window, unread contribution) and its unread counter.
     ("dynamodb.TransactWriteItems", 1),
     ("dynamodb.TransactWriteItems items", 3),
-    // bots: the compiled bot set; no bot answered and the conversation's bot state is stored
-    // already: nothing saved.
+];
+/// The same with an active bot that does not match the message.
+const INBOUND_TEXT_BOTS: &[(&str, u64)] = &[
+    // webhook → InboundQueue, inbound → BotsQueue; Lambda's pollers delete what they took.
+    ("sqs.SendMessageBatch", 2),
+    ("sqs.DeleteMessageBatch", 2),
+    // inbound as above; bots: the conversation, the customer's profile, the bot state (the
+    // compiled set is current for the version the job carries: no read).
+    ("dynamodb.GetItem[ALIAS]", 1),
+    ("dynamodb.GetItem[CUST]", 2),
+    ("dynamodb.GetItem[LEADCLAIM]", 1),
+    ("dynamodb.GetItem[SETTINGS]", 1),
+    ("dynamodb.GetItem[CONV]", 3),
     ("dynamodb.GetItem[BOTSET]", 1),
+    ("dynamodb.Query", 1),
+    ("dynamodb.TransactWriteItems", 1),
+    ("dynamodb.TransactWriteItems items", 3),
 ];
 const REPLY: &[(&str, u64)] = &[
     ("dynamodb.GetItem[CONV]", 2),
@@ -293,7 +310,7 @@ async fn each_flow_makes_at_most_its_documented_aws_requests() {
     assert_eq!(r.status().as_u16(), 201);
     quiet(&t).await;
 
-    // One inbound text message of a known customer, end to end (webhook → inbound → bots).
+    // One inbound text message of a known customer, end to end (no bot: webhook → inbound).
     counts(&t, true).await;
     let (s, _) = t
         .post_signed(&text_payload(
@@ -385,7 +402,47 @@ async fn each_flow_makes_at_most_its_documented_aws_requests() {
     quiet(&t).await;
     let notification = counts(&t, false).await;
 
+    // One inbound text message with an active bot that does not match it (webhook → inbound
+    // → bots): the bot saved and compiled before.
+    create_bot(
+        &t,
+        json!({"name": "Opening hours", "reply_type": 4, "trigger": "hours, open", "bot_type": 1,
+               "response": {"text": "We open at 9."}}),
+    )
+    .await;
+    let (s, _) = t
+        .post_signed(&text_payload(
+            PNID,
+            customer,
+            "Ana",
+            "wamid.cost-2",
+            now_s(),
+            "Thanks",
+        ))
+        .await;
+    assert_eq!(s, 200);
+    quiet(&t).await;
+    counts(&t, true).await;
+    let (s, _) = t
+        .post_signed(&text_payload(
+            PNID,
+            customer,
+            "Ana",
+            "wamid.cost-3",
+            now_s(),
+            "Is it in red?",
+        ))
+        .await;
+    assert_eq!(s, 200);
+    quiet(&t).await;
+    let inbound_bots = counts(&t, false).await;
+
     let mut over = check("inbound text message", &inbound, INBOUND_TEXT);
+    over.extend(check(
+        "inbound text message, an active bot",
+        &inbound_bots,
+        INBOUND_TEXT_BOTS,
+    ));
     over.extend(check("staff reply", &replied, REPLY));
     over.extend(check("delivery status", &status, STATUS));
     over.extend(check(

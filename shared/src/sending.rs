@@ -173,6 +173,7 @@ pub async fn conversation_for(
         session_started_at: None,
         assignee: None,
         last_inbound_wamid: None,
+        first_inbound_wamid: None,
         tickets: Vec::new(),
         created_at: now,
         handed_over_at: None,

@@ -39,6 +39,7 @@ pub fn job_of(t: &BotTimer) -> BotJob {
         v: BOT_JOB_VERSION,
         phone_number_id: t.phone_number_id.clone(),
         customer_id: t.customer_id.clone(),
+        set_version: None,
         event: BotEvent::Timer {
             bot_id: t.bot_id.clone(),
             trigger: t.trigger,

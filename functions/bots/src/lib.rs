@@ -105,8 +105,16 @@ impl BotsApp {
         sqs_batch::process(event, BATCH_POLICY, deadline, archive, self).await
     }
 
-    /// The active bots, compiled; recompiled only when the bot-set version moved.
-    pub async fn bots(&self) -> Result<Arc<CompiledBots>, StoreError> {
+    /// The active bots, compiled; recompiled only when the bot-set version moved. `known`: a
+    /// version read when the job was handed off (a compiled set at least that new is current
+    /// for it, with no read).
+    pub async fn bots(&self, known: Option<i64>) -> Result<Arc<CompiledBots>, StoreError> {
+        if let Some(known) = known
+            && let Some((v, c)) = self.compiled.read().await.as_ref()
+            && *v >= known
+        {
+            return Ok(c.clone());
+        }
         let version = self.store.bot_set_version().await?;
         if let Some((v, c)) = self.compiled.read().await.as_ref()
             && *v == version
@@ -114,6 +122,22 @@ impl BotsApp {
             return Ok(c.clone());
         }
         let set = self.store.bot_set().await?;
+        if !set.tracked {
+            // Bots saved before the set's head kept the active ones: count them once, so the
+            // inbound function can tell when none is (see `shared::bots::gate`).
+            let mut active: Vec<String> = set
+                .bots
+                .iter()
+                .filter(|b| b.is_bot_active)
+                .map(|b| b.id.clone())
+                .collect();
+            active.sort_unstable();
+            match self.store.track_active_bots(set.version, &active).await {
+                Ok(true) => tracing::info!(active = active.len(), "active bots counted"),
+                Ok(false) => tracing::info!("bot set changed while counting: counted next time"),
+                Err(e) => tracing::warn!(error = %e, "active bots not counted"),
+            }
+        }
         for b in &set.bots {
             if let Err(e) = b.validate(&set.synonyms) {
                 tracing::warn!(bot_id = %b.id, error = %e, "bot skipped: it no longer validates");
@@ -179,7 +203,7 @@ impl BotsApp {
             fields: &fields,
             opted_out: profile.as_ref().is_some_and(|p| p.marketing_opt_out),
         };
-        let set = self.bots().await.map_err(store_err)?;
+        let set = self.bots(job.set_version).await.map_err(store_err)?;
         let ai_settings = self.ai_settings().await?;
         let ai_auto = ai_settings.as_ref().is_some_and(|s| s.mode == AiMode::Auto);
         for _ in 0..MAX_EVALUATIONS {
@@ -202,7 +226,7 @@ impl BotsApp {
                         reply_id: reply_id.as_deref(),
                         reply_title: reply_title.as_deref(),
                         rel_type: conv.rel_type,
-                        first_ever: stored.version == 0,
+                        first_ever: first_ever(&conv, stored.version, wamid),
                         session_start: conv.session_started_at == Some(*at_ms),
                         at: chrono::DateTime::from_timestamp_millis(*at_ms)
                             .unwrap_or_else(chrono::Utc::now),
@@ -299,7 +323,8 @@ impl BotsApp {
             if let BotEvent::Message { at_ms, .. } = &job.event {
                 self.arm_timers(&set, &conv, *at_ms).await?;
             }
-            if !asked_ai && changes_nothing(&stored, &decision) {
+            if !asked_ai && changes_nothing(&stored, &decision, conv.first_inbound_wamid.is_some())
+            {
                 // Nothing to remember: no answer to deduplicate on a redelivery, the same
                 // state. A write per message saved (most messages meet no bot).
                 return Ok(());
@@ -605,11 +630,26 @@ pub fn ai_request(
     })
 }
 
-/// Saving would change nothing that matters: a state is stored already (its version marks
-/// that the conversation was seen: the "first message ever" trigger), the decision sent
-/// nothing, did nothing and left the state as it was.
-fn changes_nothing(stored: &shared::store::bots::StoredBotState, decision: &Decision) -> bool {
-    stored.version > 0
+/// Whether `wamid` is the conversation's first customer message: the conversation keeps it
+/// (`first_inbound_wamid`, so a message the bots never saw still counts); in a conversation
+/// from before it did, the bot state's absence stands for it.
+pub fn first_ever(conv: &Conversation, stored_version: i64, wamid: &str) -> bool {
+    match conv.first_inbound_wamid.as_deref() {
+        Some(first) => first == wamid,
+        None => stored_version == 0,
+    }
+}
+
+/// Saving would change nothing that matters: the decision sent nothing, did nothing and left
+/// the state as it was — and the "first message ever" needs no remembering (the conversation
+/// keeps its first message, `first_kept`, or a state is stored already: its version marks
+/// that the conversation was seen).
+fn changes_nothing(
+    stored: &shared::store::bots::StoredBotState,
+    decision: &Decision,
+    first_kept: bool,
+) -> bool {
+    (first_kept || stored.version > 0)
         && decision.replies.is_empty()
         && decision.effects.is_empty()
         && decision.state == stored.state
@@ -754,18 +794,31 @@ mod tests {
             version,
             ..StoredBotState::default()
         };
-        assert!(changes_nothing(&stored(3), &decision(0, vec![])));
-        // The first message ever is remembered (the version marks it), whatever was decided.
-        assert!(!changes_nothing(&stored(0), &decision(0, vec![])));
+        assert!(changes_nothing(&stored(3), &decision(0, vec![]), false));
+        // In a conversation that does not keep its first message, the first message ever is
+        // remembered (the version marks it), whatever was decided.
+        assert!(!changes_nothing(&stored(0), &decision(0, vec![]), false));
+        // One that keeps it needs no state for that.
+        assert!(changes_nothing(&stored(0), &decision(0, vec![]), true));
         // An answer (deduplicated on a redelivery), an effect or a new state is saved.
-        assert!(!changes_nothing(&stored(3), &decision(1, vec![])));
-        let handover = Effect::Handover {
-            bot_id: None,
-            reason: "asked".into(),
-        };
-        assert!(!changes_nothing(&stored(3), &decision(0, vec![handover])));
-        let mut moved = decision(0, vec![]);
-        moved.state.rated = Some(5);
-        assert!(!changes_nothing(&stored(3), &moved));
+        for first_kept in [false, true] {
+            assert!(!changes_nothing(
+                &stored(3),
+                &decision(1, vec![]),
+                first_kept
+            ));
+            let handover = Effect::Handover {
+                bot_id: None,
+                reason: "asked".into(),
+            };
+            assert!(!changes_nothing(
+                &stored(3),
+                &decision(0, vec![handover]),
+                first_kept
+            ));
+            let mut moved = decision(0, vec![]);
+            moved.state.rated = Some(5);
+            assert!(!changes_nothing(&stored(3), &moved, first_kept));
+        }
     }
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::archive::RawArchive;
+use shared::bots::gate::{BotsGate, HandOff};
 use shared::bots::job::{BOT_JOB_VERSION, BotEvent, BotJob};
 use shared::crm_events::{EventBus, LeadCreated};
 use shared::envelope::QueuedEnvelope;
@@ -114,6 +115,9 @@ pub struct InboundProcessor {
     /// The bots function's queue: each inbound customer message is handed off there to be
     /// answered (absent: no bot answers).
     pub bot_jobs: Option<Arc<dyn EnvelopeSink>>,
+    /// Whether a message goes to the bots function at all (not when no bot is active and AI
+    /// is off: nothing there would answer).
+    pub bots_gate: BotsGate,
     /// Campaigns' labels for their messages in conversations (read once per process).
     pub campaign_labels: shared::campaigns::delivery::Labels,
 }
@@ -438,15 +442,28 @@ impl InboundProcessor {
             if let (Some(jobs), Some(event)) =
                 (&self.bot_jobs, bot_event(&m.id, &m.kind, ts, &m.content))
             {
-                let job = BotJob {
-                    v: BOT_JOB_VERSION,
-                    phone_number_id: pnid.to_string(),
-                    customer_id: customer.customer_id.clone(),
-                    event,
-                };
-                jobs.send_all(&[job.envelope()])
+                match self
+                    .bots_gate
+                    .decide(&self.store)
                     .await
-                    .map_err(|e| ProcessError::Retryable(format!("bot hand-off: {e}")))?;
+                    .map_err(|e| ProcessError::Retryable(format!("bot set: {e}")))?
+                {
+                    HandOff::Skip => {
+                        tracing::debug!("no bot active and AI off: not handed to the bots");
+                    }
+                    HandOff::Send { set_version } => {
+                        let job = BotJob {
+                            v: BOT_JOB_VERSION,
+                            phone_number_id: pnid.to_string(),
+                            customer_id: customer.customer_id.clone(),
+                            set_version,
+                            event,
+                        };
+                        jobs.send_all(&[job.envelope()])
+                            .await
+                            .map_err(|e| ProcessError::Retryable(format!("bot hand-off: {e}")))?;
+                    }
+                }
             }
             Ok(())
         }

@@ -1,13 +1,16 @@
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use inbound::{InboundProcessor, handle_batch, system_now_ms};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::archive::S3Archive;
+use shared::bots::gate::BotsGate;
 use shared::config::Config;
 use shared::crm_events::EventBridgeBus;
 use shared::phone::PhoneNormalizer;
 use shared::queue::SqsSink;
+use shared::secrets::CachedSecret;
 use shared::sqs_batch::Deadline;
 use shared::store::Store;
 
@@ -40,6 +43,14 @@ async fn main() -> Result<(), Error> {
             aws_sdk_sqs::Client::new(&aws),
             Config::require(&cfg.bots_queue_url, "BOTS_QUEUE_URL")?,
         ))),
+        // AI settings cached as the bots function caches them.
+        bots_gate: BotsGate::new(cfg.ai_secret_arn.as_deref().map(|arn| {
+            Arc::new(CachedSecret::new(
+                Arc::new(aws_sdk_secretsmanager::Client::new(&aws)),
+                arn,
+                Duration::from_secs(60),
+            ))
+        })),
     };
     let archive = S3Archive::new(
         aws_sdk_s3::Client::new(&aws),

@@ -78,6 +78,7 @@ async fn close(
                 v: BOT_JOB_VERSION,
                 phone_number_id: pnid.into(),
                 customer_id: cid.into(),
+                set_version: None,
                 event: BotEvent::Closed {
                     at_ms: now,
                     staff_id: who.staff_id.clone(),

@@ -464,6 +464,11 @@ impl Stack {
                 sqs.clone(),
                 Config::require(&icfg.bots_queue_url, "BOTS_QUEUE_URL").map_err(cfg_err)?,
             ))),
+            bots_gate: shared::bots::gate::BotsGate::new(
+                icfg.ai_secret_arn
+                    .as_deref()
+                    .map(|arn| Arc::new(CachedSecret::new(sm.clone(), arn, opts.secret_ttl))),
+            ),
         });
         if let Some(w) = &opts.inbound_wrapper {
             processor = w(processor);

@@ -44,6 +44,10 @@ pub struct BotJob {
     pub v: u32,
     pub phone_number_id: String,
     pub customer_id: String,
+    /// The bot set's version the inbound function read when it handed the message off (the
+    /// bots function's compiled set is current when it is at least that; absent: read it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_version: Option<i64>,
     #[serde(flatten)]
     pub event: BotEvent,
 }
@@ -103,6 +107,7 @@ mod tests {
             v: BOT_JOB_VERSION,
             phone_number_id: "106540352242922".into(),
             customer_id: "c1".into(),
+            set_version: Some(3),
             event: BotEvent::Message {
                 wamid: "wamid.1".into(),
                 message_type: "text".into(),

@@ -93,6 +93,7 @@
 
 pub mod engine;
 pub mod flow;
+pub mod gate;
 pub mod hours;
 pub mod job;
 pub mod matcher;

@@ -1,10 +1,19 @@
-//! Bots (`pk=BOTS`, `sk={id}`), synonym groups (`pk=BOTSYN`, `sk={id}`), the bot-set version
+//! Bots (`pk=BOTS`, `sk={id}`), synonym groups (`pk=BOTSYN`, `sk={id}`), the bot set's head
 //! (`pk=BOTSET`, `sk=VERSION`) and each conversation's bot state (`pk=CONV#…`, `sk=BOTSTATE`).
 //!
 //! A bot or synonym group is stored as its JSON (`body`) beside the attributes DynamoDB
 //! conditions on (`version`) and those counted in place (`send_count`, `last_fired_at`, which
 //! never change the set). Every change of a bot or synonym group moves the set version in the
 //! same transaction, so the bots function recompiles its trigger set only when it changed.
+//!
+//! The head also keeps the ids of the bots marked active (`active_ids`, a string set: each
+//! bot save adds or deletes its own id in the same transaction, so concurrent saves of
+//! different bots never lose each other's), which lets the inbound function skip the bots
+//! function when no bot can answer ([`crate::bots::gate`]). The set is trusted only once
+//! `tracked` is set: the first bot save of a new table sets it; on a table whose bots were
+//! saved before the set existed, they are counted once (conditional on the version read), by
+//! the first bot save ([`Store::count_active_bots`]) or the bots function's first compile
+//! ([`Store::track_active_bots`]), whichever comes first.
 //!
 //! The conversation's bot state is versioned: a change is conditional on the version read,
 //! and records the inbound messages it answered (`handled`, as short digests), so a message
@@ -61,10 +70,31 @@ fn decode_bot(st: Stored) -> Result<Bot, StoreError> {
     Ok(b)
 }
 
+/// The bot set's head: its version and which bots are marked active.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BotSetHead {
+    /// 0: no bot or synonym group was ever saved.
+    pub version: i64,
+    /// `active_ids` is kept by every save (see the module); `false` on a table whose bots
+    /// were saved before it was, until the bots function counted them.
+    pub tracked: bool,
+    /// Ids of the bots marked active (meaningful when `tracked`).
+    pub active_ids: Vec<String>,
+}
+
+impl BotSetHead {
+    /// Whether a bot may answer: one is marked active, or nobody counted them yet.
+    pub fn may_answer(&self) -> bool {
+        self.version > 0 && (!self.tracked || !self.active_ids.is_empty())
+    }
+}
+
 /// The bots and synonym groups at one set version.
 #[derive(Debug, Clone, Default)]
 pub struct BotSet {
     pub version: i64,
+    /// Whether the head's `active_ids` was kept when this set was read.
+    pub tracked: bool,
     pub bots: Vec<Bot>,
     pub synonyms: Vec<SynonymGroup>,
 }
@@ -97,20 +127,76 @@ fn concurrent(what: &str) -> CrudError {
 impl Store {
     /// The current set version (0 before any bot was saved).
     pub async fn bot_set_version(&self) -> Result<i64, StoreError> {
-        #[derive(Deserialize)]
-        struct V {
-            version: i64,
-        }
-        Ok(self
-            .get::<V>(SET_PK.into(), SET_SK)
-            .await?
-            .map_or(0, |v| v.version))
+        Ok(self.bot_set_head().await?.version)
+    }
+
+    /// The set's head, strongly consistent (one read unit while it is under 4 KB: ~100 active
+    /// bots).
+    pub async fn bot_set_head(&self) -> Result<BotSetHead, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(SET_PK, SET_SK)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::sdk)?;
+        let Some(item) = out.item else {
+            // Nothing was ever saved: nothing to track either.
+            return Ok(BotSetHead {
+                tracked: true,
+                ..Default::default()
+            });
+        };
+        let version = match item.get("version") {
+            Some(AttributeValue::N(v)) => v
+                .parse()
+                .map_err(|_| StoreError::Dynamo(format!("bot set version {v:?}")))?,
+            _ => 0,
+        };
+        let mut active_ids = match item.get("active_ids") {
+            Some(AttributeValue::Ss(ids)) => ids.clone(),
+            _ => Vec::new(),
+        };
+        active_ids.sort_unstable();
+        Ok(BotSetHead {
+            version,
+            tracked: matches!(item.get("tracked"), Some(AttributeValue::Bool(true))),
+            active_ids,
+        })
+    }
+
+    /// Counts the active bots of a set read at `version` into the head (`active_ids`,
+    /// `tracked`), unless the set changed since (`false`: the next compile counts again).
+    pub async fn track_active_bots(
+        &self,
+        version: i64,
+        active_ids: &[String],
+    ) -> Result<bool, StoreError> {
+        let mut u = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(SET_PK, SET_SK)))
+            .condition_expression("version = :v")
+            .expression_attribute_values(":v", n(version))
+            .expression_attribute_values(":t", AttributeValue::Bool(true));
+        u = if active_ids.is_empty() {
+            u.update_expression("SET tracked = :t REMOVE active_ids")
+        } else {
+            u.update_expression("SET tracked = :t, active_ids = :ids")
+                .expression_attribute_values(":ids", AttributeValue::Ss(active_ids.to_vec()))
+        };
+        super::dynamo::applied(u.send().await)
     }
 
     /// Every bot and synonym group, with the set version read first (a change meanwhile moves
     /// the version past it, so the caller reloads next time).
     pub async fn bot_set(&self) -> Result<BotSet, StoreError> {
-        let version = self.bot_set_version().await?;
+        let BotSetHead {
+            version, tracked, ..
+        } = self.bot_set_head().await?;
         let bots = self
             .partition_all::<Stored>(BOTS_PK)
             .await?
@@ -131,6 +217,7 @@ impl Store {
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(BotSet {
             version,
+            tracked,
             bots,
             synonyms,
         })
@@ -157,18 +244,68 @@ impl Store {
             .transpose()
     }
 
-    fn set_bump(&self) -> TransactWriteItem {
+    /// The head's part of a change: the version moves; a bot's id joins or leaves
+    /// `active_ids` (`activity`: the bot's id and whether it is active after the change).
+    fn set_bump(&self, activity: Option<(&str, bool)>) -> TransactWriteItem {
+        let u = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(SET_PK, SET_SK)))
+            .expression_attribute_values(":one", n(1));
+        let u = match activity {
+            None => u.update_expression("ADD version :one"),
+            // Kept only over a head that keeps it (or a new one): over one whose bots were
+            // saved before, the change waits until they are counted (`change_set`).
+            Some((id, active)) => u
+                .update_expression(if active {
+                    "ADD version :one, active_ids :id SET tracked = :yes"
+                } else {
+                    "ADD version :one DELETE active_ids :id SET tracked = :yes"
+                })
+                .condition_expression("tracked = :yes OR attribute_not_exists(version)")
+                .expression_attribute_values(":id", AttributeValue::Ss(vec![id.to_string()]))
+                .expression_attribute_values(":yes", AttributeValue::Bool(true)),
+        };
         TransactWriteItem::builder()
-            .update(
-                Update::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key(SET_PK, SET_SK)))
-                    .update_expression("ADD version :one")
-                    .expression_attribute_values(":one", n(1))
-                    .build()
-                    .expect("set version update"),
-            )
+            .update(u.build().expect("set version update"))
             .build()
+    }
+
+    /// Runs a change of the set (`items`, the head's part last). A bot's change over a head
+    /// whose active bots were never counted counts them first, then runs again.
+    async fn change_set(
+        &self,
+        items: Vec<TransactWriteItem>,
+        bot: bool,
+    ) -> Result<TxOutcome, StoreError> {
+        let head = items.len() - 1;
+        let mut counted = false;
+        loop {
+            match self.transact(items.clone()).await? {
+                TxOutcome::ConditionFailed(i) if bot && i == head && !counted => {
+                    self.count_active_bots().await?;
+                    counted = true;
+                }
+                outcome => return Ok(outcome),
+            }
+        }
+    }
+
+    /// Counts the bots marked active into the head, if nobody did (a table whose bots were
+    /// saved before the head kept them). `false`: the set changed meanwhile.
+    pub async fn count_active_bots(&self) -> Result<bool, StoreError> {
+        let head = self.bot_set_head().await?;
+        if head.tracked {
+            return Ok(true);
+        }
+        let mut active = Vec::new();
+        for st in self.partition_all::<Stored>(BOTS_PK).await? {
+            let b = decode_bot(st)?;
+            if b.is_bot_active {
+                active.push(b.id);
+            }
+        }
+        active.sort_unstable();
+        self.track_active_bots(head.version, &active).await
     }
 
     /// Writes `body` under (`pk`, `id`): new (`expected` = None) or replacing `expected`'s
@@ -180,6 +317,7 @@ impl Store {
         body: String,
         expected: Option<i64>,
         what: &str,
+        active: Option<bool>,
     ) -> Result<i64, CrudError> {
         let version = expected.map_or(1, |v| v + 1);
         let mut put = Put::builder()
@@ -212,9 +350,9 @@ impl Store {
             TransactWriteItem::builder()
                 .put(put.build().map_err(|e| StoreError::Dynamo(e.to_string()))?)
                 .build(),
-            self.set_bump(),
+            self.set_bump(active.map(|a| (id, a))),
         ];
-        match self.transact(items).await? {
+        match self.change_set(items, active.is_some()).await? {
             TxOutcome::Done => Ok(version),
             TxOutcome::ConditionFailed(0) if expected.is_none() => Err(CrudError::conflict(
                 "already_exists",
@@ -224,7 +362,13 @@ impl Store {
         }
     }
 
-    async fn delete_versioned(&self, pk: &str, id: &str, what: &str) -> Result<(), CrudError> {
+    async fn delete_versioned(
+        &self,
+        pk: &str,
+        id: &str,
+        what: &str,
+        bot: bool,
+    ) -> Result<(), CrudError> {
         let current: Stored = self
             .get(pk.into(), id)
             .await?
@@ -236,9 +380,9 @@ impl Store {
                 Some("version = :v"),
                 vec![(":v", n(current.version))],
             )?,
-            self.set_bump(),
+            self.set_bump(bot.then_some((id, false))),
         ];
-        match self.transact(items).await? {
+        match self.change_set(items, bot).await? {
             TxOutcome::Done => Ok(()),
             _ => Err(concurrent(what)),
         }
@@ -246,8 +390,15 @@ impl Store {
 
     /// Saves a new bot (`bot.version` ignored) → its version.
     pub async fn create_bot(&self, bot: &Bot) -> Result<i64, CrudError> {
-        self.put_versioned(BOTS_PK, &bot.id, bot_body(bot)?, None, "bot")
-            .await
+        self.put_versioned(
+            BOTS_PK,
+            &bot.id,
+            bot_body(bot)?,
+            None,
+            "bot",
+            Some(bot.is_bot_active),
+        )
+        .await
     }
 
     /// Replaces the bot stored at `expected_version` (409 `concurrent_update` otherwise).
@@ -258,12 +409,13 @@ impl Store {
             bot_body(bot)?,
             Some(expected_version),
             "bot",
+            Some(bot.is_bot_active),
         )
         .await
     }
 
     pub async fn delete_bot(&self, id: &str) -> Result<(), CrudError> {
-        self.delete_versioned(BOTS_PK, id, "bot").await
+        self.delete_versioned(BOTS_PK, id, "bot", true).await
     }
 
     /// Counts a bot's sends (never changes the set version).
@@ -319,8 +471,15 @@ impl Store {
     }
 
     pub async fn create_synonym_group(&self, g: &SynonymGroup) -> Result<i64, CrudError> {
-        self.put_versioned(SYNONYMS_PK, &g.id, group_body(g)?, None, "synonym group")
-            .await
+        self.put_versioned(
+            SYNONYMS_PK,
+            &g.id,
+            group_body(g)?,
+            None,
+            "synonym group",
+            None,
+        )
+        .await
     }
 
     pub async fn update_synonym_group(
@@ -334,12 +493,13 @@ impl Store {
             group_body(g)?,
             Some(expected_version),
             "synonym group",
+            None,
         )
         .await
     }
 
     pub async fn delete_synonym_group(&self, id: &str) -> Result<(), CrudError> {
-        self.delete_versioned(SYNONYMS_PK, id, "synonym group")
+        self.delete_versioned(SYNONYMS_PK, id, "synonym group", false)
             .await
     }
 

@@ -32,6 +32,10 @@ use super::unread::{
 };
 use super::{Store, StoreError};
 
+/// `first_inbound_wamid` of a conversation whose first customer message came before the
+/// attribute was kept.
+pub const FIRST_INBOUND_EARLIER: &str = "-";
+
 /// What storing a message reads of its conversation, and conditions its write on.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(super) struct Before {
@@ -198,6 +202,20 @@ fn plan(before: &Before, m: &NewMessage) -> ConversationWrite {
 
     // The customer-service window: a customer's newer message moves it; it opens a session
     // when the previous window had expired (or there was none).
+    // The conversation's first customer message, kept once: the bots' "first message" trigger
+    // reads it (a conversation the bots never saw is not therefore new). `-`: the first came
+    // before the conversation kept it.
+    if m.opens_window {
+        let first = e.name("first_inbound_wamid");
+        let value = if before.last_inbound_at.is_none() {
+            msg.wamid.as_str()
+        } else {
+            FIRST_INBOUND_EARLIER
+        };
+        let value = e.value(":first_inbound_wamid", s(value));
+        e.set
+            .push(format!("{first} = if_not_exists({first}, {value})"));
+    }
     if m.opens_window && before.last_inbound_at.is_none_or(|t| t < at) {
         e.set("last_inbound_at", n(at));
         e.set("last_inbound_wamid", s(&msg.wamid));
@@ -469,6 +487,20 @@ mod tests {
         );
         assert_eq!(w.counters, vec![(b, 1, 1)]);
         assert_eq!(w.expression.condition, vec!["attribute_not_exists(#pk)"]);
+        // The conversation's first customer message, kept once.
+        assert!(
+            w.expression.set.contains(
+                &"#first_inbound_wamid = if_not_exists(#first_inbound_wamid, :first_inbound_wamid)"
+                    .to_string()
+            )
+        );
+        assert_eq!(w.expression.values[":first_inbound_wamid"], s("wamid.1"));
+        // A business message is not the customer's first.
+        let w = plan(
+            &Before::default(),
+            &message(10 * HOUR, false, false, RelType::Leads),
+        );
+        assert!(!w.expression.values.contains_key(":first_inbound_wamid"));
     }
 
     #[test]
@@ -491,6 +523,12 @@ mod tests {
         assert!(!set.contains_key("session_started_at"));
         assert_eq!(set["counted_unread"], n(3));
         assert_eq!(w.counters, vec![(b, 1, 0)]);
+        // Not the first: a conversation from before the marker gets "earlier" (kept only when
+        // it has none).
+        assert_eq!(
+            w.expression.values[":first_inbound_wamid"],
+            s(FIRST_INBOUND_EARLIER)
+        );
         let cond = w.expression.condition.join(" AND ");
         for attr in READ {
             assert!(

@@ -117,6 +117,10 @@ pub struct Conversation {
     /// wamid of the customer's latest message (for read receipts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_inbound_wamid: Option<String>,
+    /// wamid of the customer's first message (`-`: it came before this was kept; absent: no
+    /// customer message yet, or none since).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_inbound_wamid: Option<String>,
     /// References of tickets requested from this conversation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tickets: Vec<String>,
