@@ -110,6 +110,8 @@ async fn an_exact_match_answers_once_with_placeholders_filled() {
             text: Some("  HÉLLO! ".into()),
             reply_id: None,
             reply_title: None,
+            first_inbound: None,
+            session_start: None,
         },
     };
     let env = job.envelope();
@@ -1138,20 +1140,22 @@ async fn strip_tracking(t: &TestStack) {
         .unwrap();
 }
 
-/// With no bot active and AI off, nothing in the bots function can answer: the inbound function
-/// does not hand the message off (a FIFO send, receive and delete, an invocation and four reads
-/// saved per message). Anything it cannot know hands off. (The bots queue has no consumer here,
-/// so what was handed off stays there to be counted.)
+/// With AI off, the inbound function hands a message to the bots function only when an active
+/// bot's trigger matches it (or a menu, flow or rating is in progress, or a timer bot is
+/// active: the gate's unit tests, and the menu, flow, rating and timer tests above, which pass
+/// through it): a FIFO send, receive and delete, an invocation and three reads saved per
+/// message nothing answers. Anything it cannot know hands off. (The bots queue has no consumer
+/// here, so what was handed off stays there to be counted.)
 #[tokio::test(flavor = "multi_thread")]
 async fn messages_go_to_the_bots_only_when_a_bot_or_the_ai_may_answer() {
     let graph = fake_graph::FakeGraph::start().await;
     let mut opts = options_with_graph(&graph, 2_000);
     opts.idle_queues = vec!["BotsQueue".into()];
     let t = start_with(opts).await;
-    let wa = "15551230091";
     let ts = now_s();
     let mut n = 0;
-    let mut message = async |text: &str| {
+    // Each customer's conversation: a hand-off holds it for the bots (the next ones go too).
+    let mut message = async |wa: &str, text: &str| {
         n += 1;
         let (s, _) = t
             .post_signed(&text_payload(
@@ -1166,15 +1170,16 @@ async fn messages_go_to_the_bots_only_when_a_bot_or_the_ai_may_answer() {
         assert_eq!(s, 200);
         handed_to_bots(&t).await
     };
+    let (c1, c2, c3, c4) = ("15551230091", "15551230097", "15551230098", "15551230099");
     // No bot was ever saved.
-    assert_eq!(message("hello").await, 0);
+    assert_eq!(message(c1, "hello").await, 0);
     // A bot saved inactive (a new table's first save keeps the active bots: none).
     let inactive = json!({"name": "Later", "reply_type": 1, "trigger": "hello", "bot_type": 1,
                           "response": {"text": "Hi!"}, "is_bot_active": false});
     create_bot(&t, inactive.clone()).await;
     let head = t.store().bot_set_head().await.unwrap();
     assert!(head.tracked && head.active_ids.is_empty(), "{head:?}");
-    assert_eq!(message("hello").await, 0);
+    assert_eq!(message(c1, "hello").await, 0);
     // An active bot: every message goes, whether it matches or not.
     let active = create_bot(
         &t,
@@ -1187,7 +1192,12 @@ async fn messages_go_to_the_bots_only_when_a_bot_or_the_ai_may_answer() {
         t.store().bot_set_head().await.unwrap().active_ids,
         vec![id.clone()]
     );
-    assert_eq!(message("anything else").await, 1);
+    // A message its trigger does not match (and no menu, flow or rating in progress): no.
+    assert_eq!(message(c1, "anything else").await, 0);
+    assert_eq!(message(c1, "hello").await, 1);
+    // The conversation is held for the bots now: its next message goes whatever it says (the
+    // first job may not be answered yet).
+    assert_eq!(message(c1, "anything else").await, 2);
     // Deactivated: none again.
     let off = json!({"name": "Greeting", "reply_type": 1, "trigger": "hello", "bot_type": 1,
                      "response": {"text": "Hi!"}, "is_bot_active": false});
@@ -1208,7 +1218,7 @@ async fn messages_go_to_the_bots_only_when_a_bot_or_the_ai_may_answer() {
             .active_ids
             .is_empty()
     );
-    assert_eq!(message("hello").await, 1);
+    assert_eq!(message(c2, "hello").await, 2);
     // AI on (it answers what no bot does), then off again (read as the bots function reads it:
     // cached for the stack's secret lifetime, 2 s here).
     set_ai(
@@ -1218,18 +1228,18 @@ async fn messages_go_to_the_bots_only_when_a_bot_or_the_ai_may_answer() {
     )
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(message("a question").await, 2);
+    assert_eq!(message(c2, "a question").await, 3);
     set_ai(&t, json!({"enabled": false})).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(message("another question").await, 2);
+    assert_eq!(message(c3, "another question").await, 3);
     // A table from before the head kept its active bots: unknown, so handed off, until a bot
     // save counts them (none active).
     strip_tracking(&t).await;
-    assert_eq!(message("hello").await, 3);
+    assert_eq!(message(c3, "hello").await, 4);
     create_bot(&t, inactive).await;
     let head = t.store().bot_set_head().await.unwrap();
     assert!(head.tracked && head.active_ids.is_empty(), "{head:?}");
-    assert_eq!(message("hello").await, 3);
+    assert_eq!(message(c4, "hello").await, 4);
     // What was handed off names the set's version read.
     let body = t
         .sqs()
@@ -1324,4 +1334,106 @@ async fn a_bot_activated_later_still_knows_each_conversations_first_message() {
         .unwrap()
         .unwrap();
     assert_eq!(conv.first_inbound_wamid.as_deref(), Some("wamid.f3"));
+}
+
+/// What no trigger matches still reaches the bots when the conversation has something in
+/// progress: a choice typed before the menu was even sent (the hand-off holds the conversation
+/// for the bots), a rating given after every bot was deactivated (the rating request holds it
+/// until it expires).
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_to_a_menu_or_a_rating_reach_the_bots_though_no_trigger_matches_them() {
+    let (t, graph) = start_with_graph(2_000).await;
+    let menu = json!({
+        "name": "Main menu", "reply_type": 2, "trigger": "menu", "bot_type": 3,
+        "response": {"menu": {
+            "body": "What do you need?", "button": "Options",
+            "options": [
+                {"id": "sales", "title": "Sales", "reply": "Sales it is."},
+                {"id": "support", "title": "Support", "reply": "Tell us what happened."}
+            ]}},
+    });
+    let menu_id = create_bot(&t, menu.clone()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rate = json!({"name": "Rate us", "reply_type": 13, "bot_type": 13,
+                      "response": {"question": "How did we do?"}});
+    let rate_id = create_bot(&t, rate.clone()).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Typing ahead: the choice arrives before the bots answered "menu".
+    let wa = "15551230095";
+    let ts = now_s();
+    let body = json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": PNID},
+            "contacts": [{"profile": {"name": "Ana Lima"}, "wa_id": wa}],
+            "messages": [
+                {"from": wa, "id": "wamid.t1", "timestamp": ts.to_string(), "type": "text", "text": {"body": "menu"}},
+                {"from": wa, "id": "wamid.t2", "timestamp": (ts + 1).to_string(), "type": "text", "text": {"body": "2"}}
+            ]
+        }}]}]
+    });
+    let (s, _) = t.post_signed(body.to_string().as_bytes()).await;
+    assert_eq!(s, 200);
+    let sent = wait_sent(&graph, wa, 2).await;
+    assert_eq!(sent[0]["interactive"]["type"], "list", "{sent:?}");
+    assert_eq!(
+        sent[1]["text"]["body"], "Tell us what happened.",
+        "{sent:?}"
+    );
+
+    // A rating request, then every bot deactivated, then the answer.
+    let wa2 = "15551230096";
+    t.post_signed(&text_payload(
+        PNID, wa2, "Bo Chen", "wamid.t3", ts, "thanks",
+    ))
+    .await;
+    let id = t.conversation_of(wa2).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, v) = t
+        .api(
+            "POST",
+            &format!("/api/v1/conversations/{id}/close"),
+            Some(&t.token(&["whatsapp_chat:view"])),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    wait_sent(&graph, wa2, 1).await;
+    for (bot_id, mut body) in [(menu_id, menu), (rate_id, rate)] {
+        body["is_bot_active"] = json!(false);
+        let (s, v) = t
+            .api(
+                "PUT",
+                &format!("/api/v1/bots/{bot_id}"),
+                Some(&t.admin_token()),
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+    }
+    assert!(
+        t.store()
+            .bot_set_head()
+            .await
+            .unwrap()
+            .active_ids
+            .is_empty()
+    );
+    t.post_signed(&text_payload(PNID, wa2, "Bo Chen", "wamid.t4", ts + 5, "4"))
+        .await;
+    let conv = eventually(Duration::from_secs(20), || async {
+        let c = t.conversation_of(wa2).await;
+        (c["rating"] == 4).then_some(c)
+    })
+    .await;
+    assert!(conv.is_some(), "rated 4 though no bot is active");
+    let sent = wait_sent(&graph, wa2, 2).await;
+    assert_eq!(sent[1]["type"], "text", "the thanks: {sent:?}");
 }

@@ -174,6 +174,7 @@ pub async fn conversation_for(
         assignee: None,
         last_inbound_wamid: None,
         first_inbound_wamid: None,
+        bots_hold_until: None,
         tickets: Vec::new(),
         created_at: now,
         handed_over_at: None,

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde_json::{Map, Value, json};
 use shared::archive::RawArchive;
+use shared::bots::compiled_set::CompiledSet;
+use shared::bots::gate::hold_until;
 use shared::bots::job::{BotEvent, BotJob};
 use shared::bots::matcher::{CompiledBots, MessageFacts};
 use shared::bots::{self, BotReply, Customer, Decision, Effect, Inbound, Limits, Trigger};
@@ -29,7 +31,6 @@ use shared::sqs_batch::{self, BatchPolicy, Deadline, Ordering, RecordError, Reco
 use shared::store::bot_timers::BotTimer;
 use shared::store::model::{Conversation, Direction};
 use shared::store::{Store, StoreError};
-use tokio::sync::RwLock;
 use tracing::Instrument;
 
 pub use ai::{AI_BUDGET, Ai, AiRequest, DEFAULT_FALLBACK};
@@ -55,9 +56,9 @@ pub struct BotsApp {
     pub limits: Limits,
     /// The AI provider and settings (`None`: no AI configured).
     ai: Option<Ai>,
-    /// The compiled trigger set and the bot-set version it was compiled from (kept between
-    /// invocations; recompiled only when the version moves).
-    compiled: RwLock<Option<(i64, Arc<CompiledBots>)>>,
+    /// The compiled trigger set (kept between invocations; recompiled only when the bot set's
+    /// version moves).
+    compiled: CompiledSet,
 }
 
 fn retry(what: &str, e: impl std::fmt::Display) -> RecordError {
@@ -86,7 +87,7 @@ impl BotsApp {
             now_ms,
             limits: Limits::default(),
             ai: None,
-            compiled: RwLock::new(None),
+            compiled: CompiledSet::new(),
         }
     }
 
@@ -105,52 +106,9 @@ impl BotsApp {
         sqs_batch::process(event, BATCH_POLICY, deadline, archive, self).await
     }
 
-    /// The active bots, compiled; recompiled only when the bot-set version moved. `known`: a
-    /// version read when the job was handed off (a compiled set at least that new is current
-    /// for it, with no read).
+    /// The active bots, compiled (see [`CompiledSet`]); `known`: the version the job carries.
     pub async fn bots(&self, known: Option<i64>) -> Result<Arc<CompiledBots>, StoreError> {
-        if let Some(known) = known
-            && let Some((v, c)) = self.compiled.read().await.as_ref()
-            && *v >= known
-        {
-            return Ok(c.clone());
-        }
-        let version = self.store.bot_set_version().await?;
-        if let Some((v, c)) = self.compiled.read().await.as_ref()
-            && *v == version
-        {
-            return Ok(c.clone());
-        }
-        let set = self.store.bot_set().await?;
-        if !set.tracked {
-            // Bots saved before the set's head kept the active ones: count them once, so the
-            // inbound function can tell when none is (see `shared::bots::gate`).
-            let mut active: Vec<String> = set
-                .bots
-                .iter()
-                .filter(|b| b.is_bot_active)
-                .map(|b| b.id.clone())
-                .collect();
-            active.sort_unstable();
-            match self.store.track_active_bots(set.version, &active).await {
-                Ok(true) => tracing::info!(active = active.len(), "active bots counted"),
-                Ok(false) => tracing::info!("bot set changed while counting: counted next time"),
-                Err(e) => tracing::warn!(error = %e, "active bots not counted"),
-            }
-        }
-        for b in &set.bots {
-            if let Err(e) = b.validate(&set.synonyms) {
-                tracing::warn!(bot_id = %b.id, error = %e, "bot skipped: it no longer validates");
-            }
-        }
-        let compiled = Arc::new(CompiledBots::compile(&set.bots, &set.synonyms));
-        tracing::info!(
-            version = set.version,
-            active = compiled.bots().len(),
-            "bot set compiled"
-        );
-        *self.compiled.write().await = Some((set.version, compiled.clone()));
-        Ok(compiled)
+        self.compiled.get(&self.store, known).await
     }
 
     /// The CRM record's fields the placeholders read (`{{lead.name}}`, …).
@@ -215,6 +173,8 @@ impl BotsApp {
                     text,
                     reply_id,
                     reply_title,
+                    first_inbound,
+                    session_start,
                     ..
                 } => {
                     if stored.has_handled(wamid) {
@@ -226,8 +186,12 @@ impl BotsApp {
                         reply_id: reply_id.as_deref(),
                         reply_title: reply_title.as_deref(),
                         rel_type: conv.rel_type,
-                        first_ever: first_ever(&conv, stored.version, wamid),
-                        session_start: conv.session_started_at == Some(*at_ms),
+                        // As storing found them (the gate judged the message on them);
+                        // from the conversation for a redelivery.
+                        first_ever: first_inbound
+                            .unwrap_or_else(|| first_ever(&conv, stored.version, wamid)),
+                        session_start: session_start
+                            .unwrap_or(conv.session_started_at == Some(*at_ms)),
                         at: chrono::DateTime::from_timestamp_millis(*at_ms)
                             .unwrap_or_else(chrono::Utc::now),
                     };
@@ -301,6 +265,17 @@ impl BotsApp {
             }
             if let Some(why) = &decision.silenced {
                 tracing::info!(reason = %why, "bots silent");
+            }
+            // A menu, flow or rating request in progress takes any message: the inbound
+            // function must hand them all over until it expires (held before it is sent, so no
+            // answer to it can come first).
+            if let Some(until) = hold_until(&decision.state, &set)
+                && conv.bots_hold_until.is_none_or(|h| h < until)
+            {
+                self.store
+                    .hold_bots(pnid, cid, until)
+                    .await
+                    .map_err(store_err)?;
             }
             self.apply(&conv, &key_base, &decision).await?;
             let mut asked_ai = false;

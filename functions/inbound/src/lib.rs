@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::archive::RawArchive;
-use shared::bots::gate::{BotsGate, HandOff};
+use shared::bots::gate::{BotsGate, Candidate, HANDOFF_HOLD_MS, HandOff};
 use shared::bots::job::{BOT_JOB_VERSION, BotEvent, BotJob};
+use shared::bots::matcher::MessageFacts;
 use shared::crm_events::{EventBus, LeadCreated};
 use shared::envelope::QueuedEnvelope;
 use shared::envelope::{Envelope, EnvelopeKind};
@@ -157,6 +158,8 @@ fn bot_event(wamid: &str, kind: &str, at_ms: i64, c: &MessageContent) -> Option<
         text,
         reply_id,
         reply_title,
+        first_inbound: None,
+        session_start: None,
     })
 }
 
@@ -442,33 +445,105 @@ impl InboundProcessor {
             if let (Some(jobs), Some(event)) =
                 (&self.bot_jobs, bot_event(&m.id, &m.kind, ts, &m.content))
             {
-                match self
-                    .bots_gate
-                    .decide(&self.store)
-                    .await
-                    .map_err(|e| ProcessError::Retryable(format!("bot set: {e}")))?
-                {
-                    HandOff::Skip => {
-                        tracing::debug!("no bot active and AI off: not handed to the bots");
-                    }
-                    HandOff::Send { set_version } => {
-                        let job = BotJob {
-                            v: BOT_JOB_VERSION,
-                            phone_number_id: pnid.to_string(),
-                            customer_id: customer.customer_id.clone(),
-                            set_version,
-                            event,
-                        };
-                        jobs.send_all(&[job.envelope()])
-                            .await
-                            .map_err(|e| ProcessError::Retryable(format!("bot hand-off: {e}")))?;
-                    }
-                }
+                self.hand_to_bots(
+                    jobs.as_ref(),
+                    pnid,
+                    &customer,
+                    identity.rel_type(),
+                    event,
+                    outcome,
+                )
+                .await?;
             }
             Ok(())
         }
         .instrument(span)
         .await
+    }
+
+    /// Hands a stored customer message to the bots function, when something there may answer
+    /// it (`shared::bots::gate`); the conversation is held for the bots first, so the messages
+    /// after it go too until the job is surely answered.
+    async fn hand_to_bots(
+        &self,
+        jobs: &dyn EnvelopeSink,
+        pnid: &str,
+        customer: &Customer,
+        rel_type: RelType,
+        mut event: BotEvent,
+        outcome: StoreOutcome,
+    ) -> Result<(), ProcessError> {
+        let now = (self.now_ms)();
+        let stored = match outcome {
+            StoreOutcome::Stored(s) => Some(s),
+            // A redelivery: whether it was the first or opened a session is not known again,
+            // and it goes.
+            StoreOutcome::Duplicate => None,
+        };
+        if let (
+            BotEvent::Message {
+                first_inbound,
+                session_start,
+                ..
+            },
+            Some(s),
+        ) = (&mut event, stored)
+        {
+            // The job carries what storing found, so the bots judge the message alike.
+            *first_inbound = Some(s.first_inbound);
+            *session_start = Some(s.session_start);
+        }
+        let (facts, at_ms) = match (&event, stored) {
+            (
+                BotEvent::Message {
+                    text,
+                    reply_id,
+                    reply_title,
+                    at_ms,
+                    ..
+                },
+                Some(s),
+            ) => (
+                Some(MessageFacts {
+                    text: text.as_deref(),
+                    reply_id: reply_id.as_deref(),
+                    reply_title: reply_title.as_deref(),
+                    rel_type,
+                    first_ever: s.first_inbound,
+                    session_start: s.session_start,
+                    at: chrono::DateTime::from_timestamp_millis(*at_ms)
+                        .unwrap_or_else(chrono::Utc::now),
+                }),
+                (*at_ms).min(now),
+            ),
+            _ => (None, now),
+        };
+        let candidate = Candidate {
+            facts,
+            held_until: stored.and_then(|s| s.bots_hold_until),
+            at_ms,
+        };
+        let set_version = match self.bots_gate.decide(&self.store, &candidate).await {
+            HandOff::Skip => {
+                tracing::debug!("no bot may answer and AI is off: not handed to the bots");
+                return Ok(());
+            }
+            HandOff::Send { set_version } => set_version,
+        };
+        self.store
+            .hold_bots(pnid, &customer.customer_id, now + HANDOFF_HOLD_MS)
+            .await
+            .map_err(|e| ProcessError::Retryable(format!("bot hold: {e}")))?;
+        let job = BotJob {
+            v: BOT_JOB_VERSION,
+            phone_number_id: pnid.to_string(),
+            customer_id: customer.customer_id.clone(),
+            set_version,
+            event,
+        };
+        jobs.send_all(&[job.envelope()])
+            .await
+            .map_err(|e| ProcessError::Retryable(format!("bot hand-off: {e}")))
     }
 
     #[allow(clippy::too_many_arguments)]

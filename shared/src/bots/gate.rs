@@ -1,20 +1,39 @@
 //! Whether an inbound message goes to the bots function at all.
 //!
-//! The hop costs a FIFO send, receive and delete, an invocation, its logs and four reads (≈ 2.5
-//! USD per million messages). It is skipped when nothing there can answer: no bot is marked
-//! active (the bot set's head, [`crate::store::bots::BotSetHead`]) and AI is off (`AiSecret`,
-//! cached like the bots function caches it). Anything unknown hands off: a head whose active
-//! bots were never counted, an AI secret that cannot be read now. What the bots function
-//! would have done for such a message with no active bot and AI off is nothing, except for a
-//! rating request still pending from a bot deactivated since (its answer is then not thanked
-//! nor recorded) and the first-message marker, which the conversation keeps itself
-//! (`first_inbound_wamid`).
+//! The hop costs a FIFO send, receive and delete, an invocation, its logs and three reads (≈ 2.4
+//! USD per million messages). It is made only when something there may answer:
+//!
+//! 1. AI is on (`AiSecret`, cached as the bots function caches it): it may answer anything;
+//! 2. the conversation is held for the bots (`bots_hold_until`, read with the conversation
+//!    when the message is stored: no extra read): a job handed off and perhaps not answered
+//!    yet ([`HANDOFF_HOLD_MS`], set by the inbound function before each hand-off, so a
+//!    customer typing ahead of a menu, or answering while a job waits for its retry, is never
+//!    judged on a state not saved yet), or a menu, a flow or a rating request in progress
+//!    (set by the bots function to the state's expiry, [`hold_until`], before it answers);
+//! 3. else a bot is marked active (the bot set's head, [`crate::store::bots::BotSetHead`]: one
+//!    strongly consistent read), and a timer bot is active (every customer message arms its
+//!    timers) or an active bot's trigger matches the message (the same compiled triggers as
+//!    the bots function's, [`super::compiled_set`]).
+//!
+//! Anything unknown hands off: a head whose active bots were never counted, AI settings that
+//! cannot be read now, a head or set that cannot be read now, a redelivered message (whether it
+//! was the conversation's first or opened a session is not known again). A message skipped is
+//! one the bots function would have answered with nothing and no effect, its state kept (a
+//! unit test walks every trigger kind, message shape and idle state). What differs: a menu or
+//! flow past its expiry is cleared from the bot state by the next message that goes, not by the
+//! first after it expired (the same answers). The "first message" trigger reads the
+//! conversation's own record of its first customer message (`first_inbound_wamid`), and the
+//! job carries the flags the inbound function computed, so both judge a message alike.
 use std::sync::Arc;
 
+use super::compiled_set::CompiledSet;
+use super::engine::{FLOW_EXPIRE_MS, RATING_EXPIRE_MS};
+use super::matcher::{CompiledBots, MessageFacts};
+use super::{BotResponse, BotState, Trigger};
 use crate::credentials::AiSettings;
 use crate::secrets::{CachedSecret, SecretError};
+use crate::store::Store;
 use crate::store::bots::BotSetHead;
-use crate::store::{Store, StoreError};
 
 /// What the gate decided for one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,14 +65,73 @@ pub fn decide(ai: AiSwitch, head: Option<&BotSetHead>) -> HandOff {
     }
 }
 
-/// The inbound function's gate: the AI settings (when AI is configured) and the store.
+/// How long a conversation is held for the bots after a hand-off: as long as the job may be
+/// pending (`BotsQueue`: 5 receives, 360 s apart).
+pub const HANDOFF_HOLD_MS: i64 = 30 * 60_000;
+
+/// A customer message as the gate weighs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate<'a> {
+    /// What the triggers read (`None`: not known again, e.g. a redelivery).
+    pub facts: Option<MessageFacts<'a>>,
+    /// The conversation's `bots_hold_until` as read when the message was stored.
+    pub held_until: Option<i64>,
+    /// The message's time (ms), or now if earlier: what the hold is compared with.
+    pub at_ms: i64,
+}
+
+/// Whether an active bot's trigger may fire on the message: a timer bot (every customer
+/// message arms its timers), a matching trigger, or facts not known (`None`).
+pub fn triggers_may_fire(set: &CompiledBots, facts: Option<&MessageFacts<'_>>) -> bool {
+    let timers = [Trigger::Idle, Trigger::WindowClosing, Trigger::NoStaffReply];
+    if timers.iter().any(|t| !set.of_trigger(*t).is_empty()) {
+        return true;
+    }
+    facts.is_none_or(|f| !set.matching(f).is_empty())
+}
+
+/// Whether a conversation's bot state would take a message whatever it says.
+pub fn in_progress(state: &BotState) -> bool {
+    state.menu.is_some() || state.flow.is_some() || state.rating.is_some()
+}
+
+/// Until when a state in progress takes any message (ms; `None`: nothing in progress): the
+/// latest of its menu's expiry (the menu bot's `expire_minutes`; an hour when the bot is no
+/// longer in the set, past which its menu is gone anyway), its flow's and its rating request's.
+pub fn hold_until(state: &BotState, set: &CompiledBots) -> Option<i64> {
+    let menu = state.menu.as_ref().map(|m| {
+        let minutes = set
+            .get(&m.bot_id)
+            .and_then(|(_, b)| match &b.response {
+                BotResponse::Menu { settings, .. } => Some(i64::from(settings.expire_minutes)),
+                _ => None,
+            })
+            .unwrap_or(60);
+        m.at_ms + minutes * 60_000
+    });
+    let flow = state.flow.as_ref().map(|f| f.at_ms + FLOW_EXPIRE_MS);
+    let rating = state.rating.as_ref().map(|r| r.at_ms + RATING_EXPIRE_MS);
+    // One more second: the engine's comparisons are inclusive.
+    [menu, flow, rating]
+        .into_iter()
+        .flatten()
+        .max()
+        .map(|t| t + 1_000)
+}
+
+/// The inbound function's gate: the AI settings (when AI is configured) and the compiled
+/// triggers.
 pub struct BotsGate {
     ai: Option<Arc<CachedSecret<AiSettings>>>,
+    set: CompiledSet,
 }
 
 impl BotsGate {
     pub fn new(ai: Option<Arc<CachedSecret<AiSettings>>>) -> Self {
-        Self { ai }
+        Self {
+            ai,
+            set: CompiledSet::new(),
+        }
     }
 
     /// AI as the bots function would see it: enabled settings; settings that no reader can use
@@ -72,15 +150,35 @@ impl BotsGate {
         }
     }
 
-    /// The decision for one message: the AI switch first (cached), the set's head only when
-    /// AI is off (one strongly consistent read).
-    pub async fn decide(&self, store: &Store) -> Result<HandOff, StoreError> {
+    /// The decision for one message (see the module): the AI switch first (cached), the hold,
+    /// then the set's head, then the compiled triggers. A read that fails hands off.
+    pub async fn decide(&self, store: &Store, c: &Candidate<'_>) -> HandOff {
         let ai = self.ai().await;
         if ai != AiSwitch::Off {
-            return Ok(decide(ai, None));
+            return decide(ai, None);
         }
-        let head = store.bot_set_head().await?;
-        Ok(decide(ai, Some(&head)))
+        if c.held_until.is_some_and(|t| t > c.at_ms) {
+            return HandOff::Send { set_version: None };
+        }
+        let head = match store.bot_set_head().await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(error = %e, "bot set unreadable now: the message goes to the bots");
+                return HandOff::Send { set_version: None };
+            }
+        };
+        let by_head = decide(ai, Some(&head));
+        if by_head == HandOff::Skip || !head.tracked {
+            return by_head;
+        }
+        match self.set.get(store, Some(head.version)).await {
+            Ok(set) if !triggers_may_fire(&set, c.facts.as_ref()) => HandOff::Skip,
+            Ok(_) => by_head,
+            Err(e) => {
+                tracing::warn!(error = %e, "bot set unreadable now: the message goes to the bots");
+                by_head
+            }
+        }
     }
 }
 
@@ -125,6 +223,215 @@ mod tests {
         assert_eq!(decide(AiSwitch::On, Some(&head(0, true, &[]))), send(None));
         // Nothing read: hand off.
         assert_eq!(decide(AiSwitch::Off, None), send(None));
+    }
+
+    /// The gate's promise: a message it skips is one the bots function would have answered
+    /// with nothing, no effect and the state as it was — over every trigger kind, message
+    /// shape and state without anything in progress.
+    #[test]
+    fn a_skipped_message_is_one_the_bots_would_not_have_answered() {
+        use crate::bots::model::Bot;
+        use crate::bots::testutil::*;
+        use crate::bots::{Handover, Inbound, Limits, evaluate};
+        use crate::store::model::RelType;
+
+        let mut within = text_bot("w", Trigger::WithinHours, None, "open");
+        within.business_hours = Some(hours("mon-fri 09:00-17:00", "Europe/Madrid"));
+        let mut outside = text_bot("o", Trigger::OutsideHours, None, "closed");
+        outside.business_hours = within.business_hours.clone();
+        let mut staff_only = text_bot("st", Trigger::Contains, Some("invoice"), "x");
+        staff_only.rel_types = vec![RelType::Staff];
+        let mut idle = text_bot("i", Trigger::Idle, None, "still there?");
+        idle.minutes = Some(30);
+        let groups = [group("g1", "price", &["price", "cost", "precio"])];
+        let candidates = [
+            text_bot("e", Trigger::Exact, Some("hello"), "hi"),
+            text_bot("c", Trigger::Contains, Some("opening hours"), "9-5"),
+            text_bot("k", Trigger::Keyword, Some("refund, @price"), "..."),
+            text_bot("y", Trigger::Synonym, Some("price"), "..."),
+            text_bot("h", Trigger::HumanRequest, None, "a human"),
+            text_bot("f", Trigger::FirstMessage, None, "welcome"),
+            text_bot("s", Trigger::SessionStart, None, "welcome back"),
+            text_bot("cl", Trigger::Closed, None, "rate us"),
+            within,
+            outside,
+            staff_only,
+            idle,
+        ];
+        let sets: Vec<Vec<Bot>> = (0..candidates.len())
+            .map(|i| vec![candidates[i].clone()])
+            .chain([candidates.to_vec(), vec![]])
+            .collect();
+        let texts = [
+            Some("hello"),
+            Some("Hello!"),
+            Some("what are your opening hours?"),
+            Some("I want a refund"),
+            Some("¿Precio?"),
+            Some("can I talk to an agent"),
+            Some("my invoice"),
+            Some("thanks"),
+            Some("   "),
+            None,
+        ];
+        let evenings = [t0(), t0() + chrono::Duration::hours(8)];
+        let states = [
+            BotState::default(),
+            BotState {
+                handed_over: Some(Handover {
+                    bot_id: None,
+                    reason: "asked".into(),
+                    at_ms: 0,
+                }),
+                rated: Some(4),
+                ..BotState::default()
+            },
+        ];
+        let f = fields();
+        let mut skipped = 0;
+        for bots in &sets {
+            let set = CompiledBots::compile(bots, &groups);
+            for text in texts {
+                for reply in [None, Some(("opt_1", "Opening hours"))] {
+                    for (first_ever, session_start) in [(false, false), (true, true), (false, true)]
+                    {
+                        for at in evenings {
+                            let facts = MessageFacts {
+                                text,
+                                reply_id: reply.map(|r| r.0),
+                                reply_title: reply.map(|r| r.1),
+                                rel_type: RelType::Leads,
+                                first_ever,
+                                session_start,
+                                at,
+                            };
+                            for state in &states {
+                                if triggers_may_fire(&set, Some(&facts)) || in_progress(state) {
+                                    continue;
+                                }
+                                skipped += 1;
+                                let d = evaluate(
+                                    &set,
+                                    &Inbound {
+                                        wamid: "wamid.x",
+                                        facts,
+                                        customer: customer(&f),
+                                        last_staff_reply_at: None,
+                                        ai_auto: false,
+                                    },
+                                    state,
+                                    &Limits::default(),
+                                );
+                                assert!(
+                                    d.replies.is_empty()
+                                        && d.effects.is_empty()
+                                        && d.state == *state,
+                                    "skipped, yet the bots would act: {bots:?} {facts:?} {state:?} → {d:?}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(skipped > 100, "{skipped}");
+    }
+
+    /// The hold a menu, a flow or a rating request sets lasts exactly as long as the engine
+    /// still lets the state take a message that no trigger matches.
+    #[test]
+    fn a_state_in_progress_holds_the_conversation_while_the_engine_would_use_it() {
+        use crate::bots::testutil::*;
+        use crate::bots::{Inbound, Limits, MenuPosition, PendingRating, evaluate};
+        let settings = crate::bots::MenuSettings {
+            expire_minutes: 15,
+            ..Default::default()
+        };
+        let menu_bot = with_response(
+            text_bot("m", Trigger::Keyword, Some("menu"), "x"),
+            BotResponse::Menu {
+                menu: sample_menu(),
+                settings,
+            },
+        );
+        let set = CompiledBots::compile(&[menu_bot], &[]);
+        let at = t0().timestamp_millis();
+        let f = fields();
+        let answered = |state: &BotState, text: &'static str, when: i64| {
+            let mut facts = text_facts(text);
+            facts.at = chrono::DateTime::from_timestamp_millis(when).unwrap();
+            assert!(!triggers_may_fire(&set, Some(&facts)));
+            let d = evaluate(
+                &set,
+                &Inbound {
+                    wamid: "wamid.x",
+                    facts,
+                    customer: customer(&f),
+                    last_staff_reply_at: None,
+                    ai_auto: false,
+                },
+                state,
+                &Limits::default(),
+            );
+            !d.replies.is_empty()
+        };
+        let in_menu = BotState {
+            menu: Some(MenuPosition {
+                bot_id: "m".into(),
+                path: vec![],
+                at_ms: at,
+            }),
+            ..BotState::default()
+        };
+        let until = hold_until(&in_menu, &set).unwrap();
+        assert_eq!(until, at + 15 * 60_000 + 1_000);
+        assert!(answered(&in_menu, "Sales", until - 1_001));
+        assert!(!answered(&in_menu, "Sales", until));
+        let rating = BotState {
+            rating: Some(PendingRating {
+                bot_id: "r".into(),
+                at_ms: at,
+            }),
+            ..BotState::default()
+        };
+        let until = hold_until(&rating, &set).unwrap();
+        assert!(answered(&rating, "5", until - 1_001));
+        assert!(!answered(&rating, "5", until));
+        // The latest of several; nothing in progress holds nothing.
+        let both = BotState {
+            menu: in_menu.menu.clone(),
+            rating: rating.rating.clone(),
+            ..BotState::default()
+        };
+        assert_eq!(hold_until(&both, &set), Some(until));
+        assert_eq!(hold_until(&BotState::default(), &set), None);
+        // A menu whose bot left the set: an hour, past which it is gone anyway.
+        let gone = CompiledBots::compile(&[], &[]);
+        assert_eq!(hold_until(&in_menu, &gone), Some(at + 3_600_000 + 1_000));
+    }
+
+    #[test]
+    fn a_timer_bot_or_unknown_facts_always_go() {
+        use crate::bots::testutil::*;
+        let mut idle = text_bot("i", Trigger::Idle, None, "still there?");
+        idle.minutes = Some(30);
+        let set = CompiledBots::compile(&[idle], &[]);
+        assert!(triggers_may_fire(&set, Some(&text_facts("thanks"))));
+        let set = CompiledBots::compile(&[text_bot("e", Trigger::Exact, Some("hello"), "hi")], &[]);
+        assert!(!triggers_may_fire(&set, Some(&text_facts("thanks"))));
+        assert!(triggers_may_fire(&set, Some(&text_facts("hello"))));
+        assert!(triggers_may_fire(&set, None));
+        // A menu, a flow or a pending rating takes any message.
+        assert!(!in_progress(&BotState::default()));
+        let menu = BotState {
+            menu: Some(crate::bots::MenuPosition {
+                bot_id: "m".into(),
+                path: vec![],
+                at_ms: 0,
+            }),
+            ..BotState::default()
+        };
+        assert!(in_progress(&menu));
     }
 
     #[tokio::test]

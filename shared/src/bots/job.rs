@@ -26,6 +26,13 @@ pub enum BotEvent {
         reply_id: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reply_title: Option<String>,
+        /// Whether it was the conversation's first customer message, and whether it opened a
+        /// 24-hour session, as storing it found (absent: a redelivery, or a job from before:
+        /// the bots function reads the conversation).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        first_inbound: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_start: Option<bool>,
     },
     /// Staff closed the conversation (trigger 13: the rating request).
     Closed { at_ms: i64, staff_id: String },
@@ -115,6 +122,8 @@ mod tests {
                 text: Some("hi".into()),
                 reply_id: None,
                 reply_title: None,
+                first_inbound: Some(true),
+                session_start: Some(true),
             },
         };
         assert_eq!(BotJob::from_body(&job.to_body()).unwrap(), job);

@@ -91,6 +91,7 @@
 //! sends a timer bot's answer when the caller finds it due, respecting handover, `rel_types`,
 //! opt-out and the per-minute limit.
 
+pub mod compiled_set;
 pub mod engine;
 pub mod flow;
 pub mod gate;

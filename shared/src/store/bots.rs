@@ -278,12 +278,13 @@ impl Store {
         bot: bool,
     ) -> Result<TxOutcome, StoreError> {
         let head = items.len() - 1;
-        let mut counted = false;
+        // A count fails when the set changed meanwhile (another save): counted again.
+        let mut counts = 0;
         loop {
             match self.transact(items.clone()).await? {
-                TxOutcome::ConditionFailed(i) if bot && i == head && !counted => {
+                TxOutcome::ConditionFailed(i) if bot && i == head && counts < 3 => {
                     self.count_active_bots().await?;
-                    counted = true;
+                    counts += 1;
                 }
                 outcome => return Ok(outcome),
             }

@@ -1,6 +1,7 @@
 //! What staff and bots set on a conversation beside its messages: hand-over to a human (bots
 //! stay silent until staff release it), closed / reopened, the customer's rating, and the time
-//! of the last staff reply (bots keep quiet for a while after it). Attribute updates of the
+//! of the last staff reply (bots keep quiet for a while after it), until when every customer
+//! message goes to the bots (`bots_hold_until`). Attribute updates of the
 //! conversation item (`pk=CONV#…`, `sk=CONV`), each conditional on the conversation existing.
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -170,6 +171,33 @@ impl Store {
                 "attribute_exists(pk) AND (attribute_not_exists(last_staff_reply_at) OR last_staff_reply_at < :t)",
             )
             .expression_attribute_values(":t", n(at_ms))
+            .send()
+            .await;
+        applied(r).map(|_| ())
+    }
+
+    /// Every customer message of the conversation goes to the bots until `until_ms` (a job
+    /// handed off and not yet answered, a menu, a flow or a rating request in progress: see
+    /// `crate::bots::gate`); never moves back.
+    pub async fn hold_bots(
+        &self,
+        phone_number_id: &str,
+        customer_id: &str,
+        until_ms: i64,
+    ) -> Result<(), StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                keys::conversation_pk(phone_number_id, customer_id),
+                keys::CONV_SK,
+            )))
+            .update_expression("SET bots_hold_until = :t")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(bots_hold_until) OR bots_hold_until < :t)",
+            )
+            .expression_attribute_values(":t", n(until_ms))
             .send()
             .await;
         applied(r).map(|_| ())

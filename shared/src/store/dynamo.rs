@@ -74,9 +74,22 @@ pub(crate) fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError
 /// Outcome of storing a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreOutcome {
-    Stored,
+    /// Stored now, with what the bots' gate reads of the conversation.
+    Stored(StoredFacts),
     /// The wamid was stored before: a redelivery.
     Duplicate,
+}
+
+/// What storing a message learnt of its conversation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoredFacts {
+    /// A customer's message that is the conversation's first customer message (the bots'
+    /// trigger 3).
+    pub first_inbound: bool,
+    /// A customer's message that opens a 24-hour session (trigger 7).
+    pub session_start: bool,
+    /// The conversation's `bots_hold_until` as read before.
+    pub bots_hold_until: Option<i64>,
 }
 
 /// Everything the inbound function writes for one message.

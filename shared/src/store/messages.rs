@@ -22,8 +22,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 
 use super::dynamo::{
-    Item, NewMessage, StoreOutcome, WINDOW_MS, cancellation_codes, direction_str, key, n, s,
-    to_item, truncate,
+    Item, NewMessage, StoreOutcome, StoredFacts, WINDOW_MS, cancellation_codes, direction_str, key,
+    n, s, to_item, truncate,
 };
 use super::keys;
 use super::model::Direction;
@@ -47,6 +47,8 @@ pub(super) struct Before {
     pub(super) last_message_at: Option<i64>,
     pub(super) last_inbound_at: Option<i64>,
     pub(super) window_expires_at: Option<i64>,
+    /// Read, not conditioned on (nothing here is decided from it).
+    pub(super) bots_hold_until: Option<i64>,
 }
 
 /// The attributes of [`Before`] (besides `pk`).
@@ -74,6 +76,7 @@ impl Before {
             last_message_at: attr_n(&item, "last_message_at"),
             last_inbound_at: attr_n(&item, "last_inbound_at"),
             window_expires_at: attr_n(&item, "window_expires_at"),
+            bots_hold_until: attr_n(&item, "bots_hold_until"),
         }
     }
 
@@ -158,6 +161,10 @@ struct ConversationWrite {
     expression: Expression,
     /// Unread counter changes: `(bucket, messages, conversations)`.
     counters: Vec<(String, i64, i64)>,
+    /// The conversation's first customer message.
+    first_inbound: bool,
+    /// A customer's message that opens a 24-hour session.
+    session_start: bool,
 }
 
 fn plan(before: &Before, m: &NewMessage) -> ConversationWrite {
@@ -216,12 +223,15 @@ fn plan(before: &Before, m: &NewMessage) -> ConversationWrite {
         e.set
             .push(format!("{first} = if_not_exists({first}, {value})"));
     }
+    let first_inbound = m.opens_window && before.last_inbound_at.is_none();
+    let mut session_start = false;
     if m.opens_window && before.last_inbound_at.is_none_or(|t| t < at) {
         e.set("last_inbound_at", n(at));
         e.set("last_inbound_wamid", s(&msg.wamid));
         e.set("window_expires_at", n(at + WINDOW_MS));
         if before.window_expires_at.is_none_or(|exp| at > exp) {
             e.set("session_started_at", n(at));
+            session_start = true;
         }
     }
 
@@ -254,6 +264,8 @@ fn plan(before: &Before, m: &NewMessage) -> ConversationWrite {
     ConversationWrite {
         expression: e,
         counters,
+        first_inbound,
+        session_start,
     }
 }
 
@@ -300,6 +312,11 @@ impl Store {
         for attempt in 0..MAX_ATTEMPTS {
             let before = self.before_message(&conv_pk).await?;
             let write = plan(&before, m);
+            let stored = StoreOutcome::Stored(StoredFacts {
+                first_inbound: write.first_inbound,
+                session_start: write.session_start,
+                bots_hold_until: before.bots_hold_until,
+            });
             let e = write.expression;
             let conv = Update::builder()
                 .table_name(&self.table)
@@ -326,7 +343,7 @@ impl Store {
                 .send()
                 .await;
             let err = match r {
-                Ok(_) => return Ok(StoreOutcome::Stored),
+                Ok(_) => return Ok(stored),
                 Err(err) => err,
             };
             if cancellation_codes(&err).is_some_and(|codes| {
@@ -353,10 +370,15 @@ impl Store {
     async fn before_message(&self, conv_pk: &str) -> Result<Before, StoreError> {
         let names: HashMap<String, String> = std::iter::once("pk")
             .chain(READ)
+            .chain(["bots_hold_until"])
             .map(|a| (format!("#{a}"), a.to_string()))
             .collect();
         let projection = std::iter::once("#pk".to_string())
-            .chain(READ.iter().map(|a| format!("#{a}")))
+            .chain(
+                READ.iter()
+                    .chain(&["bots_hold_until"])
+                    .map(|a| format!("#{a}")),
+            )
             .collect::<Vec<_>>()
             .join(", ");
         let out = self
@@ -478,6 +500,7 @@ mod tests {
         assert_eq!(set["last_inbound_at"], n(10 * HOUR));
         assert_eq!(set["window_expires_at"], n(34 * HOUR));
         assert_eq!(set["session_started_at"], n(10 * HOUR));
+        assert!(w.first_inbound && w.session_start);
         assert_eq!(set["counted_unread"], n(1));
         let b = bucket("leads", 3, None);
         assert_eq!(set["counted_bucket"], s(&b));
@@ -515,12 +538,14 @@ mod tests {
             last_message_at: Some(9 * HOUR),
             last_inbound_at: Some(8 * HOUR),
             window_expires_at: Some(32 * HOUR),
+            bots_hold_until: None,
         };
         let w = plan(&before, &message(10 * HOUR, true, true, RelType::Leads));
         assert_placeholders_match(&w);
         let set = set_of(&w);
         assert_eq!(set["window_expires_at"], n(34 * HOUR));
         assert!(!set.contains_key("session_started_at"));
+        assert!(!w.first_inbound && !w.session_start);
         assert_eq!(set["counted_unread"], n(3));
         assert_eq!(w.counters, vec![(b, 1, 0)]);
         // Not the first: a conversation from before the marker gets "earlier" (kept only when
@@ -550,6 +575,7 @@ mod tests {
             last_message_at: Some(12 * HOUR),
             last_inbound_at: Some(11 * HOUR),
             window_expires_at: Some(35 * HOUR),
+            bots_hold_until: None,
         };
         let w = plan(&before, &message(10 * HOUR, true, true, RelType::General));
         assert_placeholders_match(&w);
@@ -580,11 +606,9 @@ mod tests {
             window_expires_at: Some(25 * HOUR),
             ..Before::default()
         };
-        let set = set_of(&plan(
-            &before,
-            &message(30 * HOUR, true, true, RelType::General),
-        ));
-        assert_eq!(set["session_started_at"], n(30 * HOUR));
+        let w = plan(&before, &message(30 * HOUR, true, true, RelType::General));
+        assert_eq!(set_of(&w)["session_started_at"], n(30 * HOUR));
+        assert!(w.session_start && !w.first_inbound);
     }
 
     #[test]

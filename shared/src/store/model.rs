@@ -121,6 +121,10 @@ pub struct Conversation {
     /// customer message yet, or none since).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_inbound_wamid: Option<String>,
+    /// Every customer message goes to the bots function until then (ms): a job handed off and
+    /// not yet answered, a menu, flow or rating request in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bots_hold_until: Option<i64>,
     /// References of tickets requested from this conversation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tickets: Vec<String>,
