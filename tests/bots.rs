@@ -1339,7 +1339,7 @@ async fn a_bot_activated_later_still_knows_each_conversations_first_message() {
 /// What no trigger matches still reaches the bots when the conversation has something in
 /// progress: a choice typed before the menu was even sent (the hand-off holds the conversation
 /// for the bots), a rating given after every bot was deactivated (the rating request holds it
-/// until it expires).
+/// until it expires; a conversation from before the hold existed goes once, unheld).
 #[tokio::test(flavor = "multi_thread")]
 async fn answers_to_a_menu_or_a_rating_reach_the_bots_though_no_trigger_matches_them() {
     let (t, graph) = start_with_graph(2_000).await;
@@ -1426,6 +1426,26 @@ async fn answers_to_a_menu_or_a_rating_reach_the_bots_though_no_trigger_matches_
             .active_ids
             .is_empty()
     );
+    // As if the rating had been asked for before the hold existed: the conversation keeps
+    // neither its hold nor its first message; its next message goes all the same.
+    let customer2 = customer_of(&t, wa2).await;
+    t.stack_ddb()
+        .update_item()
+        .table_name(&t.info().resource("MainTable").name)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(shared::store::keys::conversation_pk(
+                PNID, &customer2,
+            )),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(shared::store::keys::CONV_SK.into()),
+        )
+        .update_expression("REMOVE bots_hold_until, first_inbound_wamid")
+        .send()
+        .await
+        .unwrap();
     t.post_signed(&text_payload(PNID, wa2, "Bo Chen", "wamid.t4", ts + 5, "4"))
         .await;
     let conv = eventually(Duration::from_secs(20), || async {

@@ -51,7 +51,7 @@ const INBOUND_TEXT_NO_MATCH: &[(&str, u64)] = &[
     ("dynamodb.TransactWriteItems items", 3),
 ];
 /// A message an active bot answers with a text (webhook → inbound → bots → Meta), the
-/// customer's second within 30 minutes of a hand-off (held for the bots: the inbound function
+/// customer's second within an hour of a hand-off (held for the bots: the inbound function
 /// reads no bot set, the bots function reads its head).
 const INBOUND_TEXT_BOT_ANSWERS: &[(&str, u64)] = &[
     // webhook → InboundQueue, inbound → BotsQueue; Lambda's pollers delete what they took.
@@ -69,7 +69,8 @@ const INBOUND_TEXT_BOT_ANSWERS: &[(&str, u64)] = &[
     // the customer's message; the answer with its wamid record and conversation
     ("dynamodb.TransactWriteItems", 2),
     ("dynamodb.TransactWriteItems items", 6),
-    // inbound: the conversation held for the bots; bots: the send intent, its outcome, the
+    // inbound: the conversation held for the bots (not while a fresh hold stands, as here);
+    // bots: the send intent, its outcome, the
     // pace window (1 seen; 2 when a second fills), the bot state, the bot's send count and
     // last fire time, the Graph call's activity log entry.
     ("dynamodb.UpdateItem[CONV]", 1),
@@ -458,7 +459,7 @@ async fn each_flow_makes_at_most_its_documented_aws_requests() {
         assert_eq!(s, 200);
         quiet(&t).await;
     };
-    // Not held for the bots (no hand-off in its last 30 minutes): judged by the triggers.
+    // Not held for the bots (no hand-off in its last hour): judged by the triggers.
     message(other, "wamid.cost-b0", "hi").await;
     counts(&t, true).await;
     message(other, "wamid.cost-b1", "Is it in red?").await;

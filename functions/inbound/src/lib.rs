@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::archive::RawArchive;
-use shared::bots::gate::{BotsGate, Candidate, HANDOFF_HOLD_MS, HandOff};
+use shared::bots::gate::{BotsGate, Candidate, HANDOFF_HOLD_MS, HOLD_FRESH_MS, HandOff};
 use shared::bots::job::{BOT_JOB_VERSION, BotEvent, BotJob};
 use shared::bots::matcher::MessageFacts;
 use shared::crm_events::{EventBus, LeadCreated};
@@ -518,9 +518,11 @@ impl InboundProcessor {
             ),
             _ => (None, now),
         };
+        let held_until = stored.and_then(|s| s.bots_hold_until);
         let candidate = Candidate {
             facts,
-            held_until: stored.and_then(|s| s.bots_hold_until),
+            predates_hold: stored.is_some_and(|s| s.predates_hold),
+            held_until,
             at_ms,
         };
         let set_version = match self.bots_gate.decide(&self.store, &candidate).await {
@@ -530,10 +532,13 @@ impl InboundProcessor {
             }
             HandOff::Send { set_version } => set_version,
         };
-        self.store
-            .hold_bots(pnid, &customer.customer_id, now + HANDOFF_HOLD_MS)
-            .await
-            .map_err(|e| ProcessError::Retryable(format!("bot hold: {e}")))?;
+        // (Not rewritten while the last hold is fresh: a burst of messages writes it once.)
+        if held_until.is_none_or(|h| h < now + HANDOFF_HOLD_MS - HOLD_FRESH_MS) {
+            self.store
+                .hold_bots(pnid, &customer.customer_id, now + HANDOFF_HOLD_MS)
+                .await
+                .map_err(|e| ProcessError::Retryable(format!("bot hold: {e}")))?;
+        }
         let job = BotJob {
             v: BOT_JOB_VERSION,
             phone_number_id: pnid.to_string(),

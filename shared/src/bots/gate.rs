@@ -17,7 +17,10 @@
 //!
 //! Anything unknown hands off: a head whose active bots were never counted, AI settings that
 //! cannot be read now, a head or set that cannot be read now, a redelivered message (whether it
-//! was the conversation's first or opened a session is not known again). A message skipped is
+//! was the conversation's first or opened a session, and its hold, are not known again: and a
+//! redelivery means the first attempt failed, perhaps before the hold was written), the first
+//! message of a conversation from before the hold existed (the bots function then holds it if
+//! a menu, flow or rating is in progress there). A message skipped is
 //! one the bots function would have answered with nothing and no effect, its state kept (a
 //! unit test walks every trigger kind, message shape and idle state). What differs: a menu or
 //! flow past its expiry is cleared from the bot state by the next message that goes, not by the
@@ -65,15 +68,23 @@ pub fn decide(ai: AiSwitch, head: Option<&BotSetHead>) -> HandOff {
     }
 }
 
-/// How long a conversation is held for the bots after a hand-off: as long as the job may be
-/// pending (`BotsQueue`: 5 receives, 360 s apart).
-pub const HANDOFF_HOLD_MS: i64 = 30 * 60_000;
+/// How long a conversation is held for the bots after a hand-off: twice as long as a job may be
+/// pending on its own (`BotsQueue`: 5 receives, 360 s apart), for the jobs before it in its
+/// FIFO group and throttling.
+pub const HANDOFF_HOLD_MS: i64 = 60 * 60_000;
+
+/// A hold with at least `HANDOFF_HOLD_MS - HOLD_FRESH_MS` left is not moved by a hand-off.
+pub const HOLD_FRESH_MS: i64 = 5 * 60_000;
 
 /// A customer message as the gate weighs it.
 #[derive(Debug, Clone, Copy)]
 pub struct Candidate<'a> {
-    /// What the triggers read (`None`: not known again, e.g. a redelivery).
+    /// What the triggers read (`None`: a redelivery, which always goes: whether it was the
+    /// first or opened a session, and the conversation's hold, are not known again).
     pub facts: Option<MessageFacts<'a>>,
+    /// The conversation predates the hold (see `StoredFacts::predates_hold`): it goes, and the
+    /// bots function holds it if something is in progress.
+    pub predates_hold: bool,
     /// The conversation's `bots_hold_until` as read when the message was stored.
     pub held_until: Option<i64>,
     /// The message's time (ms), or now if earlier: what the hold is compared with.
@@ -157,7 +168,7 @@ impl BotsGate {
         if ai != AiSwitch::Off {
             return decide(ai, None);
         }
-        if c.held_until.is_some_and(|t| t > c.at_ms) {
+        if c.facts.is_none() || c.predates_hold || c.held_until.is_some_and(|t| t > c.at_ms) {
             return HandOff::Send { set_version: None };
         }
         let head = match store.bot_set_head().await {

@@ -90,6 +90,10 @@ pub struct StoredFacts {
     pub session_start: bool,
     /// The conversation's `bots_hold_until` as read before.
     pub bots_hold_until: Option<i64>,
+    /// A customer's message to a conversation that had customer messages before it kept its
+    /// first one (`first_inbound_wamid`): from before the bots' hold existed, so a menu, flow
+    /// or rating in progress there holds nothing yet.
+    pub predates_hold: bool,
 }
 
 /// Everything the inbound function writes for one message.

@@ -47,9 +47,13 @@ pub(super) struct Before {
     pub(super) last_message_at: Option<i64>,
     pub(super) last_inbound_at: Option<i64>,
     pub(super) window_expires_at: Option<i64>,
-    /// Read, not conditioned on (nothing here is decided from it).
+    /// Read, not conditioned on (nothing here is decided from them).
     pub(super) bots_hold_until: Option<i64>,
+    pub(super) first_inbound_wamid: Option<String>,
 }
+
+/// What storing a message reads of its conversation besides [`READ`] (for the bots' gate).
+const ALSO_READ: [&str; 2] = ["bots_hold_until", "first_inbound_wamid"];
 
 /// The attributes of [`Before`] (besides `pk`).
 const READ: [&str; 7] = [
@@ -77,6 +81,7 @@ impl Before {
             last_inbound_at: attr_n(&item, "last_inbound_at"),
             window_expires_at: attr_n(&item, "window_expires_at"),
             bots_hold_until: attr_n(&item, "bots_hold_until"),
+            first_inbound_wamid: attr_s(&item, "first_inbound_wamid").map(str::to_string),
         }
     }
 
@@ -316,6 +321,9 @@ impl Store {
                 first_inbound: write.first_inbound,
                 session_start: write.session_start,
                 bots_hold_until: before.bots_hold_until,
+                predates_hold: m.opens_window
+                    && before.last_inbound_at.is_some()
+                    && before.first_inbound_wamid.is_none(),
             });
             let e = write.expression;
             let conv = Update::builder()
@@ -370,15 +378,11 @@ impl Store {
     async fn before_message(&self, conv_pk: &str) -> Result<Before, StoreError> {
         let names: HashMap<String, String> = std::iter::once("pk")
             .chain(READ)
-            .chain(["bots_hold_until"])
+            .chain(ALSO_READ)
             .map(|a| (format!("#{a}"), a.to_string()))
             .collect();
         let projection = std::iter::once("#pk".to_string())
-            .chain(
-                READ.iter()
-                    .chain(&["bots_hold_until"])
-                    .map(|a| format!("#{a}")),
-            )
+            .chain(READ.iter().chain(&ALSO_READ).map(|a| format!("#{a}")))
             .collect::<Vec<_>>()
             .join(", ");
         let out = self
@@ -539,6 +543,7 @@ mod tests {
             last_inbound_at: Some(8 * HOUR),
             window_expires_at: Some(32 * HOUR),
             bots_hold_until: None,
+            first_inbound_wamid: None,
         };
         let w = plan(&before, &message(10 * HOUR, true, true, RelType::Leads));
         assert_placeholders_match(&w);
@@ -576,6 +581,7 @@ mod tests {
             last_inbound_at: Some(11 * HOUR),
             window_expires_at: Some(35 * HOUR),
             bots_hold_until: None,
+            first_inbound_wamid: None,
         };
         let w = plan(&before, &message(10 * HOUR, true, true, RelType::General));
         assert_placeholders_match(&w);
