@@ -1123,17 +1123,7 @@ async fn handed_to_bots(t: &TestStack) -> i64 {
 
 /// Makes the table one whose bots were saved before the set's head kept the active ones.
 async fn strip_tracking(t: &TestStack) {
-    t.stack_ddb()
-        .update_item()
-        .table_name(&t.info().resource("MainTable").name)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("BOTSET".into()),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S("VERSION".into()),
-        )
+    t.update_item("BOTSET", "VERSION")
         .update_expression("REMOVE tracked, active_ids")
         .send()
         .await
@@ -1429,23 +1419,14 @@ async fn answers_to_a_menu_or_a_rating_reach_the_bots_though_no_trigger_matches_
     // As if the rating had been asked for before the hold existed: the conversation keeps
     // neither its hold nor its first message; its next message goes all the same.
     let customer2 = customer_of(&t, wa2).await;
-    t.stack_ddb()
-        .update_item()
-        .table_name(&t.info().resource("MainTable").name)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(shared::store::keys::conversation_pk(
-                PNID, &customer2,
-            )),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S(shared::store::keys::CONV_SK.into()),
-        )
-        .update_expression("REMOVE bots_hold_until, first_inbound_wamid")
-        .send()
-        .await
-        .unwrap();
+    t.update_item(
+        shared::store::keys::conversation_pk(PNID, &customer2),
+        shared::store::keys::CONV_SK,
+    )
+    .update_expression("REMOVE bots_hold_until, first_inbound_wamid")
+    .send()
+    .await
+    .unwrap();
     t.post_signed(&text_payload(PNID, wa2, "Bo Chen", "wamid.t4", ts + 5, "4"))
         .await;
     let conv = eventually(Duration::from_secs(20), || async {

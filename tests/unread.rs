@@ -224,28 +224,18 @@ async fn a_contribution_left_behind_is_repaired_by_the_next_write() {
     let customer_id = conv["customer"]["id"].as_str().unwrap().to_string();
     assert_eq!(counted(&t, &admin).await, (1, 1));
     // As if a crash had come after `unread` changed and before its counters moved.
-    t.stack_ddb()
-        .update_item()
-        .table_name(&t.info().resource("MainTable").name)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(shared::store::keys::conversation_pk(
-                PNID,
-                &customer_id,
-            )),
-        )
-        .key(
-            "sk",
-            aws_sdk_dynamodb::types::AttributeValue::S(shared::store::keys::CONV_SK.into()),
-        )
-        .update_expression("ADD unread :five")
-        .expression_attribute_values(
-            ":five",
-            aws_sdk_dynamodb::types::AttributeValue::N("5".into()),
-        )
-        .send()
-        .await
-        .unwrap();
+    t.update_item(
+        shared::store::keys::conversation_pk(PNID, &customer_id),
+        shared::store::keys::CONV_SK,
+    )
+    .update_expression("ADD unread :five")
+    .expression_attribute_values(
+        ":five",
+        aws_sdk_dynamodb::types::AttributeValue::N("5".into()),
+    )
+    .send()
+    .await
+    .unwrap();
     assert_eq!(counted(&t, &admin).await, (1, 1), "not counted yet");
     t.post_signed(&text_payload(
         PNID,

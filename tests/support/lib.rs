@@ -180,6 +180,21 @@ impl TestStack {
         aws_sdk_dynamodb::Client::new(&self.stack.aws)
     }
 
+    /// An update of the item (`pk`, `sk`) of the stack's table behind the system's back (a
+    /// crash midway, a table from an older version): the caller adds the expression.
+    pub fn update_item(
+        &self,
+        pk: impl Into<String>,
+        sk: &str,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        self.stack_ddb()
+            .update_item()
+            .table_name(&self.info().resource("MainTable").name)
+            .key("pk", AttributeValue::S(pk.into()))
+            .key("sk", AttributeValue::S(sk.into()))
+    }
+
     pub fn sqs(&self) -> aws_sdk_sqs::Client {
         aws_sdk_sqs::Client::new(&self.stack.aws)
     }
