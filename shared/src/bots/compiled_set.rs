@@ -57,12 +57,10 @@ impl CompiledSet {
                 Err(e) => tracing::warn!(error = %e, "active bots not counted"),
             }
         }
-        for b in set.bots.iter().filter(|b| b.is_bot_active) {
-            if let Err(e) = b.validate(&set.synonyms) {
-                tracing::warn!(bot_id = %b.id, error = %e, "bot skipped: it no longer validates");
-            }
-        }
         let compiled = Arc::new(CompiledBots::compile(&set.bots, &set.synonyms));
+        for (bot_id, e) in compiled.skipped() {
+            tracing::warn!(bot_id = %bot_id, error = %e, "bot skipped: it no longer validates");
+        }
         tracing::info!(
             version = set.version,
             active = compiled.bots().len(),
