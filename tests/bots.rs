@@ -1191,23 +1191,8 @@ async fn messages_go_to_the_bots_only_when_a_bot_or_the_ai_may_answer() {
     // Deactivated: none again.
     let off = json!({"name": "Greeting", "reply_type": 1, "trigger": "hello", "bot_type": 1,
                      "response": {"text": "Hi!"}, "is_bot_active": false});
-    let (s, v) = t
-        .api(
-            "PUT",
-            &format!("/api/v1/bots/{id}"),
-            Some(&t.admin_token()),
-            Some(off),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
-    assert!(
-        t.store()
-            .bot_set_head()
-            .await
-            .unwrap()
-            .active_ids
-            .is_empty()
-    );
+    put_bot(&t, &id, off).await;
+    assert!(none_active(&t).await);
     assert_eq!(message(c2, "hello").await, 2);
     // AI on (it answers what no bot does), then off again (read as the bots function reads it:
     // cached for the stack's secret lifetime, 2 s here).
@@ -1398,24 +1383,9 @@ async fn answers_to_a_menu_or_a_rating_reach_the_bots_though_no_trigger_matches_
     wait_sent(&graph, wa2, 1).await;
     for (bot_id, mut body) in [(menu_id, menu), (rate_id, rate)] {
         body["is_bot_active"] = json!(false);
-        let (s, v) = t
-            .api(
-                "PUT",
-                &format!("/api/v1/bots/{bot_id}"),
-                Some(&t.admin_token()),
-                Some(body),
-            )
-            .await;
-        assert_eq!(s, 200, "{v}");
+        put_bot(&t, &bot_id, body).await;
     }
-    assert!(
-        t.store()
-            .bot_set_head()
-            .await
-            .unwrap()
-            .active_ids
-            .is_empty()
-    );
+    assert!(none_active(&t).await);
     // As if the rating had been asked for before the hold existed: the conversation keeps
     // neither its hold nor its first message; its next message goes all the same.
     let customer2 = customer_of(&t, wa2).await;

@@ -50,6 +50,30 @@ pub async fn create_bot(t: &TestStack, bot: Value) -> Value {
     v
 }
 
+/// Replaces a bot (admin); answers the saved bot.
+pub async fn put_bot(t: &TestStack, id: &str, bot: Value) -> Value {
+    let (s, v) = t
+        .api(
+            "PUT",
+            &format!("/api/v1/bots/{id}"),
+            Some(&t.admin_token()),
+            Some(bot),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    v
+}
+
+/// Whether no bot is marked active (the bot set's head).
+pub async fn none_active(t: &TestStack) -> bool {
+    t.store()
+        .bot_set_head()
+        .await
+        .unwrap()
+        .active_ids
+        .is_empty()
+}
+
 /// The messages sent to `to`, in order (Meta's request bodies).
 pub fn sent_to(graph: &FakeGraph, to: &str) -> Vec<Value> {
     graph

@@ -236,14 +236,35 @@ mod tests {
         assert_eq!(decide(AiSwitch::Off, None), send(None));
     }
 
+    /// What the engine decides for `facts` over `state` (no staff reply, AI off).
+    fn evaluated(
+        set: &CompiledBots,
+        facts: MessageFacts<'_>,
+        state: &BotState,
+    ) -> crate::bots::Decision {
+        let f = crate::bots::testutil::fields();
+        crate::bots::evaluate(
+            set,
+            &crate::bots::Inbound {
+                wamid: "wamid.x",
+                facts,
+                customer: crate::bots::testutil::customer(&f),
+                last_staff_reply_at: None,
+                ai_auto: false,
+            },
+            state,
+            &crate::bots::Limits::default(),
+        )
+    }
+
     /// The gate's promise: a message it skips is one the bots function would have answered
     /// with nothing, no effect and the state as it was — over every trigger kind, message
     /// shape and state without anything in progress.
     #[test]
     fn a_skipped_message_is_one_the_bots_would_not_have_answered() {
+        use crate::bots::Handover;
         use crate::bots::model::Bot;
         use crate::bots::testutil::*;
-        use crate::bots::{Handover, Inbound, Limits, evaluate};
         use crate::store::model::RelType;
 
         let mut within = text_bot("w", Trigger::WithinHours, None, "open");
@@ -298,7 +319,6 @@ mod tests {
                 ..BotState::default()
             },
         ];
-        let f = fields();
         let mut skipped = 0;
         for bots in &sets {
             let set = CompiledBots::compile(bots, &groups);
@@ -321,18 +341,7 @@ mod tests {
                                     continue;
                                 }
                                 skipped += 1;
-                                let d = evaluate(
-                                    &set,
-                                    &Inbound {
-                                        wamid: "wamid.x",
-                                        facts,
-                                        customer: customer(&f),
-                                        last_staff_reply_at: None,
-                                        ai_auto: false,
-                                    },
-                                    state,
-                                    &Limits::default(),
-                                );
+                                let d = evaluated(&set, facts, state);
                                 assert!(
                                     d.replies.is_empty()
                                         && d.effects.is_empty()
@@ -353,7 +362,7 @@ mod tests {
     #[test]
     fn a_state_in_progress_holds_the_conversation_while_the_engine_would_use_it() {
         use crate::bots::testutil::*;
-        use crate::bots::{Inbound, Limits, MenuPosition, PendingRating, evaluate};
+        use crate::bots::{MenuPosition, PendingRating};
         let settings = crate::bots::MenuSettings {
             expire_minutes: 15,
             ..Default::default()
@@ -367,24 +376,11 @@ mod tests {
         );
         let set = CompiledBots::compile(&[menu_bot], &[]);
         let at = t0().timestamp_millis();
-        let f = fields();
         let answered = |state: &BotState, text: &'static str, when: i64| {
             let mut facts = text_facts(text);
             facts.at = chrono::DateTime::from_timestamp_millis(when).unwrap();
             assert!(!triggers_may_fire(&set, Some(&facts)));
-            let d = evaluate(
-                &set,
-                &Inbound {
-                    wamid: "wamid.x",
-                    facts,
-                    customer: customer(&f),
-                    last_staff_reply_at: None,
-                    ai_auto: false,
-                },
-                state,
-                &Limits::default(),
-            );
-            !d.replies.is_empty()
+            !evaluated(&set, facts, state).replies.is_empty()
         };
         let in_menu = BotState {
             menu: Some(MenuPosition {

@@ -158,22 +158,8 @@ impl Store {
         customer_id: &str,
         at_ms: i64,
     ) -> Result<(), StoreError> {
-        let r = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(
-                keys::conversation_pk(phone_number_id, customer_id),
-                keys::CONV_SK,
-            )))
-            .update_expression("SET last_staff_reply_at = :t")
-            .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(last_staff_reply_at) OR last_staff_reply_at < :t)",
-            )
-            .expression_attribute_values(":t", n(at_ms))
-            .send()
-            .await;
-        applied(r).map(|_| ())
+        self.move_forward(phone_number_id, customer_id, "last_staff_reply_at", at_ms)
+            .await
     }
 
     /// Every customer message of the conversation goes to the bots until `until_ms` (a job
@@ -185,6 +171,18 @@ impl Store {
         customer_id: &str,
         until_ms: i64,
     ) -> Result<(), StoreError> {
+        self.move_forward(phone_number_id, customer_id, "bots_hold_until", until_ms)
+            .await
+    }
+
+    /// Sets a time attribute of the conversation unless it holds a later one already.
+    async fn move_forward(
+        &self,
+        phone_number_id: &str,
+        customer_id: &str,
+        attr: &str,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
         let r = self
             .client
             .update_item()
@@ -193,11 +191,10 @@ impl Store {
                 keys::conversation_pk(phone_number_id, customer_id),
                 keys::CONV_SK,
             )))
-            .update_expression("SET bots_hold_until = :t")
-            .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(bots_hold_until) OR bots_hold_until < :t)",
-            )
-            .expression_attribute_values(":t", n(until_ms))
+            .update_expression("SET #t = :t")
+            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(#t) OR #t < :t)")
+            .expression_attribute_names("#t", attr)
+            .expression_attribute_values(":t", n(at_ms))
             .send()
             .await;
         applied(r).map(|_| ())
