@@ -101,13 +101,8 @@ pub fn triggers_may_fire(set: &CompiledBots, facts: Option<&MessageFacts<'_>>) -
     facts.is_none_or(|f| !set.matching(f).is_empty())
 }
 
-/// Whether a conversation's bot state would take a message whatever it says.
-pub fn in_progress(state: &BotState) -> bool {
-    state.menu.is_some() || state.flow.is_some() || state.rating.is_some()
-}
-
-/// Until when a state in progress takes any message (ms; `None`: nothing in progress): the
-/// latest of its menu's expiry (the menu bot's `expire_minutes`; an hour when the bot is no
+/// Until when the state takes any message whatever it says (ms; `None`: no menu, flow or rating
+/// request in progress): the latest of its menu's expiry (the menu bot's `expire_minutes`; an hour when the bot is no
 /// longer in the set, past which its menu is gone anyway), its flow's and its rating request's.
 pub fn hold_until(state: &BotState, set: &CompiledBots) -> Option<i64> {
     let menu = state.menu.as_ref().map(|m| {
@@ -196,6 +191,11 @@ impl BotsGate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether a conversation's bot state would take a message whatever it says.
+    fn in_progress(state: &BotState) -> bool {
+        state.menu.is_some() || state.flow.is_some() || state.rating.is_some()
+    }
 
     fn head(version: i64, tracked: bool, active: &[&str]) -> BotSetHead {
         BotSetHead {
