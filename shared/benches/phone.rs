@@ -1,8 +1,8 @@
 //! Cold phone-number normalisation, each sample in a fresh process (`cargo bench -p shared --bench
 //! phone`): what a Lambda's first message pays. For every sample the table gives the medians of
-//! `PhoneNormalizer::new` (at init), the first `to_e164` (the calling code's metadata is built and
-//! its regular expressions compiled), a second number of the same code, and the process's peak
-//! RSS; and, for comparison, the first parse + validation through the `phonenumber` crate's whole
+//! `PhoneNormalizer::new` (at init), the first `to_e164` (the calling code's metadata is decoded
+//! and the expressions the number needs parsed), a second number of the same code, and the
+//! process's peak RSS; and, for comparison, the first parse + validation through the `phonenumber` crate's whole
 //! database (what `PhoneNormalizer` did before it loaded metadata per calling code).
 use std::process::Command;
 use std::time::Instant;

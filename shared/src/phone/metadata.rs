@@ -1,5 +1,9 @@
 //! libphonenumber's metadata, loaded one calling code at a time.
 //!
+//! Plain input is read by [`super::plain`] over the decoded metadata ([`regions_of`]) without
+//! compiling anything; what follows is the path of other input (`tel:` URIs, extensions,
+//! letters, non-ASCII digits), which the crate's parser reads.
+//!
 //! `phonenumber::metadata::DATABASE` builds every region of the world (and syntax-checks each of
 //! its ~10,000 regular expressions) the first time anything touches it: tens of milliseconds on
 //! the cold path of every function that reads a phone number. The build script (`build.rs`) splits
@@ -65,6 +69,12 @@ fn chunk(code: u16) -> Option<&'static [u8]> {
         .map(|i| &BLOB[CODES[i].1 as usize..CODES[i].2 as usize])
 }
 
+/// Every calling code the metadata knows, ascending.
+#[cfg(test)]
+pub(super) fn all_codes() -> impl Iterator<Item = u16> {
+    CODES.iter().map(|(code, _, _)| *code)
+}
+
 /// The calling code a string of digits starts with (codes are 1 to 3 digits and prefix-free).
 pub(super) fn leading_code(digits: &str) -> Option<u16> {
     if digits.starts_with('0') {
@@ -88,6 +98,22 @@ fn entries(code: u16) -> Vec<loader::Metadata> {
         .expect("build.rs wrote this chunk from the crate's own database")
 }
 
+/// The crate's metadata of one calling code, in its order (main region first), decoded once per
+/// process and kept for its life (`None`: an unknown code).
+pub(super) fn regions_of(code: u16) -> Option<&'static [loader::Metadata]> {
+    static DECODED: LazyLock<Mutex<HashMap<u16, &'static [loader::Metadata]>>> =
+        LazyLock::new(Default::default);
+    chunk(code)?;
+    let mut decoded = DECODED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    Some(
+        decoded
+            .entry(code)
+            .or_insert_with(|| Vec::leak(entries(code))),
+    )
+}
+
 /// What [`load`] needs to know of a code before building anything.
 struct CodeInfo {
     /// Its main region (first in the crate's order).
@@ -105,7 +131,7 @@ fn code_info(code: u16) -> Option<Arc<CodeInfo>> {
     Some(
         info.entry(code)
             .or_insert_with(|| {
-                let all = entries(code);
+                let all = regions_of(code).expect("a known code");
                 Arc::new(CodeInfo {
                     main: all.first().and_then(|m| m.id.clone()),
                     regions: all.len(),

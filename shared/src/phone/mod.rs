@@ -6,7 +6,8 @@
 //! - WhatsApp's **`wa_id`** (international digits without `+`): [`PhoneNormalizer::from_wa_id`].
 //!
 //! Free-form CRM/user input goes through [`PhoneNormalizer::to_e164`] (libphonenumber metadata via the
-//! `phonenumber` crate). Matching then uses [`PhoneNormalizer::canonical_key`], which folds the two
+//! `phonenumber` crate; plain input is read by `plain`, which gives the crate's answers without
+//! compiling its regular expressions). Matching then uses [`PhoneNormalizer::canonical_key`], which folds the two
 //! legacy numbering variants that still circulate for the same subscriber:
 //!
 //! **Brazil (+55), the ninth digit.** Brazilian numbers are `+55` + a two-digit area code (DDD) + the
@@ -31,10 +32,13 @@
 //! digits, so an 11-digit national part starting with `1` can only be the legacy form.)
 //!
 //! Everything else is keyed by its E.164 form unchanged.
-use phonenumber::PhoneNumber;
 use phonenumber::country::Id as CountryId;
 
 mod metadata;
+mod pattern;
+mod plain;
+
+use plain::Reading;
 
 /// Longest raw input we try to parse; anything longer is not a phone number.
 const MAX_RAW_LEN: usize = 64;
@@ -150,7 +154,7 @@ impl PhoneNormalizer {
     /// Parses and validates; formats as E.164.
     fn parse_valid(&self, country: Option<CountryId>, input: &str) -> Result<String, PhoneError> {
         let country = country.map(|id| (id, self.calling_code));
-        let (number, lookup) = metadata::parse(country, input).map_err(|e| {
+        let number = read(country, input).map_err(|e| {
             PhoneError::Unparseable(match e {
                 phonenumber::ParseError::NoNumber => "no phone number found".to_owned(),
                 phonenumber::ParseError::InvalidCountryCode => "unknown country code".to_owned(),
@@ -160,18 +164,18 @@ impl PhoneNormalizer {
                 other => other.to_string(),
             })
         })?;
-        if lookup.valid(&number) {
-            return Ok(e164_of(&number));
+        if number.valid {
+            return Ok(number.e164());
         }
-        let country_code = number.code().value();
+        let country_code = number.code;
         // Legacy forms libphonenumber rejects but whose current form is valid: Brazilian mobile
         // without the ninth digit, Mexican mobile with the pre-2019 "1".
         if country_code == 55 || country_code == 52 {
-            let upgraded = Self::canonical_key(&e164_of(&number));
-            if let Ok((n, lookup)) = metadata::parse(None, &upgraded)
-                && lookup.valid(&n)
+            let upgraded = Self::canonical_key(&number.e164());
+            if let Ok(n) = read(None, &upgraded)
+                && n.valid
             {
-                return Ok(e164_of(&n));
+                return Ok(n.e164());
             }
         }
         Err(PhoneError::InvalidNumber { country_code })
@@ -246,10 +250,22 @@ impl PhoneNormalizer {
     }
 }
 
-/// `+`, calling code, national significant number (with its leading zeros, as Italy's keep):
-/// E.164, written directly (the crate's formatter would load the code's format rules first).
-fn e164_of(number: &PhoneNumber) -> String {
-    format!("+{}{}", number.code().value(), number.national())
+/// The crate's reading of `input` (`phonenumber::parse_with` and `is_valid_with` over its whole
+/// database): plain input is read without compiling an expression ([`plain`]), anything else by
+/// the crate over the metadata the input needs ([`metadata`]).
+fn read(
+    country: Option<(CountryId, u16)>,
+    input: &str,
+) -> Result<Reading, phonenumber::ParseError> {
+    if let Some(reading) = plain::read(country.as_ref().map(|(id, _)| id.as_ref()), input) {
+        return reading;
+    }
+    let (number, lookup) = metadata::parse(country, input)?;
+    Ok(Reading {
+        code: number.code().value(),
+        national: number.national().to_string(),
+        valid: lookup.valid(&number),
+    })
 }
 
 /// Brazilian DDDs in use (first digit 1–9, second 1–9, with gaps), as in libphonenumber's BR metadata.
