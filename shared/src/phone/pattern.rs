@@ -46,6 +46,19 @@ enum Node {
     },
 }
 
+impl Node {
+    fn can_match_empty(&self) -> bool {
+        match self {
+            Node::Set(_) => false,
+            Node::Start | Node::End => true,
+            Node::Group { alternatives, .. } => alternatives
+                .iter()
+                .any(|nodes| nodes.iter().all(Node::can_match_empty)),
+            Node::Repeat { node, min, .. } => *min == 0 || node.can_match_empty(),
+        }
+    }
+}
+
 /// The match at the start of an input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Match {
@@ -194,7 +207,8 @@ impl Parser<'_> {
         self.at += 1;
         match byte {
             b'd' => Some(DIGITS),
-            b if b.is_ascii_punctuation() => Some(1u128 << b),
+            // The `regex` crate's escapable metacharacters (`\<`, `\>`… are assertions there).
+            b if br"\.+*?()|[]{}^$#&-~".contains(&b) => Some(1u128 << b),
             _ => None,
         }
     }
@@ -206,10 +220,19 @@ impl Parser<'_> {
         let mut first = true;
         loop {
             let byte = self.peek()?;
+            let rest = &self.bytes[self.at..];
+            if [&b"&&"[..], b"--", b"~~"]
+                .iter()
+                .any(|op| rest.starts_with(op))
+                || byte == b'#'
+                || first && byte == b'-'
+            {
+                return None; // class operations, a comment, a leading `-`
+            }
             self.at += 1;
             let low = match byte {
                 b']' if !first => break,
-                b'[' => return None, // nested classes and class operations
+                b'[' => return None, // nested classes
                 b'\\' => {
                     let escaped = self.escape()?;
                     if escaped.count_ones() != 1 {
@@ -267,6 +290,9 @@ impl Parser<'_> {
             return None; // a repetition of a repetition
         }
         let (min, max) = bounds;
+        if max != Some(min) && atom.can_match_empty() {
+            return None; // the `regex` crate's empty repetitions differ from backtracking's
+        }
         Some(Node::Repeat {
             node: Box::new(atom),
             min,
@@ -446,7 +472,8 @@ pub(super) mod tests {
     #[test]
     fn syntax_it_does_not_cover_is_refused() {
         for bad in [
-            "(?i)1", "(?=1)", "a**", "[", "(1", "1)", "[[0-9]]", "x{2,1}", "\\w", "é",
+            "(?i)1", "(?=1)", "a**", "(?:|1)*", "(1?)?", "\\<", "[--0]", "[0&&1]", "[#]", "[",
+            "(1", "1)", "[[0-9]]", "x{2,1}", "\\w", "é",
         ] {
             assert!(Pattern::parse(bad).is_none(), "{bad}");
         }

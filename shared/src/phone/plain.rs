@@ -27,7 +27,7 @@
 //!    expression matches: the crate checks `find(…).start() == 0`, not a whole match.
 //!
 //! Anything else (letters, `tel:` URIs, extensions, non-ASCII digits, an expression the matcher
-//! does not cover, the one case the crate panics on) gives `None` and the caller asks the crate. Tests compare this with the crate
+//! does not cover) gives `None` and the caller asks the crate. Tests compare this with the crate
 //! for every example number of every region in many forms and for random numbers of every code.
 use super::metadata::{calling_code, regions_of};
 use super::pattern::Pattern;
@@ -181,7 +181,9 @@ fn read_plain(region: Option<&str>, input: &str) -> Result<Result<Reading, Parse
         None => source_for(regions, national.trim_start_matches('0'))?,
     };
     if let Some(meta) = meta {
-        let mut potential = national_number(meta, &national)?;
+        let Some(mut potential) = national_number(meta, &national)? else {
+            return Ok(Err(ParseError::NoNumber));
+        };
         if let Some(prefix) = meta.national_prefix.as_deref()
             && potential.starts_with(prefix)
         {
@@ -316,19 +318,19 @@ fn length(meta: &'static Metadata, national: &str) -> Result<Length, Uncovered> 
 }
 
 /// The crate's `helper::national_number`: the national prefix (and carrier) stripped by the
-/// region's rules.
-fn national_number(meta: &'static Metadata, national: &str) -> Result<String, Uncovered> {
+/// region's rules (`None` where the crate would panic).
+fn national_number(meta: &'static Metadata, national: &str) -> Result<Option<String>, Uncovered> {
     let Some(parsing) = meta.national_prefix_for_parsing.as_deref() else {
         if let Some(prefix) = meta.national_prefix.as_deref()
             && let Some(rest) = national.strip_prefix(prefix)
         {
-            return Ok(rest.to_owned());
+            return Ok(Some(rest.to_owned()));
         }
-        return Ok(national.to_owned());
+        return Ok(Some(national.to_owned()));
     };
     let parsing = pattern(parsing)?;
     let Some(found) = parsing.match_start(national) else {
-        return Ok(national.to_owned());
+        return Ok(Some(national.to_owned()));
     };
     let viable = is_match(general(meta)?, national)?;
     // The crate's last group: the whole match when the expression has none.
@@ -341,16 +343,17 @@ fn national_number(meta: &'static Metadata, national: &str) -> Result<String, Un
             let mut transformed = expand(rule, national, &found);
             transformed.push_str(&national[found.end..]);
             if viable && !is_match(general(meta)?, &transformed)? {
-                return Ok(national.to_owned());
+                return Ok(Some(national.to_owned()));
             }
             if found.groups.first().copied().flatten().is_none() {
-                return Err(Uncovered); // the crate unwraps group 1 here
+                // The crate unwraps group 1 here and panics; no metadata reaches this today.
+                return Ok(None);
             }
-            Ok(transformed)
+            Ok(Some(transformed))
         }
         // The crate checks the general descriptor against the number it has already matched
         // (viable), so the prefix always goes.
-        _ => Ok(national[found.end..].to_owned()),
+        _ => Ok(Some(national[found.end..].to_owned())),
     }
 }
 
