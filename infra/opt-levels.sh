@@ -3,6 +3,8 @@
 # at each opt-level, side by side: bootstrap size, cold init, first invoke and peak RSS (what
 # `make coldstart` measures) and the medians of the criterion benchmarks of `make bench`.
 # opt-level 3 builds in target/ (the release profile as written); the others in target/opt-<level>.
+# staff-api's own package override (`[profile.release.package.staff-api]`, opt-level "z") wins
+# over the level set here: compare its rows by the level of its dependencies only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 levels=${LEVELS:-3 s z}
