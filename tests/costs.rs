@@ -14,6 +14,8 @@ use integration_tests::*;
 use serde_json::json;
 
 const PNID: &str = "106540352242922";
+/// The template's `InboxShards` (the due-timer index has as many shards).
+const SHARDS: u64 = 4;
 
 /// The documented requests of each flow (README, "Costs"): service.operation → at most.
 const INBOUND_TEXT: &[(&str, u64)] = &[
@@ -38,6 +40,33 @@ const INBOUND_TEXT: &[(&str, u64)] = &[
 /// tells from the compiled triggers (and the conversation not held for the bots) that nothing
 /// would answer, at no request more.
 const INBOUND_TEXT_NO_MATCH: &[(&str, u64)] = INBOUND_TEXT;
+/// The same with an active timer bot too (and no trigger matching): the inbound function arms
+/// its timer itself, one put more, instead of the hop to the bots function.
+const INBOUND_TEXT_TIMER_BOT: &[(&str, u64)] = &[
+    ("sqs.SendMessageBatch", 1),
+    ("sqs.DeleteMessageBatch", 1),
+    ("dynamodb.GetItem[ALIAS]", 1),
+    ("dynamodb.GetItem[CUST]", 1),
+    ("dynamodb.GetItem[LEADCLAIM]", 1),
+    ("dynamodb.GetItem[SETTINGS]", 1),
+    ("dynamodb.GetItem[CONV]", 1),
+    ("dynamodb.GetItem[BOTSET]", 1),
+    ("dynamodb.Query", 1),
+    ("dynamodb.TransactWriteItems", 1),
+    ("dynamodb.TransactWriteItems items", 3),
+    ("dynamodb.PutItem[BOTTIMER]", 1),
+];
+/// A bot-timers tick that finds one timer due, superseded by a newer customer message: dropped
+/// without a hop and without a delete. Per shard: its mark, a query from it, the mark moved
+/// (every shard on the first tick, as here; then only those that found timers); the timer's
+/// conversation read.
+const TIMER_TICK_STALE: &[(&str, u64)] = &[
+    ("dynamodb.GetItem[BOTTIMER]", SHARDS),
+    ("dynamodb.Query", SHARDS),
+    ("dynamodb.UpdateItem[BOTTIMER]", SHARDS),
+    ("dynamodb.BatchGetItem", 1),
+    ("dynamodb.BatchGetItem items", 1),
+];
 /// A message an active bot answers with a text (webhook → inbound → bots → Meta), the
 /// customer's second within an hour of a hand-off (held for the bots: the inbound function
 /// reads no bot set, the bots function reads its head).
@@ -464,11 +493,80 @@ async fn each_flow_makes_at_most_its_documented_aws_requests() {
     let bot_answers_count = counts(&t, false).await;
     assert_eq!(bot_answers(&graph, third), 2);
 
+    // With an idle timer bot active too, from a fourth customer: a message no trigger matches
+    // arms the timer from the inbound function.
+    create_bot(
+        &t,
+        json!({"name": "Still there?", "reply_type": 8, "minutes": 30, "bot_type": 1,
+               "response": {"text": "Still there?"}}),
+    )
+    .await;
+    let fourth = "16505550173";
+    // The first 40 minutes ago (Meta retries late): its timer is due, and stale once the
+    // second came.
+    let (s, _) = t
+        .post_signed(&text_payload(
+            PNID,
+            fourth,
+            "Bo",
+            "wamid.cost-t0",
+            now_s() - 40 * 60,
+            "hi",
+        ))
+        .await;
+    assert_eq!(s, 200);
+    quiet(&t).await;
+    counts(&t, true).await;
+    message(fourth, "wamid.cost-t1", "Is it in green?").await;
+    let timer = counts(&t, false).await;
+    let conv4 = t.conversation_of(fourth).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let store = t.store();
+    let mut armed = Vec::new();
+    for shard in 0..store.shards() {
+        let (due, _) = store
+            .due_bot_timers(shard, 0, i64::MAX / 2, None, 1000)
+            .await
+            .expect("timers");
+        armed.extend(due.into_iter().filter(|x| x.sk.contains(&conv4)));
+    }
+    assert_eq!(
+        armed.len(),
+        2,
+        "each of the two messages arms the idle timer: {armed:?}"
+    );
+    // The tick drops the first message's timer, superseded by the second, without a hop.
+    counts(&t, true).await;
+    let report = t
+        .stack
+        .run_schedule("BotTimersFunction")
+        .await
+        .expect("tick");
+    quiet(&t).await;
+    let tick = counts(&t, false).await;
+    assert_eq!(
+        (report["fired"].as_u64(), report["dropped"].as_u64()),
+        (Some(0), Some(1)),
+        "{report}"
+    );
+
     let mut over = check("inbound text message", &inbound, INBOUND_TEXT);
     over.extend(check(
         "inbound text message, an active bot does not match",
         &no_match,
         INBOUND_TEXT_NO_MATCH,
+    ));
+    over.extend(check(
+        "inbound text message, a timer bot active, no trigger matches",
+        &timer,
+        INBOUND_TEXT_TIMER_BOT,
+    ));
+    over.extend(check(
+        "bot-timers tick, one stale timer due",
+        &tick,
+        TIMER_TICK_STALE,
     ));
     over.extend(check(
         "inbound text message a bot answers",

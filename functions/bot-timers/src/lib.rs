@@ -1,23 +1,32 @@
-//! The bot-timers function (EventBridge Scheduler, every minute): finds the due bot timers in
-//! their sharded index and hands each to the bots function's queue as a timer job (FIFO group
-//! = its conversation, deduplicated by the timer), then deletes it. The bots function checks
-//! the timer still holds (no newer customer message; for "no staff reply", no staff reply
-//! since) and answers it once. Nothing due, nothing done: no cron anywhere else.
+//! The bot-timers function (EventBridge Scheduler, every minute): reads each shard of the
+//! due-time index from where its last tick looked (the shard's mark), drops the timers that no
+//! longer hold (a newer customer message superseded them, staff answered, the window closed:
+//! most timers, since every customer message arms its own), hands the others to the bots
+//! function's queue as timer jobs (FIFO group = its conversation, deduplicated by the timer),
+//! then moves the mark. Nothing is deleted (TTL removes the items a day later), so a timer costs
+//! its put and its conversation's read. The bots function checks again that the timer holds
+//! (it may have gone stale in the queue) and answers it once. Nothing due, nothing done: no
+//! cron anywhere else.
 use std::sync::Arc;
 
 use serde::Serialize;
 use shared::bots::job::{BOT_JOB_VERSION, BotEvent, BotJob};
+use shared::bots::timers::stale_timer;
 use shared::queue::EnvelopeSink;
-use shared::store::bot_timers::BotTimer;
+use shared::store::bot_timers::{BotTimer, TIMER_LOOKBACK_MS};
 use shared::store::{Store, StoreError};
 
-/// Timers handed off per shard and run (the rest wait for the next minute).
-pub const MAX_PER_SHARD: usize = 500;
+/// Timers read per query page, and pages per shard and tick (the rest wait for the next
+/// minute): 10,000 timers of a shard in a minute and its lookback.
+pub const PAGE: usize = 1000;
+pub const MAX_PAGES: usize = 10;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct TickReport {
     /// Timers handed to the bots function.
     pub fired: usize,
+    /// Timers that no longer held, dropped.
+    pub dropped: usize,
     /// Shards that failed (their timers wait for the next tick).
     pub failed_shards: usize,
 }
@@ -50,7 +59,7 @@ pub fn job_of(t: &BotTimer) -> BotJob {
 }
 
 impl TimersApp {
-    /// One tick: every shard's due timers handed off, then deleted. A failure of one shard is
+    /// One tick: every shard's due timers that still hold handed off. A failure of one shard is
     /// logged and retried next minute (its timers are still there); a failure of all of them
     /// is an error, so the schedule's retry policy and the alarm see it.
     pub async fn tick(&self) -> Result<TickReport, TickError> {
@@ -59,7 +68,10 @@ impl TimersApp {
         let mut last_error = String::new();
         for shard in 0..self.store.shards() {
             match self.shard(shard, now).await {
-                Ok(n) => report.fired += n,
+                Ok((fired, dropped)) => {
+                    report.fired += fired;
+                    report.dropped += dropped;
+                }
                 Err(e) => {
                     tracing::error!(shard, error = %e, "bot timers of a shard not handed off");
                     report.failed_shards += 1;
@@ -70,34 +82,91 @@ impl TimersApp {
         if report.failed_shards == usize::from(self.store.shards()) && report.failed_shards > 0 {
             return Err(TickError::AllFailed(last_error));
         }
-        if report.fired > 0 {
-            tracing::info!(fired = report.fired, "bot timers handed off");
+        if report.fired + report.dropped > 0 {
+            tracing::info!(
+                fired = report.fired,
+                dropped = report.dropped,
+                "bot timers handed off"
+            );
         }
         Ok(report)
     }
 
-    async fn shard(&self, shard: u8, now: i64) -> Result<usize, String> {
-        let due = self
-            .store
-            .due_bot_timers(shard, now, MAX_PER_SHARD)
-            .await
-            .map_err(|e: StoreError| e.to_string())?;
-        if due.is_empty() {
-            return Ok(0);
+    /// One shard's due timers: (handed off, dropped).
+    async fn shard(&self, shard: u8, now: i64) -> Result<(usize, usize), String> {
+        let err = |e: StoreError| e.to_string();
+        let mark = self.store.bot_timer_mark(shard).await.map_err(err)?;
+        // From a little before the mark (puts that may have been in flight then); never
+        // looked: everything the TTL keeps.
+        let from = mark.map_or(now - 2 * 86_400_000, |m| m - TIMER_LOOKBACK_MS);
+        let (mut fired, mut dropped) = (0, 0);
+        let mut after: Option<String> = None;
+        let mut to = now;
+        for page in 1.. {
+            let (due, more) = self
+                .store
+                .due_bot_timers(shard, from, now, after.as_deref(), PAGE)
+                .await
+                .map_err(err)?;
+            let (f, d) = self.hand_off(&due, mark, now).await?;
+            fired += f;
+            dropped += d;
+            match due.last() {
+                Some(last) if more => {
+                    if page == MAX_PAGES {
+                        // The rest next minute: up to just before this page's last slot (the
+                        // page may have left timers of that slot unread).
+                        to = last.slot_ms() - 1;
+                        tracing::warn!(shard, "more bot timers due than a tick reads");
+                        break;
+                    }
+                    after = Some(last.sk.clone());
+                }
+                _ => break,
+            }
         }
-        // Queued first (deduplicated per timer), deleted after: a crash in between fires the
-        // timer again next minute, and the bots function answers it once.
-        let envelopes: Vec<_> = due.iter().map(|t| job_of(t).envelope()).collect();
-        self.jobs
-            .send_all(&envelopes)
+        if fired + dropped > 0 || mark.is_none() {
+            self.store
+                .move_bot_timer_mark(shard, to)
+                .await
+                .map_err(err)?;
+        }
+        Ok((fired, dropped))
+    }
+
+    /// The timers of a page not seen by the tick that set `mark`: those that still hold queued
+    /// (deduplicated per timer; the mark moves after, so a crash in between reads them again
+    /// and the bots function answers each once), the others dropped.
+    async fn hand_off(
+        &self,
+        due: &[BotTimer],
+        mark: Option<i64>,
+        now: i64,
+    ) -> Result<(usize, usize), String> {
+        let unseen: Vec<BotTimer> = due.iter().filter(|t| t.unseen_at(mark)).cloned().collect();
+        if unseen.is_empty() {
+            return Ok((0, 0));
+        }
+        let conversations = self
+            .store
+            .timer_conversations(&unseen)
             .await
             .map_err(|e| e.to_string())?;
-        for t in &due {
-            self.store
-                .delete_bot_timer(t)
+        let holding: Vec<&BotTimer> = unseen
+            .iter()
+            .filter(|t| {
+                let conv = conversations.get(&(t.phone_number_id.clone(), t.customer_id.clone()));
+                // An erased conversation has nothing to answer.
+                conv.is_some_and(|c| stale_timer(c, t.trigger, t.basis_ms, now).is_none())
+            })
+            .collect();
+        let envelopes: Vec<_> = holding.iter().map(|t| job_of(t).envelope()).collect();
+        if !envelopes.is_empty() {
+            self.jobs
+                .send_all(&envelopes)
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        Ok(due.len())
+        Ok((holding.len(), unseen.len() - holding.len()))
     }
 }

@@ -32,6 +32,7 @@ fn a_timer_becomes_a_job_deduplicated_per_timer() {
         8,
         1_000,
         61_000,
+        1_000,
     );
     let job = job_of(&t);
     assert_eq!(BotJob::from_body(&job.to_body()).unwrap(), job);
@@ -54,6 +55,7 @@ fn a_timer_becomes_a_job_deduplicated_per_timer() {
         8,
         2_000,
         62_000,
+        2_000,
     ));
     assert_ne!(other.envelope().dedupe_id, again.dedupe_id);
     assert_eq!(other.envelope().group_id, again.group_id);

@@ -22,13 +22,13 @@ use shared::bots::compiled_set::CompiledSet;
 use shared::bots::gate::hold_until;
 use shared::bots::job::{BotEvent, BotJob};
 use shared::bots::matcher::{CompiledBots, MessageFacts};
+use shared::bots::timers::{TimerScope, stale_timer, timer_bots};
 use shared::bots::{self, BotReply, Customer, Decision, Effect, Inbound, Limits, Trigger};
 use shared::credentials::AiMode;
 use shared::crm_events::{EventBus, OutboundEvent};
 use shared::meta::graph::{ErrorClass, GraphError};
 use shared::sending::{Outbound, SendError, SendOutcome, SendRequest};
 use shared::sqs_batch::{self, BatchPolicy, Deadline, Ordering, RecordError, RecordHandler};
-use shared::store::bot_timers::BotTimer;
 use shared::store::model::{Conversation, Direction};
 use shared::store::{Store, StoreError};
 use tracing::Instrument;
@@ -447,32 +447,21 @@ impl BotsApp {
     }
 
     /// Arms the timers of the active timer bots from the customer message of `at_ms`
-    /// (idempotent: same keys on a redelivery).
+    /// (idempotent: same keys on a redelivery, and the same the inbound function arms).
     async fn arm_timers(
         &self,
         set: &CompiledBots,
         conv: &Conversation,
         at_ms: i64,
     ) -> Result<(), RecordError> {
-        let shard = shared::store::keys::shard_of(&conv.conversation_id, self.store.shards());
-        for t in [Trigger::Idle, Trigger::WindowClosing, Trigger::NoStaffReply] {
-            for bot in set.of_trigger(t) {
-                let (Some(minutes), true) = (bot.minutes, bot.answers(conv.rel_type)) else {
-                    continue;
-                };
-                let Some(due) = due_at(t, minutes, at_ms) else {
-                    continue;
-                };
-                let timer = BotTimer::new(
-                    shard,
-                    &conv.phone_number_id,
-                    &conv.customer_id,
-                    &conv.conversation_id,
-                    &bot.id,
-                    t.code(),
-                    at_ms,
-                    due,
-                );
+        let scope = TimerScope {
+            phone_number_id: &conv.phone_number_id,
+            customer_id: &conv.customer_id,
+            conversation_id: &conv.conversation_id,
+            shard: shared::store::keys::shard_of(&conv.conversation_id, self.store.shards()),
+        };
+        for bot in timer_bots(set, conv.rel_type) {
+            if let Some(timer) = bot.timer(&scope, at_ms, (self.now_ms)()) {
                 self.store.arm_bot_timer(&timer).await.map_err(store_err)?;
             }
         }
@@ -628,40 +617,6 @@ fn changes_nothing(
         && decision.replies.is_empty()
         && decision.effects.is_empty()
         && decision.state == stored.state
-}
-
-/// Why a due timer no longer holds (`None`: it does): a newer customer message re-armed the
-/// timers, a staff reply answered (12), or the window it warns about already closed (11).
-pub fn stale_timer(
-    conv: &Conversation,
-    trigger: u8,
-    basis_ms: i64,
-    now_ms: i64,
-) -> Option<&'static str> {
-    if conv.last_inbound_at.is_some_and(|t| t > basis_ms) {
-        return Some("newer_message");
-    }
-    if trigger == Trigger::NoStaffReply.code()
-        && conv.last_staff_reply_at.is_some_and(|t| t >= basis_ms)
-    {
-        return Some("staff_replied");
-    }
-    if trigger == Trigger::WindowClosing.code()
-        && conv.window_expires_at.is_none_or(|e| e <= now_ms)
-    {
-        return Some("window_closed");
-    }
-    None
-}
-
-/// When a timer bot's timer falls due after the customer message of `at_ms`.
-pub fn due_at(trigger: Trigger, minutes: u32, at_ms: i64) -> Option<i64> {
-    let m = i64::from(minutes) * 60_000;
-    match trigger {
-        Trigger::Idle | Trigger::NoStaffReply => Some(at_ms + m),
-        Trigger::WindowClosing => Some(at_ms + shared::store::dynamo::WINDOW_MS - m),
-        _ => None,
-    }
 }
 
 /// Meta refusals worth retrying (the record is retried; nothing was sent).

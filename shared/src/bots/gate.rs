@@ -11,9 +11,12 @@
 //!    judged on a state not saved yet), or a menu, a flow or a rating request in progress
 //!    (set by the bots function to the state's expiry, [`hold_until`], before it answers);
 //! 3. else a bot is marked active (the bot set's head, [`crate::store::bots::BotSetHead`]: one
-//!    strongly consistent read), and a timer bot is active (every customer message arms its
-//!    timers) or an active bot's trigger matches the message (the same compiled triggers as
-//!    the bots function's, [`super::compiled_set`]).
+//!    strongly consistent read) and an active bot's trigger matches the message (the same
+//!    compiled triggers as the bots function's, [`super::compiled_set`]).
+//!
+//! When nothing but timer bots can act on the message (every customer message arms their
+//! timers, [`super::timers`]), the gate answers [`HandOff::Arm`]: the inbound function puts the
+//! timers itself, as the bots function would have, and makes no hop.
 //!
 //! Anything unknown hands off: a head whose active bots were never counted, AI settings that
 //! cannot be read now, a head or set that cannot be read now, a redelivered message (whether it
@@ -32,7 +35,8 @@ use std::sync::Arc;
 use super::compiled_set::CompiledSet;
 use super::engine::{FLOW_EXPIRE_MS, RATING_EXPIRE_MS};
 use super::matcher::{CompiledBots, MessageFacts};
-use super::{BotResponse, BotState, Trigger};
+use super::timers::{TimerBot, timer_bots};
+use super::{BotResponse, BotState};
 use crate::credentials::AiSettings;
 use crate::secrets::{CachedSecret, SecretError};
 use crate::store::Store;
@@ -44,6 +48,8 @@ pub enum HandOff {
     /// Send the job; `set_version` is the bot set's version read (the bots function then
     /// needs no read of its own to know its compiled set is current).
     Send { set_version: Option<i64> },
+    /// Only these timer bots may act on the message: the caller arms their timers (no job).
+    Arm(Vec<TimerBot>),
     /// Nothing can answer: no job.
     Skip,
 }
@@ -91,14 +97,31 @@ pub struct Candidate<'a> {
     pub at_ms: i64,
 }
 
-/// Whether an active bot's trigger may fire on the message: a timer bot (every customer
-/// message arms its timers), a matching trigger, or facts not known (`None`).
-pub fn triggers_may_fire(set: &CompiledBots, facts: Option<&MessageFacts<'_>>) -> bool {
-    let timers = [Trigger::Idle, Trigger::WindowClosing, Trigger::NoStaffReply];
-    if timers.iter().any(|t| !set.of_trigger(*t).is_empty()) {
-        return true;
+/// What the active bots may do with a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// A trigger matches it, or its facts are not known (`None`): the bots function judges.
+    Trigger,
+    /// No trigger matches; these timer bots answer the conversation, so it arms their timers.
+    Timers(Vec<TimerBot>),
+    /// Nothing.
+    Nothing,
+}
+
+/// What the set's active bots may do with the message (see [`Reach`]).
+pub fn reach(set: &CompiledBots, facts: Option<&MessageFacts<'_>>) -> Reach {
+    let Some(f) = facts else {
+        return Reach::Trigger;
+    };
+    if !set.matching(f).is_empty() {
+        return Reach::Trigger;
     }
-    facts.is_none_or(|f| !set.matching(f).is_empty())
+    let timers = timer_bots(set, f.rel_type);
+    if timers.is_empty() {
+        Reach::Nothing
+    } else {
+        Reach::Timers(timers)
+    }
 }
 
 /// Until when the state takes any message whatever it says (ms; `None`: no menu, flow or rating
@@ -178,8 +201,11 @@ impl BotsGate {
             return by_head;
         }
         match self.set.get(store, Some(head.version)).await {
-            Ok(set) if !triggers_may_fire(&set, c.facts.as_ref()) => HandOff::Skip,
-            Ok(_) => by_head,
+            Ok(set) => match reach(&set, c.facts.as_ref()) {
+                Reach::Trigger => by_head,
+                Reach::Timers(timers) => HandOff::Arm(timers),
+                Reach::Nothing => HandOff::Skip,
+            },
             Err(e) => {
                 tracing::warn!(error = %e, "bot set unreadable now: the message goes to the bots");
                 by_head
@@ -191,6 +217,7 @@ impl BotsGate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bots::Trigger;
 
     /// Whether a conversation's bot state would take a message whatever it says.
     fn in_progress(state: &BotState) -> bool {
@@ -337,7 +364,10 @@ mod tests {
                                 at,
                             };
                             for state in &states {
-                                if triggers_may_fire(&set, Some(&facts)) || in_progress(state) {
+                                // Timers only: the message arms them (the same items either
+                                // way) and does nothing else.
+                                if reach(&set, Some(&facts)) == Reach::Trigger || in_progress(state)
+                                {
                                     continue;
                                 }
                                 skipped += 1;
@@ -379,7 +409,7 @@ mod tests {
         let answered = |state: &BotState, text: &'static str, when: i64| {
             let mut facts = text_facts(text);
             facts.at = chrono::DateTime::from_timestamp_millis(when).unwrap();
-            assert!(!triggers_may_fire(&set, Some(&facts)));
+            assert_eq!(reach(&set, Some(&facts)), Reach::Nothing);
             !evaluated(&set, facts, state).replies.is_empty()
         };
         let in_menu = BotState {
@@ -418,16 +448,32 @@ mod tests {
     }
 
     #[test]
-    fn a_timer_bot_or_unknown_facts_always_go() {
+    fn timer_bots_alone_are_armed_here_and_unknown_facts_go() {
         use crate::bots::testutil::*;
+        use crate::store::model::RelType;
         let mut idle = text_bot("i", Trigger::Idle, None, "still there?");
         idle.minutes = Some(30);
-        let set = CompiledBots::compile(&[idle], &[]);
-        assert!(triggers_may_fire(&set, Some(&text_facts("thanks"))));
-        let set = CompiledBots::compile(&[text_bot("e", Trigger::Exact, Some("hello"), "hi")], &[]);
-        assert!(!triggers_may_fire(&set, Some(&text_facts("thanks"))));
-        assert!(triggers_may_fire(&set, Some(&text_facts("hello"))));
-        assert!(triggers_may_fire(&set, None));
+        let armed = Reach::Timers(vec![TimerBot {
+            bot_id: "i".into(),
+            trigger: Trigger::Idle,
+            minutes: 30,
+        }]);
+        let set = CompiledBots::compile(std::slice::from_ref(&idle), &[]);
+        assert_eq!(reach(&set, Some(&text_facts("thanks"))), armed);
+        // A timer bot for staff conversations arms nothing in a lead's.
+        let mut staff_idle = idle.clone();
+        staff_idle.rel_types = vec![RelType::Staff];
+        let set = CompiledBots::compile(&[staff_idle], &[]);
+        assert_eq!(reach(&set, Some(&text_facts("thanks"))), Reach::Nothing);
+        // A trigger that matches sends the message to the bots (they arm the timers too).
+        let hello = text_bot("e", Trigger::Exact, Some("hello"), "hi");
+        let set = CompiledBots::compile(&[idle, hello.clone()], &[]);
+        assert_eq!(reach(&set, Some(&text_facts("hello"))), Reach::Trigger);
+        assert_eq!(reach(&set, Some(&text_facts("thanks"))), armed);
+        let set = CompiledBots::compile(&[hello], &[]);
+        assert_eq!(reach(&set, Some(&text_facts("thanks"))), Reach::Nothing);
+        assert_eq!(reach(&set, Some(&text_facts("hello"))), Reach::Trigger);
+        assert_eq!(reach(&set, None), Reach::Trigger);
         // A menu, a flow or a pending rating takes any message.
         assert!(!in_progress(&BotState::default()));
         let menu = BotState {

@@ -102,6 +102,7 @@ pub mod menu;
 pub mod model;
 pub mod normalize;
 pub mod render;
+pub mod timers;
 
 #[cfg(test)]
 pub(crate) mod testutil;
