@@ -12,6 +12,8 @@ use std::time::Duration;
 use integration_tests::bot_helpers::create_bot;
 use integration_tests::*;
 use serde_json::json;
+use shared::store::Store;
+use shared::store::bot_timers::{BotTimer, TimerPartition};
 
 const PNID: &str = "106540352242922";
 /// The template's `InboxShards` (the due-timer index has as many shards).
@@ -57,12 +59,12 @@ const INBOUND_TEXT_TIMER_BOT: &[(&str, u64)] = &[
     ("dynamodb.PutItem[BOTTIMER]", 1),
 ];
 /// A bot-timers tick that finds one timer due, superseded by a newer customer message: dropped
-/// without a hop and without a delete. Per shard: its mark, a query from it, the mark moved
-/// (every shard on the first tick, as here; then only those that found timers); the timer's
-/// conversation read.
+/// without a hop and without a delete. Per shard: its mark, a query from it and one of the
+/// timers due soon after their arming, the mark moved (every shard on the first tick, as here;
+/// then only those that found timers); the timer's conversation read.
 const TIMER_TICK_STALE: &[(&str, u64)] = &[
     ("dynamodb.GetItem[BOTTIMER]", SHARDS),
-    ("dynamodb.Query", SHARDS),
+    ("dynamodb.Query", 2 * SHARDS),
     ("dynamodb.UpdateItem[BOTTIMER]", SHARDS),
     ("dynamodb.BatchGetItem", 1),
     ("dynamodb.BatchGetItem items", 1),
@@ -502,42 +504,48 @@ async fn each_flow_makes_at_most_its_documented_aws_requests() {
     )
     .await;
     let fourth = "16505550173";
-    // The first 40 minutes ago (Meta retries late): its timer is due, and stale once the
-    // second came.
-    let (s, _) = t
-        .post_signed(&text_payload(
-            PNID,
-            fourth,
-            "Bo",
-            "wamid.cost-t0",
-            now_s() - 40 * 60,
-            "hi",
-        ))
-        .await;
-    assert_eq!(s, 200);
-    quiet(&t).await;
+    message(fourth, "wamid.cost-t0", "hi").await;
     counts(&t, true).await;
     message(fourth, "wamid.cost-t1", "Is it in green?").await;
     let timer = counts(&t, false).await;
-    let conv4 = t.conversation_of(fourth).await["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let conv = t.conversation_of(fourth).await;
+    let conv4 = conv["id"].as_str().expect("id").to_string();
     let store = t.store();
-    let mut armed = Vec::new();
-    for shard in 0..store.shards() {
-        let (due, _) = store
-            .due_bot_timers(shard, 0, i64::MAX / 2, None, 1000)
-            .await
-            .expect("timers");
-        armed.extend(due.into_iter().filter(|x| x.sk.contains(&conv4)));
-    }
+    let armed = |store: Store, conv4: String| async move {
+        let mut armed = Vec::new();
+        for shard in 0..store.shards() {
+            let (due, _) = store
+                .due_bot_timers(shard, TimerPartition::Later, 0, i64::MAX / 2, None, 1000)
+                .await
+                .expect("timers");
+            armed.extend(due.into_iter().filter(|x| x.sk.contains(&conv4)));
+        }
+        armed
+    };
+    let before = armed(store.clone(), conv4.clone()).await;
     assert_eq!(
-        armed.len(),
+        before.len(),
         2,
-        "each of the two messages arms the idle timer: {armed:?}"
+        "each of the two messages arms the idle timer: {before:?}"
     );
-    // The tick drops the first message's timer, superseded by the second, without a hop.
+    // A timer that fell due a minute ago, armed half an hour before by a message earlier than
+    // both (as if the tick had been away), superseded: the tick drops it without a hop.
+    let first = &before[0];
+    let now_ms = now_s() * 1000;
+    store
+        .arm_bot_timer(&BotTimer::new(
+            shared::store::keys::shard_of(&conv4, store.shards()),
+            PNID,
+            &first.customer_id,
+            &conv4,
+            &first.bot_id,
+            8,
+            now_ms - 31 * 60_000,
+            now_ms - 60_000,
+            now_ms - 31 * 60_000,
+        ))
+        .await
+        .expect("arm");
     counts(&t, true).await;
     let report = t
         .stack
@@ -551,6 +559,7 @@ async fn each_flow_makes_at_most_its_documented_aws_requests() {
         (Some(0), Some(1)),
         "{report}"
     );
+    assert_eq!(armed(store, conv4).await.len(), 3, "nothing is deleted");
 
     let mut over = check("inbound text message", &inbound, INBOUND_TEXT);
     over.extend(check(

@@ -1,23 +1,24 @@
 //! The bot-timers function (EventBridge Scheduler, every minute): reads each shard of the
-//! due-time index from where its last tick looked (the shard's mark), drops the timers that no
-//! longer hold (a newer customer message superseded them, staff answered, the window closed:
-//! most timers, since every customer message arms its own), hands the others to the bots
-//! function's queue as timer jobs (FIFO group = its conversation, deduplicated by the timer),
-//! then moves the mark. Nothing is deleted (TTL removes the items a day later), so a timer costs
-//! its put and its conversation's read. The bots function checks again that the timer holds
-//! (it may have gone stale in the queue) and answers it once. Nothing due, nothing done: no
-//! cron anywhere else.
+//! due-time index (`shared::store::bot_timers`): its timers due later than a few minutes after
+//! their arming from where its last tick read (the shard's mark), its timers due soon after
+//! their arming whole. It drops the timers that no longer hold (a newer customer message
+//! superseded them, staff answered, the window closed: most timers, since every customer
+//! message arms its own), after one batch read of their conversations, hands the others to the
+//! bots function's queue as timer jobs (FIFO group = its conversation, deduplicated by the
+//! timer), then moves the mark and deletes the soon ones it handled. The bots function checks
+//! again that the timer holds (it may have gone stale in the queue) and answers it once.
+//! Nothing due, nothing done: no cron anywhere else.
 use std::sync::Arc;
 
 use serde::Serialize;
 use shared::bots::job::{BOT_JOB_VERSION, BotEvent, BotJob};
 use shared::bots::timers::stale_timer;
 use shared::queue::EnvelopeSink;
-use shared::store::bot_timers::{BotTimer, TIMER_LOOKBACK_MS};
+use shared::store::bot_timers::{BotTimer, TimerPartition};
 use shared::store::{Store, StoreError};
 
 /// Timers read per query page, and pages per shard and tick (the rest wait for the next
-/// minute): 10,000 timers of a shard in a minute and its lookback.
+/// minute): 10,000 timers of a shard falling due in a minute.
 pub const PAGE: usize = 1000;
 pub const MAX_PAGES: usize = 10;
 
@@ -96,19 +97,27 @@ impl TimersApp {
     async fn shard(&self, shard: u8, now: i64) -> Result<(usize, usize), String> {
         let err = |e: StoreError| e.to_string();
         let mark = self.store.bot_timer_mark(shard).await.map_err(err)?;
-        // From a little before the mark (puts that may have been in flight then); never
-        // looked: everything the TTL keeps.
-        let from = mark.map_or(now - 2 * 86_400_000, |m| m - TIMER_LOOKBACK_MS);
+        // Never read: everything the TTL keeps.
+        let from = mark.map_or(now - 2 * 86_400_000, |m| m + 1);
         let (mut fired, mut dropped) = (0, 0);
         let mut after: Option<String> = None;
         let mut to = now;
-        for page in 1.. {
+        let mut found = false;
+        for page in 1..=MAX_PAGES {
             let (due, more) = self
                 .store
-                .due_bot_timers(shard, from, now, after.as_deref(), PAGE)
+                .due_bot_timers(
+                    shard,
+                    TimerPartition::Later,
+                    from,
+                    now,
+                    after.as_deref(),
+                    PAGE,
+                )
                 .await
                 .map_err(err)?;
-            let (f, d) = self.hand_off(&due, mark, now).await?;
+            found |= !due.is_empty();
+            let (f, d) = self.hand_off(&due, now).await?;
             fired += f;
             dropped += d;
             match due.last() {
@@ -118,46 +127,56 @@ impl TimersApp {
                         // page may have left timers of that slot unread).
                         to = last.slot_ms() - 1;
                         tracing::warn!(shard, "more bot timers due than a tick reads");
-                        break;
                     }
                     after = Some(last.sk.clone());
                 }
                 _ => break,
             }
         }
-        if fired + dropped > 0 || mark.is_none() {
+        if found || mark.is_none() {
             self.store
                 .move_bot_timer_mark(shard, to)
                 .await
                 .map_err(err)?;
         }
+        // Due soon after their arming: all that are due (what a page leaves waits a minute),
+        // deleted once handed off.
+        let (soon, _) = self
+            .store
+            .due_bot_timers(shard, TimerPartition::Soon, 0, now, None, PAGE)
+            .await
+            .map_err(err)?;
+        if !soon.is_empty() {
+            let (f, d) = self.hand_off(&soon, now).await?;
+            fired += f;
+            dropped += d;
+            self.store.delete_bot_timers(&soon).await.map_err(err)?;
+        }
         Ok((fired, dropped))
     }
 
-    /// The timers of a page not seen by the tick that set `mark`: those that still hold queued
-    /// (deduplicated per timer; the mark moves after, so a crash in between reads them again
-    /// and the bots function answers each once), the others dropped.
-    async fn hand_off(
-        &self,
-        due: &[BotTimer],
-        mark: Option<i64>,
-        now: i64,
-    ) -> Result<(usize, usize), String> {
-        let unseen: Vec<BotTimer> = due.iter().filter(|t| t.unseen_at(mark)).cloned().collect();
-        if unseen.is_empty() {
+    /// Due timers: those that still hold queued (deduplicated per timer; the mark moves and
+    /// the soon ones are deleted after, so a crash in between reads them again and the bots
+    /// function answers each once), the others dropped.
+    async fn hand_off(&self, due: &[BotTimer], now: i64) -> Result<(usize, usize), String> {
+        if due.is_empty() {
             return Ok((0, 0));
         }
-        let conversations = self
+        let facts = self
             .store
-            .timer_conversations(&unseen)
+            .timer_facts(due)
             .await
             .map_err(|e| e.to_string())?;
-        let holding: Vec<&BotTimer> = unseen
+        let holding: Vec<&BotTimer> = due
             .iter()
             .filter(|t| {
-                let conv = conversations.get(&(t.phone_number_id.clone(), t.customer_id.clone()));
-                // An erased conversation has nothing to answer.
-                conv.is_some_and(|c| stale_timer(c, t.trigger, t.basis_ms, now).is_none())
+                match facts.get(&(t.phone_number_id.clone(), t.customer_id.clone())) {
+                    // An erased conversation has nothing to answer.
+                    None => false,
+                    // Unreadable here: the bots function reads it whole.
+                    Some(None) => true,
+                    Some(Some(f)) => stale_timer(f, t.trigger, t.basis_ms, now).is_none(),
+                }
             })
             .collect();
         let envelopes: Vec<_> = holding.iter().map(|t| job_of(t).envelope()).collect();
@@ -167,6 +186,6 @@ impl TimersApp {
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        Ok((holding.len(), unseen.len() - holding.len()))
+        Ok((holding.len(), due.len() - holding.len()))
     }
 }

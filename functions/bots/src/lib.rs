@@ -223,7 +223,9 @@ impl BotsApp {
                     if stored.has_handled(&key) {
                         return Ok(());
                     }
-                    if let Some(why) = stale_timer(&conv, *trigger, *basis_ms, (self.now_ms)()) {
+                    if let Some(why) =
+                        stale_timer(&(&conv).into(), *trigger, *basis_ms, (self.now_ms)())
+                    {
                         tracing::info!(bot_id = %bot_id, reason = why, "bot timer no longer holds");
                         return Ok(());
                     }

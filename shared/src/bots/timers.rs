@@ -9,7 +9,7 @@
 //! writes the same items.
 use super::matcher::CompiledBots;
 use super::model::Trigger;
-use crate::store::bot_timers::BotTimer;
+use crate::store::bot_timers::{BotTimer, TimerFacts};
 use crate::store::model::RelType;
 
 /// The timer triggers.
@@ -82,7 +82,7 @@ pub fn due_at(trigger: Trigger, minutes: u32, at_ms: i64) -> Option<i64> {
 /// Why a due timer no longer holds (`None`: it does): a newer customer message re-armed the
 /// timers, a staff reply answered (12), or the window it warns about already closed (11).
 pub fn stale_timer(
-    conv: &crate::store::model::Conversation,
+    conv: &TimerFacts,
     trigger: u8,
     basis_ms: i64,
     now_ms: i64,

@@ -1,23 +1,28 @@
 //! Bot timers (triggers 8 idle, 11 window closing, 12 no staff reply): one item per armed
-//! timer in a sharded due-time index, `pk=BOTTIMER#{shard}`, `sk={slot_ms:013}#{conversation
-//! id}#{bot id}#{basis_ms}`, where the slot is when it falls due, or when it was armed if that
-//! is later (a message Meta delivered late arms timers already due: they go in now's slot).
+//! timer in a sharded due-time index, `sk={slot_ms:013}#{conversation id}#{bot id}#{basis_ms}`,
+//! where the slot is when it falls due, or when it was armed if that is later (a message Meta
+//! delivered late arms timers already due). Two partitions per shard:
+//!
+//! - `pk=BOTTIMER#{shard}`: timers due more than [`ARM_MARGIN_MS`] after they were armed (all
+//!   but the next two). A tick that reaches such a slot starts after its put has surely landed,
+//!   so each shard keeps a mark (`sk=MARK`, above every digit key) up to which its tick has
+//!   read, the next tick reads from the mark on, and nothing is deleted: items expire by TTL a
+//!   day after their slot. A timer costs its put and its conversation's read.
+//! - `pk=BOTTIMER#{shard}#SOON`: timers due within the margin (a late message's, a timer of
+//!   under five minutes), whose put may land after a tick passed their slot: each tick reads
+//!   all of them that are due and deletes what it handled.
 //!
 //! A timer is armed from one customer message (its `basis_ms`, Meta's timestamp) and never
 //! moved: a newer message arms new timers, and a timer whose basis is no longer the
 //! conversation's last customer message (or, for trigger 12, that a staff reply answered) is
 //! dropped when it falls due: by the tick (`crate::bots::timers::stale_timer`, over the
 //! conversations read in a batch) and again by the bots function (it may have gone stale in the
-//! queue). Arming is an idempotent put (same key on a redelivery, unless it came late).
-//!
-//! Nothing is deleted: each shard keeps a mark (`sk=MARK`, above every digit key) up to which
-//! its tick has looked, and the next tick reads from the mark on. A put still in flight when a
-//! tick passed its slot (it can only be one armed within [`TIMER_LOOKBACK_MS`] of the mark) is
-//! read again by the next tick, so nothing armed is missed; items expire by TTL a day after
-//! their slot. Firing is once per timer by the job's deterministic dedupe id and the bot
-//! state's `handled` record, so overlapping ticks, or a timer read twice, fire it once.
+//! queue). Arming is an idempotent put (same key on a redelivery, unless it came late). Firing
+//! is once per timer by the job's deterministic dedupe id and the bot state's `handled`
+//! record, so overlapping ticks fire it once.
 use std::collections::{BTreeSet, HashMap};
 
+use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
 use serde::{Deserialize, Serialize};
 
 use super::dynamo::{from_item, is_conditional_failure_update, key, n, s, to_item};
@@ -25,15 +30,50 @@ use super::keys;
 use super::model::Conversation;
 use super::{Store, StoreError};
 
-/// Longer than any arming function runs (inbound 30 s, bots 120 s): a put of a timer armed
-/// before `mark - TIMER_LOOKBACK_MS` has landed by the time a tick sets `mark`.
-pub const TIMER_LOOKBACK_MS: i64 = 5 * 60_000;
+/// Longer than any arming function runs (inbound 30 s, bots 120 s): a timer due later than
+/// this after it was armed is in its partition before any tick reaches its slot.
+pub const ARM_MARGIN_MS: i64 = 5 * 60_000;
 
 /// The sort key of a shard's mark (sorts above every `{slot_ms:013}#…` key).
 const MARK_SK: &str = "MARK";
 
-pub fn timer_pk(shard: u8) -> String {
-    format!("BOTTIMER#{shard}")
+/// The two partitions of a shard of the due-time index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerPartition {
+    /// Due more than [`ARM_MARGIN_MS`] after arming: read from the shard's mark on.
+    Later,
+    /// Due within the margin: read whole, deleted when handled.
+    Soon,
+}
+
+impl TimerPartition {
+    pub fn pk(self, shard: u8) -> String {
+        match self {
+            Self::Later => format!("BOTTIMER#{shard}"),
+            Self::Soon => format!("BOTTIMER#{shard}#SOON"),
+        }
+    }
+}
+
+/// What the tick reads of a timer's conversation (a projection).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct TimerFacts {
+    #[serde(default)]
+    pub last_inbound_at: Option<i64>,
+    #[serde(default)]
+    pub last_staff_reply_at: Option<i64>,
+    #[serde(default)]
+    pub window_expires_at: Option<i64>,
+}
+
+impl From<&Conversation> for TimerFacts {
+    fn from(c: &Conversation) -> Self {
+        Self {
+            last_inbound_at: c.last_inbound_at,
+            last_staff_reply_at: c.last_staff_reply_at,
+            window_expires_at: c.window_expires_at,
+        }
+    }
 }
 
 /// An armed timer.
@@ -70,8 +110,13 @@ impl BotTimer {
         armed_ms: i64,
     ) -> Self {
         let slot = due_ms.max(armed_ms);
+        let partition = if slot > armed_ms + ARM_MARGIN_MS {
+            TimerPartition::Later
+        } else {
+            TimerPartition::Soon
+        };
         Self {
-            pk: timer_pk(shard),
+            pk: partition.pk(shard),
             sk: format!("{slot:013}#{conversation_id}#{bot_id}#{basis_ms}"),
             phone_number_id: phone_number_id.into(),
             customer_id: customer_id.into(),
@@ -88,12 +133,6 @@ impl BotTimer {
     pub fn slot_ms(&self) -> i64 {
         self.due_ms.max(self.armed_ms)
     }
-
-    /// Whether a tick that looked up to `mark` may not have seen it: its slot is past the mark,
-    /// or its put may still have been in flight then.
-    pub fn unseen_at(&self, mark: Option<i64>) -> bool {
-        mark.is_none_or(|m| self.slot_ms() > m || self.armed_ms > m - TIMER_LOOKBACK_MS)
-    }
 }
 
 impl Store {
@@ -109,11 +148,12 @@ impl Store {
         Ok(())
     }
 
-    /// A page of a shard's timers whose slot is in `from_ms..=now_ms`, oldest first, at most
-    /// `limit`, after the page that ended at `after_sk`; and whether more may follow.
+    /// A page of a shard partition's timers whose slot is in `from_ms..=now_ms`, oldest first,
+    /// at most `limit`, after the page that ended at `after_sk`; and whether more may follow.
     pub async fn due_bot_timers(
         &self,
         shard: u8,
+        partition: TimerPartition,
         from_ms: i64,
         now_ms: i64,
         after_sk: Option<&str>,
@@ -124,11 +164,11 @@ impl Store {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :p AND sk BETWEEN :from AND :due")
-            .expression_attribute_values(":p", s(timer_pk(shard)))
+            .expression_attribute_values(":p", s(partition.pk(shard)))
             .expression_attribute_values(":from", s(format!("{:013}", from_ms.max(0))))
             // Every key due at now_ms sorts below "{now_ms + 1:013}" (and the mark above it).
             .expression_attribute_values(":due", s(format!("{:013}", now_ms + 1)))
-            .set_exclusive_start_key(after_sk.map(|sk| key(timer_pk(shard), sk)))
+            .set_exclusive_start_key(after_sk.map(|sk| key(partition.pk(shard), sk)))
             .limit(limit.clamp(1, 1000) as i32)
             .send()
             .await
@@ -150,7 +190,7 @@ impl Store {
             mark: i64,
         }
         Ok(self
-            .get::<Mark>(timer_pk(shard), MARK_SK)
+            .get::<Mark>(TimerPartition::Later.pk(shard), MARK_SK)
             .await?
             .map(|m| m.mark))
     }
@@ -161,7 +201,7 @@ impl Store {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(timer_pk(shard), MARK_SK)))
+            .set_key(Some(key(TimerPartition::Later.pk(shard), MARK_SK)))
             .update_expression("SET mark = :m")
             .condition_expression("attribute_not_exists(mark) OR mark < :m")
             .expression_attribute_values(":m", n(to_ms))
@@ -174,12 +214,19 @@ impl Store {
         }
     }
 
-    /// The conversations of `timers`, by (phone number id, customer id): one strongly
-    /// consistent read each, 100 per request. An erased conversation is absent.
-    pub async fn timer_conversations(
+    /// What the tick needs of the conversations of `timers`, by (phone number id, customer
+    /// id): one strongly consistent read each, 100 per request. An erased conversation is
+    /// absent; one whose attributes cannot be read is `None` (its timers go to the bots
+    /// function, which reads it whole).
+    pub async fn timer_facts(
         &self,
         timers: &[BotTimer],
-    ) -> Result<HashMap<(String, String), Conversation>, StoreError> {
+    ) -> Result<HashMap<(String, String), Option<TimerFacts>>, StoreError> {
+        #[derive(Deserialize)]
+        struct Ids {
+            phone_number_id: String,
+            customer_id: String,
+        }
         let ids: BTreeSet<(&str, &str)> = timers
             .iter()
             .map(|t| (t.phone_number_id.as_str(), t.customer_id.as_str()))
@@ -189,16 +236,38 @@ impl Store {
                 ids.iter()
                     .map(|(p, c)| key(keys::conversation_pk(p, c), keys::CONV_SK))
                     .collect(),
-                None,
+                Some(
+                    "phone_number_id, customer_id, last_inbound_at, last_staff_reply_at, \
+                     window_expires_at",
+                ),
             )
             .await?;
-        items
-            .into_iter()
-            .map(|it| {
-                let c: Conversation = from_item(it)?;
-                Ok(((c.phone_number_id.clone(), c.customer_id.clone()), c))
-            })
-            .collect()
+        let mut found = HashMap::new();
+        for item in items {
+            let Ok(id) = from_item::<Ids>(item.clone()) else {
+                tracing::warn!("a timer's conversation has no ids: skipped");
+                continue;
+            };
+            let facts = from_item::<TimerFacts>(item)
+                .inspect_err(|e| tracing::warn!(error = %e, "a timer's conversation unreadable"))
+                .ok();
+            found.insert((id.phone_number_id, id.customer_id), facts);
+        }
+        Ok(found)
+    }
+
+    /// Removes handled timers of the `Soon` partition (already gone: fine), 25 per
+    /// `BatchWriteItem`.
+    pub async fn delete_bot_timers(&self, timers: &[BotTimer]) -> Result<(), StoreError> {
+        let mut requests = Vec::with_capacity(timers.len());
+        for t in timers {
+            let delete = DeleteRequest::builder()
+                .set_key(Some(key(t.pk.clone(), t.sk.clone())))
+                .build()
+                .map_err(|e| StoreError::Dynamo(e.to_string()))?;
+            requests.push(WriteRequest::builder().delete_request(delete).build());
+        }
+        self.batch_write(requests).await
     }
 }
 
@@ -207,23 +276,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_tick_takes_what_the_last_one_may_not_have_seen() {
-        let t = |due: i64, armed: i64| BotTimer::new(0, "pn", "c", "conv", "b", 8, 0, due, armed);
-        let mark = 10 * 60_000;
-        // Never looked: everything.
-        assert!(t(1, 0).unseen_at(None));
-        // Due by the mark and armed long before it: seen.
-        assert!(!t(mark, 0).unseen_at(Some(mark)));
-        assert!(!t(mark - 1, mark - TIMER_LOOKBACK_MS).unseen_at(Some(mark)));
-        // Due after the mark.
-        assert!(t(mark + 1, 0).unseen_at(Some(mark)));
-        // Armed so close to the mark that its put may have landed after that tick's query.
-        assert!(t(0, mark - TIMER_LOOKBACK_MS + 1).unseen_at(Some(mark)));
-        // Late arming takes the arming's slot: inside the next tick's range.
-        let late = t(60_000, mark - 1_000);
-        assert_eq!(late.slot_ms(), mark - 1_000);
-        assert!(late.slot_ms() >= mark - TIMER_LOOKBACK_MS);
-        assert!(late.unseen_at(Some(mark)));
+    fn a_timer_due_soon_after_its_arming_goes_where_every_tick_reads() {
+        let t = |due: i64, armed: i64| BotTimer::new(2, "pn", "c", "conv", "b", 8, 0, due, armed);
+        let armed = 1_000_000_000;
+        // Thirty minutes ahead: read from the mark on, never deleted.
+        let later = t(armed + 30 * 60_000, armed);
+        assert_eq!(later.pk, "BOTTIMER#2");
+        assert_eq!(later.slot_ms(), armed + 30 * 60_000);
+        // A minute ahead, or already due (a late message): in the partition read whole, filed
+        // at the arming when already due.
+        assert_eq!(t(armed + 60_000, armed).pk, "BOTTIMER#2#SOON");
+        let late = t(armed - 60_000, armed);
+        assert_eq!(late.pk, "BOTTIMER#2#SOON");
+        assert_eq!(late.slot_ms(), armed);
+        assert!(late.sk.starts_with(&format!("{armed:013}#")));
+        assert_eq!(t(armed + ARM_MARGIN_MS, armed).pk, "BOTTIMER#2#SOON");
+        assert_eq!(t(armed + ARM_MARGIN_MS + 1, armed).pk, "BOTTIMER#2");
         // The mark's key sorts above every timer's.
         assert!(MARK_SK > t(i64::from(u32::MAX) * 1000, 0).sk.as_str());
     }
