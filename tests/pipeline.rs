@@ -16,7 +16,7 @@ async fn signed_post_is_readable_through_the_staff_api() {
     let (status, _) = t.post_signed(&fixture("text_message.json")).await;
     assert_eq!(status, 200);
     // The window is set by the activity update that follows the message's transaction.
-    let conv = eventually(Duration::from_secs(20), || async {
+    let conv = eventually(Duration::from_secs(60), || async {
         let c = t.conversation_of("16505551234").await;
         c["window_expires_at"].is_number().then_some(c)
     })
@@ -72,7 +72,7 @@ async fn the_same_payload_three_times_is_stored_once() {
             .await
             .unwrap();
     }
-    eventually(Duration::from_secs(20), || async {
+    eventually(Duration::from_secs(60), || async {
         (t.queue_depth("InboundQueue").await == (0, 0)).then_some(())
     })
     .await
@@ -109,7 +109,7 @@ async fn messages_in_order_and_activity_never_moves_back() {
         "first",
     ))
     .await;
-    let conv = eventually(Duration::from_secs(20), || async {
+    let conv = eventually(Duration::from_secs(60), || async {
         let c = t.conversation_of("447700900200").await;
         (c["message_count"] == 2).then_some(c)
     })
@@ -151,7 +151,7 @@ async fn statuses_out_of_order_and_before_their_message_end_right() {
     );
     let conv = t.conversation_of("447700900300").await;
     assert_eq!(conv["unread"], 0, "our own message is not unread");
-    let msg = eventually(Duration::from_secs(20), || async {
+    let msg = eventually(Duration::from_secs(60), || async {
         let m = t.messages(conv["id"].as_str().unwrap()).await;
         m.into_iter()
             .find(|m| m["delivery"]["delivered_at"].is_number())
@@ -175,7 +175,7 @@ async fn a_failed_status_keeps_its_error() {
     let store = t.store();
     // Waits for the status itself: moto may answer a read while an update of the same item is
     // half applied (DynamoDB never does), so the item alone is not enough.
-    let d = eventually(Duration::from_secs(20), || async {
+    let d = eventually(Duration::from_secs(60), || async {
         store
             .delivery("wamid.HBgLMTY1MDM4Nzk0MzkVAgARGBI0QUQ2MjA4NEYyRkExNjMyREUA")
             .await
@@ -248,7 +248,7 @@ async fn auto_lead_on_creates_one_lead_event_and_files_as_leads() {
         "hello?",
     ))
     .await;
-    let conv = eventually(Duration::from_secs(20), || async {
+    let conv = eventually(Duration::from_secs(60), || async {
         let c = t.conversation_of("919812345678").await;
         (c["message_count"] == 2).then_some(c)
     })
@@ -280,7 +280,7 @@ async fn auto_lead_on_creates_one_lead_event_and_files_as_leads() {
     )
     .await;
     // The conversation points at the CRM's lead at once, with no further message.
-    let linked = eventually(Duration::from_secs(20), || async {
+    let linked = eventually(Duration::from_secs(60), || async {
         let c = t.conversation_of("919812345678").await;
         (c["rel_id"] == "501").then_some(c)
     })
@@ -297,7 +297,7 @@ async fn auto_lead_on_creates_one_lead_event_and_files_as_leads() {
         "thanks",
     ))
     .await;
-    let c = eventually(Duration::from_secs(20), || async {
+    let c = eventually(Duration::from_secs(60), || async {
         let c = t.conversation_of("919812345678").await;
         (c["message_count"] == 3).then_some(c)
     })
@@ -336,7 +336,7 @@ async fn a_known_contact_in_another_format_is_matched() {
     )
     .await;
     let store = t.store();
-    eventually(Duration::from_secs(20), || async {
+    eventually(Duration::from_secs(60), || async {
         store.directory_record("contact", "42").await.unwrap()
     })
     .await
@@ -408,7 +408,7 @@ async fn directory_is_last_writer_wins_and_deduped() {
     let t = start().await;
     let store = t.store();
     t.put_crm_event("lead_updated", json!({"event_id": "e2", "updated_at": 2000, "record": {"id": "5", "name": "New", "phone": "+14155550100"}})).await;
-    eventually(Duration::from_secs(20), || async {
+    eventually(Duration::from_secs(60), || async {
         store.directory_record("lead", "5").await.unwrap()
     })
     .await
@@ -433,7 +433,7 @@ async fn directory_is_last_writer_wins_and_deduped() {
         json!({"event_id": "e3", "updated_at": 3000, "record": {"id": "5"}}),
     )
     .await;
-    eventually(Duration::from_secs(20), || async {
+    eventually(Duration::from_secs(60), || async {
         store
             .directory_record("lead", "5")
             .await
@@ -472,7 +472,7 @@ async fn directory_is_last_writer_wins_and_deduped() {
         json!({"event_id": "", "updated_at": 1, "record": {"id": "6"}}),
     )
     .await;
-    eventually(Duration::from_secs(20), || async {
+    eventually(Duration::from_secs(60), || async {
         (!t.archived("parked/").await.is_empty()).then_some(())
     })
     .await
@@ -560,7 +560,7 @@ async fn a_number_change_keeps_the_customer() {
             "system": {"body": "User A changed from 16315551111 to 16315552222", "new_wa_id": "16315552222", "type": "user_changed_number"}}]}}]}]});
     assert_eq!(t.post_signed(change.to_string().as_bytes()).await.0, 200);
     let store = t.store();
-    eventually(Duration::from_secs(20), || async {
+    eventually(Duration::from_secs(60), || async {
         store
             .customer_by_alias(shared::store::keys::AliasKind::WaId, "16315552222")
             .await
@@ -606,7 +606,7 @@ async fn marketing_opt_out_is_recorded_on_the_customer() {
         .unwrap()
         .to_string();
     let store = t.store();
-    let c = eventually(Duration::from_secs(20), || async {
+    let c = eventually(Duration::from_secs(60), || async {
         store
             .customer_by_alias(shared::store::keys::AliasKind::WaId, &wa_id)
             .await
@@ -661,7 +661,7 @@ async fn a_lead_link_lost_after_the_directory_transaction_is_made_by_the_redeliv
     );
     // EventBridge (or the queue) delivers the event again: a duplicate, and still linked.
     t.put_crm_event("lead_created", detail).await;
-    eventually(Duration::from_secs(20), || async {
+    eventually(Duration::from_secs(60), || async {
         let c = t.conversation_of("919812340001").await;
         (c["rel_id"] == "777").then_some(())
     })
@@ -770,7 +770,7 @@ async fn calls_are_recorded_in_the_conversation_history() {
     for body in [&answered, &ended, &ended, &missed] {
         assert_eq!(t.post_signed(body).await.0, 200);
     }
-    let conv = eventually(Duration::from_secs(20), || async {
+    let conv = eventually(Duration::from_secs(60), || async {
         let c = t.conversation_of("15551112222").await;
         (c["message_count"] == 3).then_some(c)
     })
