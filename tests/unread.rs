@@ -88,7 +88,7 @@ async fn counters_equal_a_recount_after_concurrent_changes() {
     }))
     .await;
     let expect = (18, 6);
-    let got = eventually(std::time::Duration::from_secs(60), || async {
+    let got = eventually(std::time::Duration::from_secs(120), || async {
         let c = counted(&t, &admin).await;
         (c == expect).then_some(c)
     })
@@ -149,7 +149,7 @@ async fn counters_equal_a_recount_after_concurrent_changes() {
     }
     // 0 + 0 + 4 + 3 + 4 + 4 messages in 4 conversations.
     let expect = (15, 4);
-    let got = eventually(std::time::Duration::from_secs(30), || async {
+    let got = eventually(std::time::Duration::from_secs(120), || async {
         let c = counted(&t, &admin).await;
         (c == expect).then_some(c)
     })
@@ -174,7 +174,7 @@ async fn counters_equal_a_recount_after_concurrent_changes() {
         (12, 3),
         "conversations 2 (staff 12), 4 and 5 (unassigned)"
     );
-    let got = eventually(std::time::Duration::from_secs(10), || async {
+    let got = eventually(std::time::Duration::from_secs(120), || async {
         let c = counted(&t, &twelve).await;
         (c == want).then_some(c)
     })
@@ -246,7 +246,7 @@ async fn a_contribution_left_behind_is_repaired_by_the_next_write() {
         "two",
     ))
     .await;
-    let got = eventually(std::time::Duration::from_secs(20), || async {
+    let got = eventually(std::time::Duration::from_secs(120), || async {
         let c = counted(&t, &admin).await;
         (c == (7, 1)).then_some(c)
     })
