@@ -22,7 +22,7 @@ use shared::bots::compiled_set::CompiledSet;
 use shared::bots::gate::hold_until;
 use shared::bots::job::{BotEvent, BotJob};
 use shared::bots::matcher::{CompiledBots, MessageFacts};
-use shared::bots::timers::{TimerScope, stale_timer, timer_bots};
+use shared::bots::timers::{self, TimerScope, stale_timer, timer_bots};
 use shared::bots::{self, BotReply, Customer, Decision, Effect, Inbound, Limits, Trigger};
 use shared::credentials::AiMode;
 use shared::crm_events::{EventBus, OutboundEvent};
@@ -456,18 +456,16 @@ impl BotsApp {
         conv: &Conversation,
         at_ms: i64,
     ) -> Result<(), RecordError> {
-        let scope = TimerScope {
-            phone_number_id: &conv.phone_number_id,
-            customer_id: &conv.customer_id,
-            conversation_id: &conv.conversation_id,
-            shard: shared::store::keys::shard_of(&conv.conversation_id, self.store.shards()),
-        };
-        for bot in timer_bots(set, conv.rel_type) {
-            if let Some(timer) = bot.timer(&scope, at_ms, (self.now_ms)()) {
-                self.store.arm_bot_timer(&timer).await.map_err(store_err)?;
-            }
-        }
-        Ok(())
+        let scope = TimerScope::new(
+            &conv.phone_number_id,
+            &conv.customer_id,
+            &conv.conversation_id,
+            self.store.shards(),
+        );
+        let bots = timer_bots(set, conv.rel_type);
+        timers::arm(&self.store, &bots, &scope, at_ms, (self.now_ms)())
+            .await
+            .map_err(store_err)
     }
 
     /// Sends one bot message: `true` when sent now; `false` when it went before (same key) or

@@ -13,7 +13,7 @@ use shared::archive::RawArchive;
 use shared::bots::gate::{BotsGate, Candidate, HANDOFF_HOLD_MS, HOLD_FRESH_MS, HandOff};
 use shared::bots::job::{BOT_JOB_VERSION, BotEvent, BotJob};
 use shared::bots::matcher::MessageFacts;
-use shared::bots::timers::TimerScope;
+use shared::bots::timers::{self, TimerScope};
 use shared::crm_events::{EventBus, LeadCreated};
 use shared::envelope::QueuedEnvelope;
 use shared::envelope::{Envelope, EnvelopeKind};
@@ -531,26 +531,23 @@ impl InboundProcessor {
                 tracing::debug!("no bot may answer and AI is off: not handed to the bots");
                 return Ok(());
             }
-            HandOff::Arm(timers) => {
+            HandOff::Arm(bots) => {
                 // What the bots function would have done with it, without the hop.
                 let conversation_id = keys::conversation_id(pnid, &customer.customer_id);
-                let scope = TimerScope {
-                    phone_number_id: pnid,
-                    customer_id: &customer.customer_id,
-                    conversation_id: &conversation_id,
-                    shard: keys::shard_of(&conversation_id, self.store.shards()),
-                };
+                let scope = TimerScope::new(
+                    pnid,
+                    &customer.customer_id,
+                    &conversation_id,
+                    self.store.shards(),
+                );
                 // (Only a stored message has facts, so only a message is armed from.)
                 let BotEvent::Message { at_ms, .. } = &event else {
                     return Ok(());
                 };
-                for timer in timers.iter().filter_map(|t| t.timer(&scope, *at_ms, now)) {
-                    self.store
-                        .arm_bot_timer(&timer)
-                        .await
-                        .map_err(|e| ProcessError::Retryable(format!("bot timer: {e}")))?;
-                }
-                tracing::debug!(timers = timers.len(), "only timer bots may act: armed here");
+                timers::arm(&self.store, &bots, &scope, *at_ms, now)
+                    .await
+                    .map_err(|e| ProcessError::Retryable(format!("bot timer: {e}")))?;
+                tracing::debug!(timers = bots.len(), "only timer bots may act: armed here");
                 return Ok(());
             }
             HandOff::Send { set_version } => set_version,

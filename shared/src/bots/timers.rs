@@ -11,6 +11,7 @@ use super::matcher::CompiledBots;
 use super::model::Trigger;
 use crate::store::bot_timers::{BotTimer, TimerFacts};
 use crate::store::model::RelType;
+use crate::store::{Store, StoreError};
 
 /// The timer triggers.
 pub const TIMER_TRIGGERS: [Trigger; 3] =
@@ -32,6 +33,37 @@ pub struct TimerScope<'a> {
     pub conversation_id: &'a str,
     /// The due-time index shard of the conversation (`keys::shard_of`).
     pub shard: u8,
+}
+
+impl<'a> TimerScope<'a> {
+    /// The scope of a conversation, in the index shard of its id among `shards`.
+    pub fn new(
+        phone_number_id: &'a str,
+        customer_id: &'a str,
+        conversation_id: &'a str,
+        shards: u8,
+    ) -> Self {
+        Self {
+            phone_number_id,
+            customer_id,
+            conversation_id,
+            shard: crate::store::keys::shard_of(conversation_id, shards),
+        }
+    }
+}
+
+/// Puts the timers `bots` arm from the customer message of `at_ms`, at `now_ms` (idempotent).
+pub async fn arm(
+    store: &Store,
+    bots: &[TimerBot],
+    scope: &TimerScope<'_>,
+    at_ms: i64,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    for timer in bots.iter().filter_map(|b| b.timer(scope, at_ms, now_ms)) {
+        store.arm_bot_timer(&timer).await?;
+    }
+    Ok(())
 }
 
 /// The set's timer bots that answer `rel_type` (a timer bot without `minutes` never fires),
